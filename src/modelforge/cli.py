@@ -1,0 +1,164 @@
+"""The `modelforge` command line. Each verb is a thin call into its stage package.
+
+Imports of torch and friends happen inside the verbs, so `modelforge --help` is instant.
+Any ModelforgeError becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="From raw data to a trained, evaluated and served model, with one YAML config.",
+)
+
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a config key: train.lr=3e-4")]
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str, allow_nan=True))
+
+
+@app.command()
+def init(
+    data: Annotated[Path, typer.Argument(help="data file or image folder")],
+    target: Annotated[str | None, typer.Option(help="target column (array name for .npz)")] = None,
+    task: Annotated[str | None, typer.Option(help="classification | regression | language-modeling")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the config here (default: print it)")] = None,
+    force: Annotated[bool, typer.Option(help="overwrite an existing --out")] = False,
+) -> None:
+    """Infer a starter config from the data: column types, task, model."""
+    from modelforge.init import starter_config_yaml
+    from modelforge.run import atomic_write_text
+
+    text = starter_config_yaml(data, target, task, out)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    if out.exists() and not force:
+        from modelforge.errors import ModelforgeError
+
+        raise ModelforgeError(f"{out}: exists; pass --force to overwrite")
+    atomic_write_text(out, text)
+    typer.echo(f"wrote {out}", err=True)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML config")],
+    out: Annotated[Path | None, typer.Option(help="run directory (default: runs/NAME-TIME)")] = None,
+    set_: SetOption = None,
+    progress: Annotated[bool, typer.Option(help="live progress bar")] = True,
+) -> None:
+    """Train a model; writes a run directory and prints the test metrics."""
+    import modelforge
+    from modelforge.config import load_config
+
+    cfg = load_config(config, set_ or [])
+    run = modelforge.train(cfg, out, show_progress=progress)
+    _print_summary(run)
+
+
+def _print_summary(run: Any) -> None:
+    from modelforge.evaluate.metrics import HEADLINE
+
+    metrics = run.metrics
+    keys = HEADLINE.get(run.task, ("val_loss", "perplexity", "tokens_per_second"))
+    shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), int | float))
+    typer.echo(f"{metrics.get('split', 'valid')}: {shown}")
+    typer.echo(f"run: {run.path}")
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    data: Annotated[Path | None, typer.Option(help="labelled data (default: the run's saved test metrics)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Metrics of a trained run on labelled data."""
+    from modelforge.evaluate.metrics import HEADLINE
+    from modelforge.run import load_run
+
+    loaded = load_run(run)
+    metrics = loaded.evaluate(data) if data is not None else loaded.metrics
+    if as_json:
+        _echo_json(metrics)
+        return
+    keys = HEADLINE.get(loaded.task, tuple(k for k, v in metrics.items() if isinstance(v, float)))
+    for key in keys:
+        if key in metrics:
+            typer.echo(f"{key:>12}  {metrics[key]:.4f}")
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    data: Annotated[Path, typer.Option(help="rows to predict (target column optional)")],
+    out: Annotated[Path | None, typer.Option(help="CSV to write (default: stdout)")] = None,
+) -> None:
+    """Predictions for new rows: label and class probabilities, or the value."""
+    from modelforge.run import atomic_write_text, load_run
+
+    frame = load_run(run).predict(data)
+    text = frame.to_csv(index=False)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        atomic_write_text(out, text)
+        typer.echo(f"wrote {len(frame)} predictions to {out}", err=True)
+
+
+@app.command()
+def runs(directory: Annotated[Path, typer.Argument(help="folder of run directories")] = Path("runs")) -> None:
+    """A table of runs with their key metrics."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from modelforge.runs import list_runs
+
+    rows = list_runs(directory)
+    if not rows:
+        typer.echo(f"no runs in {directory}")
+        return
+    table = Table("run", "task", "model", "epochs", "metric", "value", "status")
+    for row in rows:
+        table.add_row(
+            row["run"], row["task"], row["model"], str(row["epochs"]), row["metric"], row["value"], row["status"]
+        )
+    Console().print(table)
+
+
+@app.command()
+def models() -> None:
+    """The registered model types, with the data they accept."""
+    from modelforge.models.registry import MODELS, load_families
+
+    load_families()
+    for name in MODELS.names():
+        entry = MODELS.get(name)
+        typer.echo(f"{name:<12} {'/'.join(entry.accepts):<20} {entry.description}")
+
+
+def main() -> None:
+    from modelforge.errors import ModelforgeError
+
+    try:
+        app()
+    except ModelforgeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,356 @@
+"""The one configuration schema: YAML in, `--set a.b=v` overrides, errors explained by path.
+
+Every section is a strict pydantic model (unknown keys are errors with a close-match hint).
+Model options are checked against the chosen model's builder signature, so `model.hiden`
+fails as loudly as `train.lrr`.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from modelforge.errors import ConfigError, did_you_mean
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ----------------------------------------------------------------------------- data
+class SplitConfig(Section):
+    valid: float = Field(0.1, ge=0.0, lt=1.0, description="fraction of rows held out for validation")
+    test: float = Field(0.1, ge=0.0, lt=1.0, description="fraction held out for test (0 with data.test)")
+    seed: int | None = Field(None, description="split seed (defaults to the run seed)")
+    stratify: bool = Field(True, description="keep class shares equal across splits")
+
+
+class DataConfig(Section):
+    train: str | list[str] = Field(..., description="training file(s): csv/parquet/jsonl/npz/txt or an image folder")
+    valid: str | None = Field(None, description="explicit validation file (else split from train)")
+    test: str | None = Field(None, description="explicit test file (else split from train)")
+    target: str | None = Field(None, description="target column (array name for .npz)")
+    split: SplitConfig = SplitConfig()
+    bad_rows: Literal["drop", "error"] = Field("drop", description="unreadable rows: drop with a warning, or fail")
+    drop: list[str] = Field(default_factory=list, description="columns removed at load")
+    hash: list[str] = Field(default_factory=list, description="columns replaced by a salted hash at load")
+    # language modeling
+    tokenizer: Literal["char", "bpe"] = Field("char", description="language modeling: tokenizer")
+    vocab_size: int = Field(4096, gt=0, description="language modeling: BPE vocabulary size")
+    valid_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="language modeling: last share held out")
+    text_column: str | None = Field(None, description="language modeling: text column of a table")
+
+
+# ----------------------------------------------------------------------------- features
+class NumericFeature(Section):
+    name: str
+    type: Literal["numeric"] = "numeric"
+    impute: Literal["mean", "median", "zero"] = "median"
+    normalize: Literal["standard", "minmax", "none"] = "standard"
+    clip_outliers: float | None = Field(None, gt=0, description="clip at this many standard deviations")
+
+
+class CategoryFeature(Section):
+    name: str
+    type: Literal["category"] = "category"
+    min_count: int = Field(1, ge=1, description="rarer values go to the unknown bucket")
+    max_categories: int = Field(10000, ge=1)
+    embedding_dim: int | None = Field(None, ge=1, description="default: min(32, (cardinality + 1) // 2)")
+
+
+class TextFeature(Section):
+    name: str
+    type: Literal["text"] = "text"
+    tokenizer: Literal["word", "char"] = "word"
+    lowercase: bool = True
+    max_length: int = Field(64, ge=1)
+    vocab_size: int = Field(20000, ge=4)
+    min_count: int = Field(1, ge=1)
+
+
+class ImageAugment(Section):
+    crop_padding: int = Field(0, ge=0, description="random crop after zero padding by this many pixels")
+    hflip: bool = False
+    rotate: float = Field(0.0, ge=0.0, le=180.0, description="random rotation, max degrees")
+
+
+class ImageFeature(Section):
+    name: str
+    type: Literal["image"] = "image"
+    size: tuple[int, int] | None = Field(None, description="resize to (height, width); default: first image")
+    channels: Literal[1, 3] | None = Field(None, description="1 gray, 3 RGB; default: from data")
+    augment: ImageAugment = ImageAugment()
+
+
+FeatureConfig = Annotated[NumericFeature | CategoryFeature | TextFeature | ImageFeature, Field(discriminator="type")]
+
+
+# ----------------------------------------------------------------------------- model
+class ModelConfig(BaseModel):
+    """`type` picks a registered model; the other keys are that model's options."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "mlp"
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+# ----------------------------------------------------------------------------- train
+class EarlyStopping(Section):
+    metric: str = Field("valid_loss", description="metric in metrics.jsonl to watch")
+    patience: int = Field(5, ge=1)
+    mode: Literal["min", "max"] | None = Field(None, description="default: min for losses, else max")
+
+
+class TrainConfig(Section):
+    epochs: int = Field(20, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    min_lr: float = Field(0.0, ge=0, description="floor of the cosine schedule")
+    optimizer: Literal["sgd", "adam", "adamw"] = "adamw"
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(0.0, ge=0)
+    l1: float = Field(0.0, ge=0, description="L1 penalty on weights")
+    loss: Literal["cross_entropy", "bce", "mse", "huber"] | None = Field(None, description="default by task")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    schedule: Literal["constant", "step", "cosine", "onecycle"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    step_size: int = Field(10, ge=1, description="step schedule: epochs between decays")
+    gamma: float = Field(0.1, gt=0, description="step schedule: decay factor")
+    grad_clip: float | None = Field(None, gt=0)
+    grad_accum: int = Field(1, ge=1)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    class_weights: Literal["balanced"] | None = None
+    early_stopping: EarlyStopping | None = None
+    keep_best: bool = Field(True, description="end with the weights of the best validation epoch")
+    eval_every: int | None = Field(None, ge=1, description="language modeling: steps between evals")
+    eval_batches: int = Field(20, ge=1)
+    checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints")
+    keep_checkpoints: int = Field(2, ge=1)
+    compile: bool = False
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    strategy: Literal["single", "ddp", "fsdp"] = "single"
+    on_nonfinite: Literal["stop", "skip"] = "stop"
+
+
+class RunConfig(Section):
+    task: Literal["classification", "regression", "language-modeling"] = "classification"
+    seed: int = 0
+    name: str | None = None
+    data: DataConfig
+    features: list[FeatureConfig] | None = Field(None, description="inputs (default: all non-target columns, inferred)")
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    @field_validator("features")
+    @classmethod
+    def _unique_features(cls, value: list[Any] | None) -> list[Any] | None:
+        names = [f.name for f in value or []]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"feature listed twice: {', '.join(duplicates)}")
+        return value
+
+
+# ----------------------------------------------------------------------------- loading
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`train.lr=3e-4` → (['train', 'lr'], 0.0003); values are YAML (lists, numbers, strings)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.lr=3e-4")
+    key, raw = text.split("=", 1)
+    path = [part for part in key.strip().split(".") if part]
+    if not path:
+        raise ConfigError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML ({exc.__class__.__name__})") from None
+    if isinstance(value, str):
+        value = _number_or_text(value)
+    return path, value
+
+
+def _number_or_text(value: str) -> Any:
+    # PyYAML reads 3e-4 (no dot) as a string; people mean a number.
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {'.'.join(path)}: {part} is not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise ConfigError(f"{path}:{where}: {problem}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the config is empty")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (task, data, model, train)")
+    return raw
+
+
+def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
+    """Build the validated RunConfig from a YAML file or a dict, with `--set` overrides.
+
+    Relative data paths in a YAML file are read relative to that file's folder.
+    """
+    if isinstance(source, dict):
+        raw, base = _deep_copy(source), Path.cwd()
+    else:
+        raw, base = read_yaml(source), Path(source).resolve().parent
+    raw = apply_overrides(raw, overrides or [])
+    config = validate_config(raw)
+    return resolve_paths(config, base)
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def validate_config(raw: dict[str, Any]) -> RunConfig:
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, RunConfig)) from None
+    check_model_options(config)
+    return config
+
+
+def check_model_options(config: RunConfig) -> None:
+    """Model options must be parameters of the chosen model's builder."""
+    if config.task == "language-modeling" and config.model.type == "mlp":
+        return
+    from modelforge.models.registry import model_options
+
+    try:
+        allowed = model_options(config.model.type)
+    except Exception as exc:  # RegistryError with the close-match hint
+        raise ConfigError(f"model.type: {exc}") from None
+    problems = [
+        f"model.{key}: unknown option for {config.model.type}{did_you_mean(key, allowed)}"
+        for key in config.model.options()
+        if key not in allowed
+    ]
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
+    def resolve(path: str | None) -> str | None:
+        if path is None:
+            return None
+        candidate = Path(path).expanduser()
+        return str(candidate if candidate.is_absolute() else (base / candidate).resolve())
+
+    data = config.data
+    train = [resolve(p) for p in data.train] if isinstance(data.train, list) else resolve(data.train)
+    updated = data.model_copy(update={"train": train, "valid": resolve(data.valid), "test": resolve(data.test)})
+    return config.model_copy(update={"data": updated})
+
+
+def config_to_yaml(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json", exclude_none=False), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------- error text
+def format_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
+    """One line per problem: `train.lr: must be > 0, got -1`; unknown keys get a hint."""
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"] if not _is_union_tag(part)]
+        path = ".".join(loc) or "config"
+        if error["type"] == "extra_forbidden":
+            fields = _fields_at(root, error["loc"][:-1])
+            lines.append(f"{path}: unknown key{did_you_mean(loc[-1], fields)}")
+        elif error["type"] == "missing":
+            lines.append(f"{path}: required key is missing")
+        else:
+            lines.append(f"{path}: {_short_message(error)}, got {error.get('input')!r}")
+    return "; ".join(lines)
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and part in {"numeric", "category", "text", "image"}
+
+
+def _short_message(error: dict[str, Any]) -> str:
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Input should be "):
+        if message.startswith(prefix):
+            message = ("must be " if prefix == "Input should be " else "") + message[len(prefix) :]
+    return message.replace("greater than", ">").replace("less than", "<").replace(" or equal to", "=")
+
+
+def _fields_at(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Names of the fields of the section at `loc` (for did-you-mean on unknown keys)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        candidates = _model_types(current)
+        if isinstance(part, str) and part in {"numeric", "category", "text", "image"}:
+            current = [
+                c for c in candidates if c.model_fields.get("type") and part in str(c.model_fields["type"].annotation)
+            ]
+            continue
+        nxt = []
+        for cand in candidates:
+            if part in cand.model_fields:
+                nxt.append(cand.model_fields[part].annotation)
+        current = nxt
+    names: set[str] = set()
+    for cand in _model_types(current):
+        names.update(cand.model_fields)
+    return sorted(names)
+
+
+def _model_types(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, list):
+        found: list[type[BaseModel]] = []
+        for item in annotation:
+            found.extend(_model_types(item))
+        return found
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType, list, tuple, Annotated):
+        return _model_types(list(typing.get_args(annotation)))
+    return []

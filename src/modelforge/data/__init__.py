@@ -1,0 +1,1 @@
+"""Data: readers, features (fitted preprocessing), splits and in-memory batching."""

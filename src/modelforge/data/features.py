@@ -1,0 +1,287 @@
+"""Fitted preprocessing, one class per feature type, following scikit-learn's contract.
+
+`__init__` takes parameters only, `fit` learns state (names ending in `_`) and returns self,
+`transform` turns a pandas Series into a numpy array, and `to_json`/`from_json` round-trip
+everything predict needs. No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modelforge.errors import DataError, NotFittedError
+
+PAD, UNK = 0, 1
+_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def _check_fitted(obj: Any, attr: str) -> None:
+    if getattr(obj, attr, None) is None:
+        raise NotFittedError(f"{type(obj).__name__} for {obj.name!r} is not fitted: call fit first")
+
+
+def _numeric_values(series: pd.Series, name: str) -> np.ndarray:
+    values = pd.to_numeric(series, errors="coerce")
+    bad = values.isna() & series.notna() & (series.astype(str).str.strip() != "")
+    if bad.any():
+        rows = list(np.flatnonzero(bad.to_numpy())[:5] + 1)
+        raise DataError(
+            f"column {name!r}: non-numeric value {series[bad].iloc[0]!r} at row(s) {rows}; "
+            "declare it as a category feature or clean the data"
+        )
+    return values.to_numpy(dtype=np.float64)
+
+
+class NumericEncoder:
+    kind = "numeric"
+
+    def __init__(
+        self, name: str, impute: str = "median", normalize: str = "standard", clip_outliers: float | None = None
+    ) -> None:
+        self.name, self.impute, self.normalize, self.clip_outliers = name, impute, normalize, clip_outliers
+        self.fill_: float | None = None
+        self.shift_: float = 0.0
+        self.scale_: float = 1.0
+
+    def fit(self, series: pd.Series) -> NumericEncoder:
+        values = _numeric_values(series, self.name)
+        present = values[~np.isnan(values)]
+        if present.size == 0:
+            raise DataError(f"column {self.name!r}: no numeric values to fit")
+        self.fill_ = {"mean": float(present.mean()), "median": float(np.median(present)), "zero": 0.0}[self.impute]
+        if self.normalize == "standard":
+            self.shift_, self.scale_ = float(present.mean()), float(present.std()) or 1.0
+        elif self.normalize == "minmax":
+            self.shift_, self.scale_ = float(present.min()), float(np.ptp(present)) or 1.0
+        return self
+
+    def transform(self, series: pd.Series) -> np.ndarray:
+        _check_fitted(self, "fill_")
+        values = _numeric_values(series, self.name)
+        values = np.where(np.isnan(values), self.fill_, values)
+        scaled = (values - self.shift_) / self.scale_
+        if self.clip_outliers is not None:
+            limit = self.clip_outliers if self.normalize == "standard" else self.clip_outliers * 1.0
+            scaled = np.clip(scaled, -limit, limit)
+        return scaled.astype(np.float32)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "impute": self.impute,
+            "normalize": self.normalize,
+            "clip_outliers": self.clip_outliers,
+            "fill_": self.fill_,
+            "shift_": self.shift_,
+            "scale_": self.scale_,
+        }
+
+
+class CategoryEncoder:
+    """Values → indices; index 0 is the unknown bucket (unseen or rare values)."""
+
+    kind = "category"
+
+    def __init__(
+        self, name: str, min_count: int = 1, max_categories: int = 10000, embedding_dim: int | None = None
+    ) -> None:
+        self.name, self.min_count, self.max_categories = name, min_count, max_categories
+        self.embedding_dim = embedding_dim
+        self.vocabulary_: list[str] | None = None
+
+    def fit(self, series: pd.Series) -> CategoryEncoder:
+        counts = Counter(series.dropna().astype(str))
+        kept = [v for v, c in counts.most_common(self.max_categories) if c >= self.min_count]
+        self.vocabulary_ = sorted(kept)
+        return self
+
+    @property
+    def cardinality(self) -> int:
+        _check_fitted(self, "vocabulary_")
+        return len(self.vocabulary_) + 1  # type: ignore[arg-type]
+
+    def transform(self, series: pd.Series) -> np.ndarray:
+        _check_fitted(self, "vocabulary_")
+        index = {v: i + 1 for i, v in enumerate(self.vocabulary_)}  # type: ignore[arg-type]
+        return np.array([index.get(str(v), 0) if pd.notna(v) else 0 for v in series], dtype=np.int64)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "min_count": self.min_count,
+            "max_categories": self.max_categories,
+            "embedding_dim": self.embedding_dim,
+            "vocabulary_": self.vocabulary_,
+        }
+
+
+def tokenize(text: str, tokenizer: str, lowercase: bool) -> list[str]:
+    text = text.lower() if lowercase else text
+    return list(text) if tokenizer == "char" else _WORD.findall(text)
+
+
+class TextEncoder:
+    """Text → fixed-length token ids (0 padding, 1 unknown), vocabulary learned on train."""
+
+    kind = "text"
+
+    def __init__(
+        self,
+        name: str,
+        tokenizer: str = "word",
+        lowercase: bool = True,
+        max_length: int = 64,
+        vocab_size: int = 20000,
+        min_count: int = 1,
+    ) -> None:
+        self.name, self.tokenizer, self.lowercase = name, tokenizer, lowercase
+        self.max_length, self.vocab_size, self.min_count = max_length, vocab_size, min_count
+        self.vocabulary_: list[str] | None = None
+
+    def fit(self, series: pd.Series) -> TextEncoder:
+        counts: Counter[str] = Counter()
+        for text in series.fillna("").astype(str):
+            counts.update(tokenize(text, self.tokenizer, self.lowercase))
+        kept = [t for t, c in counts.most_common(self.vocab_size - 2) if c >= self.min_count]
+        self.vocabulary_ = ["<pad>", "<unk>", *kept]
+        return self
+
+    def transform(self, series: pd.Series) -> np.ndarray:
+        _check_fitted(self, "vocabulary_")
+        index = {t: i for i, t in enumerate(self.vocabulary_)}  # type: ignore[arg-type]
+        out = np.zeros((len(series), self.max_length), dtype=np.int64)
+        for row, text in enumerate(series.fillna("").astype(str)):
+            ids = [index.get(t, UNK) for t in tokenize(text, self.tokenizer, self.lowercase)[: self.max_length]]
+            out[row, : len(ids)] = ids
+        return out
+
+    def tokens(self, text: str) -> list[str]:
+        return tokenize(text, self.tokenizer, self.lowercase)[: self.max_length]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tokenizer": self.tokenizer,
+            "lowercase": self.lowercase,
+            "max_length": self.max_length,
+            "vocab_size": self.vocab_size,
+            "min_count": self.min_count,
+            "vocabulary_": self.vocabulary_,
+        }
+
+
+class ImageEncoder:
+    """Image paths or arrays → float32 N×C×H×W, resized and normalized per channel."""
+
+    kind = "image"
+
+    def __init__(
+        self,
+        name: str,
+        size: tuple[int, int] | None = None,
+        channels: int | None = None,
+        augment: dict[str, Any] | None = None,
+    ) -> None:
+        self.name, self.size, self.channels = name, tuple(size) if size else None, channels
+        self.augment = augment or {}
+        self.size_: tuple[int, int] | None = None
+        self.channels_: int | None = None
+        self.mean_: list[float] | None = None
+        self.std_: list[float] | None = None
+
+    def fit(self, series: pd.Series) -> ImageEncoder:
+        first = _load_image(series.iloc[0], self.name, 0)
+        self.channels_ = self.channels or (1 if first.ndim == 2 or first.shape[-1] == 1 else 3)
+        self.size_ = tuple(self.size) if self.size else (first.shape[0], first.shape[1])  # type: ignore[assignment]
+        sample = series.iloc[: min(len(series), 2000)]
+        raw = self._raw(sample)
+        self.mean_ = raw.mean(axis=(0, 2, 3)).tolist()
+        self.std_ = [s or 1.0 for s in raw.std(axis=(0, 2, 3)).tolist()]
+        return self
+
+    def _raw(self, series: pd.Series) -> np.ndarray:
+        height, width = self.size_  # type: ignore[misc]
+        out = np.empty((len(series), self.channels_, height, width), dtype=np.float32)  # type: ignore[arg-type]
+        for row, value in enumerate(series):
+            image = _load_image(value, self.name, row)
+            out[row] = _to_chw(image, self.channels_, (height, width))  # type: ignore[arg-type]
+        return out
+
+    def transform(self, series: pd.Series) -> np.ndarray:
+        _check_fitted(self, "mean_")
+        raw = self._raw(series)
+        mean = np.asarray(self.mean_, dtype=np.float32)[None, :, None, None]
+        std = np.asarray(self.std_, dtype=np.float32)[None, :, None, None]
+        return (raw - mean) / std
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "channels": self.channels,
+            "augment": self.augment,
+            "size_": self.size_,
+            "channels_": self.channels_,
+            "mean_": self.mean_,
+            "std_": self.std_,
+        }
+
+
+def _load_image(value: Any, name: str, row: int) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float32)
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(str(value))
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = "L" if image.mode in ("L", "1", "I", "I;16", "F") else "RGB"
+            return np.asarray(image.convert(mode), dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise DataError(f"column {name!r} row {row + 1}: image file not found: {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(
+            f"column {name!r} row {row + 1}: cannot decode image {path} ({exc.__class__.__name__})"
+        ) from None
+
+
+def _to_chw(image: np.ndarray, channels: int, size: tuple[int, int]) -> np.ndarray:
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[-1] not in (1, 3, 4) and image.shape[0] in (1, 3):  # C×H×W given
+        image = np.moveaxis(image, 0, -1)
+    image = image[:, :, :3]
+    if image.shape[-1] != channels:
+        image = image.mean(axis=-1, keepdims=True) if channels == 1 else np.repeat(image[:, :, :1], 3, axis=-1)
+    if image.shape[:2] != tuple(size):
+        from PIL import Image
+
+        resized = [
+            np.asarray(Image.fromarray(image[:, :, c]).resize((size[1], size[0]), Image.BILINEAR))
+            for c in range(image.shape[-1])
+        ]
+        image = np.stack(resized, axis=-1)
+    return np.moveaxis(image, -1, 0)
+
+
+ENCODERS = {"numeric": NumericEncoder, "category": CategoryEncoder, "text": TextEncoder, "image": ImageEncoder}
+
+
+def encoder_from_config(feature: Any) -> Any:
+    options = feature.model_dump(exclude={"type"})
+    if feature.type == "image":
+        options["augment"] = feature.augment.model_dump()
+    return ENCODERS[feature.type](**options)
+
+
+def encoder_from_json(kind: str, name: str, state: dict[str, Any]) -> Any:
+    cls = ENCODERS[kind]
+    params = {k: v for k, v in state.items() if not k.endswith("_")}
+    encoder = cls(name=name, **params)
+    for key, value in state.items():
+        if key.endswith("_"):
+            setattr(encoder, key, tuple(value) if key == "size_" and value else value)
+    return encoder

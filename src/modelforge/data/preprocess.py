@@ -1,0 +1,280 @@
+"""The whole fitted preprocessing of a run: feature encoders plus the target encoder.
+
+`fit_preprocessor(frame, config)` learns it on the training split; `Preprocessor.transform`
+turns any frame (train, test, or a predict request) into the model's input tensors; the
+JSON form is saved as `preprocessing.json` in the run so predict sees what train saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modelforge.config import (
+    CategoryFeature,
+    ImageFeature,
+    NumericFeature,
+    RunConfig,
+    TextFeature,
+)
+from modelforge.data.features import encoder_from_config, encoder_from_json
+from modelforge.data.readers import is_image_array_column, looks_like_image_paths
+from modelforge.errors import DataError, did_you_mean
+
+FeatureSpec = NumericFeature | CategoryFeature | TextFeature | ImageFeature
+
+
+# ----------------------------------------------------------------------------- inference
+def infer_feature(name: str, series: pd.Series) -> FeatureSpec:
+    """Guess a feature type from a column's values."""
+    if is_image_array_column(series):
+        return ImageFeature(name=name)
+    if pd.api.types.is_bool_dtype(series):
+        return CategoryFeature(name=name)
+    if pd.api.types.is_numeric_dtype(series):
+        return NumericFeature(name=name)
+    if looks_like_image_paths(series):
+        return ImageFeature(name=name)
+    numeric = pd.to_numeric(series, errors="coerce")
+    if numeric.notna().mean() > 0.95:
+        return NumericFeature(name=name)
+    text = series.dropna().astype(str)
+    mean_words = text.str.split().str.len().mean() if len(text) else 0
+    if mean_words >= 3 or (text.nunique() > 0.5 * max(len(text), 1) and text.str.len().mean() > 20):
+        max_words = int(np.percentile(text.str.split().str.len(), 95)) if len(text) else 16
+        return TextFeature(name=name, max_length=max(8, min(256, max_words + 2)))
+    return CategoryFeature(name=name)
+
+
+def infer_task(series: pd.Series) -> str:
+    """Classification for labels (text, bool, few integers), regression for real values."""
+    values = series.dropna()
+    if pd.api.types.is_float_dtype(values):
+        whole = bool(np.all(np.mod(values.to_numpy(), 1) == 0))
+        return "classification" if whole and values.nunique() <= 20 else "regression"
+    if pd.api.types.is_integer_dtype(values):
+        return "classification" if values.nunique() <= 50 else "regression"
+    return "classification"
+
+
+def infer_features(frame: pd.DataFrame, target: str | None, drop: list[str]) -> list[FeatureSpec]:
+    return [infer_feature(c, frame[c]) for c in frame.columns if c != target and c not in drop]
+
+
+# ----------------------------------------------------------------------------- target
+class LabelEncoder:
+    """Class labels ↔ indices; labels keep their JSON type (int or str) for predictions."""
+
+    def __init__(self) -> None:
+        self.classes_: list[Any] | None = None
+
+    def fit(self, series: pd.Series) -> LabelEncoder:
+        values = series.dropna()
+        if values.empty:
+            raise DataError(f"target column {series.name!r}: no labels")
+        uniques = sorted(values.unique().tolist(), key=lambda v: (str(type(v)), v))
+        self.classes_ = [_json_scalar(v) for v in uniques]
+        if len(self.classes_) < 2:
+            raise DataError(f"target column {series.name!r}: only one class ({self.classes_[0]!r}); need 2 or more")
+        return self
+
+    def transform(self, series: pd.Series) -> np.ndarray:
+        index = {str(c): i for i, c in enumerate(self.classes_ or [])}
+        keys = series.map(lambda v: str(_json_scalar(v)))
+        unknown = ~keys.isin(list(index))
+        if unknown.any():
+            raise DataError(
+                f"target column {series.name!r}: label {series[unknown].iloc[0]!r} was not seen in training "
+                f"(row {int(np.flatnonzero(unknown.to_numpy())[0]) + 1}); known: {self.classes_}"
+            )
+        return keys.map(index).to_numpy(dtype=np.int64)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "label", "classes_": self.classes_}
+
+
+class ValueScaler:
+    """Regression targets are standardized for training and mapped back for predictions."""
+
+    def __init__(self) -> None:
+        self.mean_: float | None = None
+        self.std_: float = 1.0
+
+    def fit(self, series: pd.Series) -> ValueScaler:
+        values = pd.to_numeric(series, errors="coerce")
+        if values.isna().all():
+            raise DataError(f"target column {series.name!r}: regression needs numeric values")
+        self.mean_, self.std_ = float(values.mean()), float(values.std()) or 1.0
+        return self
+
+    def transform(self, series: pd.Series) -> np.ndarray:
+        values = pd.to_numeric(series, errors="coerce")
+        if values.isna().any():
+            row = int(np.flatnonzero(values.isna().to_numpy())[0]) + 1
+            raise DataError(f"target column {series.name!r}: non-numeric or missing value at row {row}")
+        return ((values.to_numpy(dtype=np.float64) - self.mean_) / self.std_).astype(np.float32)
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        return values * self.std_ + self.mean_  # type: ignore[operator]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "scale", "mean_": self.mean_, "std_": self.std_}
+
+
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# ----------------------------------------------------------------------------- input spec
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model sees: sizes of each input group, derived from the fitted preprocessing."""
+
+    numeric_dim: int = 0
+    category_cardinalities: tuple[int, ...] = ()
+    category_embedding_dims: tuple[int | None, ...] = ()
+    text_vocab_size: int = 0
+    text_length: int = 0
+    image_shape: tuple[int, int, int] | None = None  # C, H, W
+
+    @property
+    def kinds(self) -> set[str]:
+        kinds = set()
+        if self.numeric_dim or self.category_cardinalities:
+            kinds.add("tabular")
+        if self.text_vocab_size:
+            kinds.add("text")
+        if self.image_shape:
+            kinds.add("image")
+        return kinds
+
+
+class Preprocessor:
+    """Feature encoders + target encoder; `transform` gives numpy arrays grouped by input kind."""
+
+    def __init__(self, task: str, target: str | None, encoders: list[Any], target_encoder: Any) -> None:
+        self.task, self.target, self.encoders, self.target_encoder = task, target, encoders, target_encoder
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [e.name for e in self.encoders]
+
+    @property
+    def classes(self) -> list[Any]:
+        return list(self.target_encoder.classes_) if self.task == "classification" else []
+
+    @property
+    def output_dim(self) -> int:
+        if self.task != "classification":
+            return 1
+        return 1 if len(self.classes) == 2 else len(self.classes)
+
+    def input_spec(self) -> InputSpec:
+        by_kind: dict[str, list[Any]] = {}
+        for encoder in self.encoders:
+            by_kind.setdefault(encoder.kind, []).append(encoder)
+        text = by_kind.get("text", [None])[0]
+        image = by_kind.get("image", [None])[0]
+        return InputSpec(
+            numeric_dim=len(by_kind.get("numeric", [])),
+            category_cardinalities=tuple(e.cardinality for e in by_kind.get("category", [])),
+            category_embedding_dims=tuple(e.embedding_dim for e in by_kind.get("category", [])),
+            text_vocab_size=len(text.vocabulary_) if text else 0,
+            text_length=text.max_length if text else 0,
+            image_shape=(image.channels_, *image.size_) if image else None,
+        )
+
+    def transform_inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        missing = [n for n in self.feature_names if n not in frame.columns]
+        if missing:
+            hint = did_you_mean(missing[0], frame.columns)
+            raise DataError(f"input column {missing[0]!r} is missing{hint}; the model needs {self.feature_names}")
+        groups: dict[str, list[np.ndarray]] = {}
+        for encoder in self.encoders:
+            groups.setdefault(encoder.kind, []).append(encoder.transform(frame[encoder.name]))
+        inputs: dict[str, np.ndarray] = {}
+        if "numeric" in groups:
+            inputs["numeric"] = np.stack(groups["numeric"], axis=1)
+        if "category" in groups:
+            inputs["category"] = np.stack(groups["category"], axis=1)
+        if "text" in groups:
+            inputs["text"] = groups["text"][0]
+        if "image" in groups:
+            inputs["image"] = groups["image"][0]
+        return inputs
+
+    def transform_target(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.target not in frame.columns:
+            raise DataError(f"target column {self.target!r} is missing{did_you_mean(str(self.target), frame.columns)}")
+        return self.target_encoder.transform(frame[self.target])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "target": self.target,
+            "target_encoder": self.target_encoder.to_json(),
+            "features": [{"name": e.name, "type": e.kind, "state": e.to_json()} for e in self.encoders],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Preprocessor:
+        encoders = [encoder_from_json(f["type"], f["name"], f["state"]) for f in data["features"]]
+        state = data["target_encoder"]
+        target_encoder: Any = LabelEncoder() if state["kind"] == "label" else ValueScaler()
+        for key, value in state.items():
+            if key.endswith("_"):
+                setattr(target_encoder, key, value)
+        return cls(data["task"], data["target"], encoders, target_encoder)
+
+
+def resolve_features(config: RunConfig, frame: pd.DataFrame) -> list[FeatureSpec]:
+    """The configured features, or inferred ones; every named column must exist."""
+    target = config.data.target
+    if target is None:
+        raise DataError("data.target: required for classification and regression")
+    if target not in frame.columns:
+        raise DataError(
+            f"data.target: column {target!r} not found{did_you_mean(target, frame.columns)}; "
+            f"columns: {', '.join(map(str, frame.columns))}"
+        )
+    features = list(config.features or infer_features(frame, target, config.data.drop))
+    for feature in features:
+        if feature.name not in frame.columns:
+            raise DataError(f"features: column {feature.name!r} not found{did_you_mean(feature.name, frame.columns)}")
+        if feature.name == target:
+            raise DataError(f"features: {target!r} is the target and cannot also be an input")
+    for kind in ("text", "image"):
+        named = [f.name for f in features if f.type == kind]
+        if len(named) > 1:
+            raise DataError(f"features: at most one {kind} feature is supported, got {named}")
+    if not features:
+        raise DataError("features: the data has no input columns besides the target")
+    return features
+
+
+def fit_preprocessor(config: RunConfig, frame: pd.DataFrame) -> Preprocessor:
+    features = resolve_features(config, frame)
+    encoders = [encoder_from_config(f).fit(frame[f.name]) for f in features]
+    target_encoder: Any = LabelEncoder() if config.task == "classification" else ValueScaler()
+    target_encoder.fit(frame[config.data.target])
+    return Preprocessor(config.task, config.data.target, encoders, target_encoder)
+
+
+def apply_column_policies(frame: pd.DataFrame, drop: list[str], hashed: list[str]) -> pd.DataFrame:
+    """Drop columns and replace hashed ones by a stable digest, the same at train and predict."""
+    import hashlib
+
+    frame = frame.drop(columns=[c for c in drop if c in frame.columns])
+    for column in hashed:
+        if column in frame.columns:
+            frame[column] = frame[column].map(
+                lambda v: hashlib.sha256(str(v).encode()).hexdigest()[:16] if pd.notna(v) else v
+            )
+    return frame

@@ -1,0 +1,43 @@
+"""Train/valid/test splits (seeded, optionally stratified) and in-memory batching."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+
+def split_indices(
+    n: int, valid: float, test: float, seed: int, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shuffle row indices and cut them into train/valid/test; per class when labels are given."""
+    rng = np.random.default_rng(seed)
+    groups = [np.arange(n)] if labels is None else [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for group in groups:
+        group = rng.permutation(group)
+        n_test = round(len(group) * test)
+        n_valid = round(len(group) * valid)
+        parts[2].append(group[:n_test])
+        parts[1].append(group[n_test : n_test + n_valid])
+        parts[0].append(group[n_test + n_valid :])
+    train, valid_idx, test_idx = (np.sort(np.concatenate(p)) if p else np.array([], int) for p in parts)
+    return train, valid_idx, test_idx
+
+
+def batch_order(n: int, shuffle: bool, seed: int, epoch: int) -> torch.Tensor:
+    """Row order of one epoch; a pure function of (seed, epoch) so a resumed run replays it."""
+    if not shuffle:
+        return torch.arange(n)
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n, generator=generator)
+
+
+def iterate_batches(
+    tensors: dict[str, torch.Tensor], order: torch.Tensor, batch_size: int, start: int = 0
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Slices of the in-memory tensors, one gather per batch (no per-sample Python)."""
+    for begin in range(start * batch_size, len(order), batch_size):
+        index = order[begin : begin + batch_size]
+        yield {name: value[index] for name, value in tensors.items()}

@@ -1,0 +1,1 @@
+"""Evaluation: metrics (and, later, reports, explanations and fairness slices)."""

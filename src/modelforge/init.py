@@ -1,0 +1,66 @@
+"""`modelforge init`: a starter config inferred from the data, trainable without edits."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelforge.errors import DataError, did_you_mean
+
+MODEL_FOR_KIND = {"image": "cnn", "text": "lstm", "tabular": "mlp"}
+
+
+def starter_config(data: Path, target: str | None, task: str | None, out: Path | None) -> dict[str, Any]:
+    from modelforge.data.preprocess import infer_features, infer_task
+    from modelforge.data.readers import read_data
+
+    if task == "language-modeling":
+        from modelforge.text.init import language_model_config
+
+        return language_model_config(data, out)
+    frame = read_data(data)
+    if data.is_dir():
+        target = target or "label"
+    if target is None:
+        raise DataError(f"{data}: pass --target COLUMN (columns: {', '.join(map(str, frame.columns))})")
+    if target not in frame.columns:
+        raise DataError(
+            f"--target: column {target!r} not in {data}{did_you_mean(target, frame.columns)}; "
+            f"columns: {', '.join(map(str, frame.columns))}"
+        )
+    task = task or infer_task(frame[target])
+    features = infer_features(frame, target, [])
+    kinds = {"image" if f.type == "image" else "text" if f.type == "text" else "tabular" for f in features}
+    model_type = next(MODEL_FOR_KIND[k] for k in ("image", "text", "tabular") if k in kinds)
+    base = out.resolve().parent if out else Path.cwd()
+    train_path = os.path.relpath(data.resolve(), base)
+    image_like = "image" in kinds
+    return {
+        "task": task,
+        "seed": 0,
+        "data": {
+            "train": train_path,
+            "target": target,
+            "split": {"valid": 0.1, "test": 0.2, "stratify": task == "classification"},
+        },
+        "features": [f.model_dump(exclude_defaults=True, exclude={"type"}) | {"type": f.type} for f in features],
+        "model": {"type": model_type},
+        "train": {
+            "epochs": 30 if image_like else 50,
+            "batch_size": 64,
+            "lr": 1.0e-3,
+            "optimizer": "adamw",
+            "weight_decay": 1.0e-4,
+            "schedule": "cosine",
+            "early_stopping": {"metric": "valid_loss", "patience": 8},
+        },
+    }
+
+
+def starter_config_yaml(data: Path, target: str | None, task: str | None, out: Path | None) -> str:
+    config = starter_config(data, target, task, out)
+    header = f"# modelforge config inferred from {data}; edit freely, then: modelforge train <this file>\n"
+    return header + yaml.safe_dump(config, sort_keys=False)

@@ -1,0 +1,260 @@
+"""The run directory: what a training run saves, and how predict/evaluate/serve load it back.
+
+    RUN_DIR/
+      config.yaml          resolved config (every default filled in)
+      preprocessing.json   fitted feature and target encoders
+      model.safetensors    final weights
+      model.json           model type, options, input spec, output size
+      metrics.jsonl        one JSON object per epoch
+      eval.json            metrics on the held-out test split
+      environment.json     versions, git commit, host, data file hashes, start/end times
+
+Every file is written to a temporary name in the same folder, fsynced, then renamed, so a
+crash never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modelforge.errors import RunError
+
+REQUIRED_FILES = ("config.yaml", "preprocessing.json", "model.safetensors", "model.json")
+
+
+# ----------------------------------------------------------------------------- atomic files
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)
+
+
+def fsync_directory(path: Path) -> None:
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(json.dumps(row, default=_json_default) + "\n")
+        file.flush()
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL file; a torn last line (killed mid-write) is ignored."""
+    rows = []
+    path = Path(path)
+    if not path.exists():
+        return rows
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+# ----------------------------------------------------------------------------- provenance
+def file_sha256(path: str | Path) -> str:
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment_record(data_files: list[str]) -> dict[str, Any]:
+    import importlib.metadata as metadata
+
+    versions = {}
+    for package in ("modelforge", "torch", "numpy", "pandas", "pydantic", "safetensors"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": platform.node(),
+        "versions": versions,
+        "git_commit": git_commit(),
+        "data": {path: file_sha256(path) for path in data_files if path and Path(path).exists()},
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def default_run_dir(name: str, root: str | Path = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{name}-{stamp}"
+    candidate, counter = base, 1
+    while candidate.exists():
+        counter += 1
+        candidate = Path(f"{base}-{counter}")
+    return candidate
+
+
+# ----------------------------------------------------------------------------- loading
+@dataclass
+class Run:
+    """A trained run loaded from its directory: predict and evaluate on new data frames."""
+
+    path: Path
+    config: Any
+    preprocessor: Any
+    model_info: dict[str, Any]
+    model: Any = field(repr=False)
+
+    @property
+    def task(self) -> str:
+        return str(self.config.task)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        path = self.path / "eval.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / "metrics.jsonl")
+
+    def _prepare(self, data: pd.DataFrame | str | Path) -> pd.DataFrame:
+        from modelforge.data.preprocess import apply_column_policies
+        from modelforge.data.readers import read_data
+
+        frame = data if isinstance(data, pd.DataFrame) else read_data(data, self.config.data.bad_rows)
+        return apply_column_policies(frame, self.config.data.drop, self.config.data.hash)
+
+    def outputs(self, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities (N×K) or predicted values (N) for the rows of a frame."""
+        import torch
+
+        from modelforge.train.loop import forward_in_batches
+
+        inputs = {k: torch.from_numpy(v) for k, v in self.preprocessor.transform_inputs(frame).items()}
+        raw = forward_in_batches(self.model, inputs, precision=self.config.train.precision)
+        return outputs_to_predictions(raw, self.task, self.preprocessor)
+
+    def predict(self, data: pd.DataFrame | str | Path) -> pd.DataFrame:
+        """Predicted label and a probability column per class (or the value, for regression)."""
+        frame = self._prepare(data)
+        values = self.outputs(frame)
+        if self.task == "regression":
+            return pd.DataFrame({"prediction": values})
+        classes = self.preprocessor.classes
+        result = pd.DataFrame({"prediction": [classes[i] for i in values.argmax(axis=1)]})
+        for k, label in enumerate(classes):
+            result[f"probability_{label}"] = values[:, k]
+        return result
+
+    def evaluate(self, data: pd.DataFrame | str | Path) -> dict[str, Any]:
+        from modelforge.evaluate.metrics import classification_metrics, regression_metrics
+
+        frame = self._prepare(data)
+        values = self.outputs(frame)
+        target = self.preprocessor.transform_target(frame)
+        if self.task == "regression":
+            return regression_metrics(self.preprocessor.target_encoder.inverse(target), values)
+        return classification_metrics(target, values, self.preprocessor.classes)
+
+
+def outputs_to_predictions(raw: Any, task: str, preprocessor: Any) -> np.ndarray:
+    import torch
+
+    if task == "regression":
+        return preprocessor.target_encoder.inverse(raw.squeeze(-1).double().numpy())
+    if raw.shape[-1] == 1:
+        positive = torch.sigmoid(raw.squeeze(-1).double())
+        return torch.stack([1 - positive, positive], dim=1).numpy()
+    return torch.softmax(raw.double(), dim=-1).numpy()
+
+
+def load_run(path: str | Path) -> Run:
+    """Rebuild config, preprocessing and model from a run directory."""
+    from safetensors.torch import load_file
+
+    from modelforge.config import RunConfig
+    from modelforge.data.preprocess import InputSpec, Preprocessor
+    from modelforge.models import build_model
+
+    path = Path(path)
+    if not path.is_dir():
+        raise RunError(f"{path}: run directory not found")
+    missing = [name for name in REQUIRED_FILES if not (path / name).exists()]
+    if missing:
+        raise RunError(f"{path}: not a finished run (missing {', '.join(missing)})")
+    import yaml
+
+    config = RunConfig.model_validate(yaml.safe_load((path / "config.yaml").read_text()))
+    preprocessor = Preprocessor.from_json(json.loads((path / "preprocessing.json").read_text()))
+    info = json.loads((path / "model.json").read_text())
+    spec = InputSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in info["input_spec"].items()})
+    model = build_model(info["type"], spec, info["output_dim"], info["options"])
+    try:
+        model.load_state_dict(load_file(str(path / "model.safetensors")))
+    except (RuntimeError, OSError) as exc:
+        raise RunError(f"{path / 'model.safetensors'}: weights do not load ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return Run(path, config, preprocessor, info, model)

@@ -1,0 +1,41 @@
+"""`modelforge runs`: read run directories into rows for a table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelforge.run import read_jsonl
+
+KEY_METRIC = {"classification": "accuracy", "regression": "r2", "language-modeling": "val_loss"}
+
+
+def list_runs(directory: Path) -> list[dict[str, Any]]:
+    rows = []
+    for path in sorted(p for p in directory.iterdir() if p.is_dir()) if directory.is_dir() else []:
+        config_path = path / "config.yaml"
+        if not config_path.exists():
+            continue
+        try:
+            config = yaml.safe_load(config_path.read_text()) or {}
+        except yaml.YAMLError:
+            continue
+        task = str(config.get("task", "?"))
+        evaluation = json.loads((path / "eval.json").read_text()) if (path / "eval.json").exists() else {}
+        metric = KEY_METRIC.get(task, "")
+        value = evaluation.get(metric)
+        rows.append(
+            {
+                "run": path.name,
+                "task": task,
+                "model": str((config.get("model") or {}).get("type", "?")),
+                "epochs": len(read_jsonl(path / "metrics.jsonl")),
+                "metric": metric,
+                "value": f"{value:.4f}" if isinstance(value, int | float) else "-",
+                "status": "finished" if (path / "model.json").exists() else "incomplete",
+            }
+        )
+    return rows

@@ -1,0 +1,1 @@
+"""Training: the readable loop, optimizers/schedules/losses by name, and the supervised recipe."""
