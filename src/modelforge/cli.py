@@ -147,6 +147,21 @@ def models() -> None:
         typer.echo(f"{name:<12} {'/'.join(entry.accepts):<20} {entry.description}")
 
 
+# Verbs of later stages live beside their code: each module has `register(app)` and imports
+# only typer at module level, so adding a verb touches one line here.
+VERB_MODULES = []
+
+
+def _register_verbs() -> None:
+    import importlib
+
+    for name in VERB_MODULES:
+        importlib.import_module(name).register(app)
+
+
+_register_verbs()
+
+
 def main() -> None:
     from modelforge.errors import ModelforgeError
 

@@ -26,6 +26,7 @@ from modelforge.train.progress import EpochProgress
 
 Tensors = dict[str, torch.Tensor]
 ScoreFn = Callable[[nn.Module, Tensors], dict[str, float]]
+BatchTransform = Callable[[Tensors], Tensors]
 
 
 class TrainingError(ModelforgeError):
@@ -77,6 +78,7 @@ def fit(
     seed: int,
     log_epoch: Callable[[dict[str, Any]], None],
     show_progress: bool = True,
+    augment: BatchTransform | None = None,
 ) -> LoopOutcome:
     device = pick_device(cfg.device)
     model.to(device)
@@ -100,6 +102,8 @@ def fit(
         order = batch_order(n_rows, shuffle=True, seed=seed, epoch=epoch).to(device)
         for index, batch in enumerate(iterate_batches(train_set, order, cfg.batch_size)):
             target = batch.pop("target")
+            if augment is not None:
+                batch = augment(batch)
             with autocast:
                 loss = loss_fn(model(batch), target)
             if cfg.l1:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +111,32 @@ def make_scorer(
     return score
 
 
-def train(config: RunConfig, out: str | Path | None = None, show_progress: bool = True) -> Run:
-    """Train a model as the config says; returns the loaded run from its new directory."""
+def batch_augmenter(preprocessor: Preprocessor) -> Any:
+    """The train-time transform for the image input, if the image feature asks for one."""
+    from modelforge.data.augment import image_augmenter
+
+    for encoder in preprocessor.encoders:
+        if encoder.kind == "image":
+            augment_images = image_augmenter(**encoder.augment)
+            if augment_images is not None:
+                return lambda batch: {**batch, "image": augment_images(batch["image"])}
+    return None
+
+
+EpochHook = Callable[[dict[str, Any]], None]
+
+
+def train(
+    config: RunConfig,
+    out: str | Path | None = None,
+    show_progress: bool = True,
+    on_epoch: EpochHook | None = None,
+) -> Run:
+    """Train a model as the config says; returns the loaded run from its new directory.
+
+    `on_epoch` sees each epoch's metrics row after it is logged (tuning reports and prunes
+    there; an exception it raises stops training).
+    """
     started = time.time()
     seed_everything(config.seed)
     if config.train.threads:
@@ -136,6 +162,13 @@ def train(config: RunConfig, out: str | Path | None = None, show_progress: bool 
     spec = preprocessor.input_spec()
     seed_everything(config.seed)
     model = build_model(config.model.type, spec, output_dim, config.model.options())
+    model_info = {
+        "type": config.model.type,
+        "options": config.model.options(),
+        "output_dim": output_dim,
+        "input_spec": asdict(spec),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
 
     run_dir = Path(out) if out else default_run_dir(config.name or f"{config.task}-{config.model.type}")
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -148,12 +181,10 @@ def train(config: RunConfig, out: str | Path | None = None, show_progress: bool 
             preprocessor,
             model,
             loss_fn,
-            output_dim,
-            spec,
-            train_set,
-            valid_set,
-            test_set,
+            (train_set, valid_set, test_set),
+            model_info,
             show_progress,
+            on_epoch,
             started,
         )
     except BaseException:
@@ -168,17 +199,15 @@ def _train_into(
     preprocessor: Preprocessor,
     model: torch.nn.Module,
     loss_fn: torch.nn.Module,
-    output_dim: int,
-    spec: Any,
-    train_set: Tensors,
-    valid_set: Tensors | None,
-    test_set: Tensors | None,
+    splits: tuple[Tensors, Tensors | None, Tensors | None],
+    model_info: dict[str, Any],
     show_progress: bool,
+    on_epoch: EpochHook | None,
     started: float,
 ) -> Run:
-    from dataclasses import asdict
-
     from safetensors.torch import save_file
+
+    train_set, valid_set, test_set = splits
 
     data_files = config.data.train if isinstance(config.data.train, list) else [config.data.train]
     environment = environment_record([*data_files, config.data.valid or "", config.data.test or ""])
@@ -187,6 +216,11 @@ def _train_into(
     atomic_write_json(run_dir / "environment.json", environment)
     metrics_path = run_dir / "metrics.jsonl"
     metrics_path.unlink(missing_ok=True)
+
+    def log_epoch(row: dict[str, Any]) -> None:
+        append_jsonl(metrics_path, row)
+        if on_epoch is not None:
+            on_epoch(row)
 
     scorer = make_scorer(config.task, loss_fn, preprocessor, config.train.precision, 1024)
     outcome = fit(
@@ -197,8 +231,9 @@ def _train_into(
         loss_fn,
         scorer,
         seed=config.seed,
-        log_epoch=lambda row: append_jsonl(metrics_path, row),
+        log_epoch=log_epoch,
         show_progress=show_progress,
+        augment=batch_augmenter(preprocessor),
     )
 
     model.to("cpu")
@@ -229,12 +264,5 @@ def _train_into(
     atomic_write_json(run_dir / "eval.json", evaluation)
     environment["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     atomic_write_json(run_dir / "environment.json", environment)
-    info = {
-        "type": config.model.type,
-        "options": config.model.options(),
-        "output_dim": output_dim,
-        "input_spec": asdict(spec),
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
-    atomic_write_json(run_dir / "model.json", info)  # written last: its presence marks a finished run
+    atomic_write_json(run_dir / "model.json", model_info)  # written last: its presence marks a finished run
     return load_run(run_dir)
