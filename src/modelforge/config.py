@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelforge.errors import ConfigError, did_you_mean
 
@@ -143,6 +143,60 @@ class TrainConfig(Section):
     on_nonfinite: Literal["stop", "skip"] = "stop"
 
 
+# ----------------------------------------------------------------------------- tune
+class SearchRange(Section):
+    """One `tune.space` entry: exactly one of uniform / loguniform / int / choice."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, serialize_by_alias=True)
+    uniform: tuple[float, float] | None = Field(None, description="float in [low, high]")
+    loguniform: tuple[float, float] | None = Field(None, description="float in [low, high], sampled in log space")
+    integer: tuple[int, int] | None = Field(None, alias="int", description="integer in [low, high]")
+    choice: list[Any] | None = Field(None, description="one of these values (any YAML: numbers, strings, lists)")
+    step: float | None = Field(None, gt=0, description="uniform/int: grid spacing")
+    log: bool = Field(False, description="int: sample in log space")
+
+    @model_validator(mode="after")
+    def _one_kind_with_valid_range(self) -> SearchRange:
+        kinds = [k for k in ("uniform", "loguniform", "int", "choice") if self.bounds_of(k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of uniform, loguniform, int, choice")
+        kind = kinds[0]
+        if kind == "choice":
+            if not self.choice:
+                raise ValueError("choice needs at least one value")
+        else:
+            low, high = self.bounds_of(kind)  # type: ignore[misc]
+            if not low < high:
+                raise ValueError(f"{kind} needs [low, high] with low < high")
+            if (kind == "loguniform" or self.log) and low <= 0:
+                raise ValueError(f"{kind} in log space needs low > 0")
+            if self.step is not None and self.step > high - low:
+                raise ValueError(f"step {self.step} is wider than the range")
+        if self.step is not None and kind not in ("uniform", "int"):
+            raise ValueError("step applies to uniform and int only")
+        if self.step is not None and kind == "int" and self.step != int(self.step):
+            raise ValueError("int step must be a whole number")
+        if self.log and kind != "int":
+            raise ValueError("log applies to int only (use loguniform for floats)")
+        if self.log and self.step not in (None, 1):
+            raise ValueError("int with log: true cannot have a step")
+        return self
+
+    def bounds_of(self, kind: str) -> Any:
+        return self.integer if kind == "int" else getattr(self, kind)
+
+
+class TuneConfig(Section):
+    space: dict[str, SearchRange] = Field(..., min_length=1, description="config path → range, e.g. train.lr")
+    metric: str = Field("valid_loss", description="per-epoch validation metric the study optimizes")
+    direction: Literal["minimize", "maximize"] | None = Field(None, description="default: minimize losses, else max")
+    trials: int = Field(20, ge=1, description="total trials of the study (--trials overrides)")
+    sampler: Literal["tpe", "random", "grid", "cmaes"] = Field("tpe", description="--sampler overrides")
+    pruner: Literal["none", "median", "hyperband"] = Field("median", description="stop poor trials early")
+    warmup_epochs: int = Field(2, ge=0, description="median pruner: epochs before a trial can be pruned")
+    seed: int | None = Field(None, description="sampler seed (default: the run seed)")
+
+
 class RunConfig(Section):
     task: Literal["classification", "regression", "language-modeling"] = "classification"
     seed: int = 0
@@ -151,6 +205,7 @@ class RunConfig(Section):
     features: list[FeatureConfig] | None = Field(None, description="inputs (default: all non-target columns, inferred)")
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    tune: TuneConfig | None = Field(None, description="hyperparameter search (modelforge tune)")
 
     @field_validator("features")
     @classmethod
