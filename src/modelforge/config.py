@@ -197,6 +197,20 @@ class TuneConfig(Section):
     seed: int | None = Field(None, description="sampler seed (default: the run seed)")
 
 
+# ----------------------------------------------------------------------------- model card
+class CardConfig(Section):
+    """Free-text fields of the model card in `modelforge report` (all optional)."""
+
+    description: str | None = Field(None, description="what the model does, in a sentence or two")
+    intended_use: str | None = Field(None, description="who should use it, for what")
+    out_of_scope: str | None = Field(None, description="uses it was not built or tested for")
+    limitations: str | None = Field(None, description="known weaknesses, data gaps")
+    ethical_considerations: str | None = Field(None, description="risks, affected groups, mitigations")
+    owners: list[str] = Field(default_factory=list, description="people or teams responsible")
+    license: str | None = None
+    contact: str | None = None
+
+
 class RunConfig(Section):
     task: Literal["classification", "regression", "language-modeling"] = "classification"
     seed: int = 0
@@ -206,6 +220,7 @@ class RunConfig(Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     tune: TuneConfig | None = Field(None, description="hyperparameter search (modelforge tune)")
+    card: CardConfig | None = Field(None, description="model card fields shown by modelforge report")
 
     @field_validator("features")
     @classmethod
