@@ -253,7 +253,12 @@ def load_run(path: str | Path) -> Run:
     spec = InputSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in info["input_spec"].items()})
     model = build_model(info["type"], spec, info["output_dim"], info["options"])
     try:
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
+        if info.get("quantization"):  # int8 weights + scales, rebuilt by the compress package
+            from modelforge.compress.quantize import load_quantized
+
+            model = load_quantized(model, path / "model.safetensors", info, spec)
+        else:
+            model.load_state_dict(load_file(str(path / "model.safetensors")))
     except (RuntimeError, OSError) as exc:
         raise RunError(f"{path / 'model.safetensors'}: weights do not load ({str(exc).splitlines()[0]})") from None
     model.eval()

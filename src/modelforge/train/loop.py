@@ -165,7 +165,8 @@ def forward_in_batches(
 ) -> torch.Tensor:
     """Model outputs for many rows, in eval mode, as float32 on the CPU."""
     model.eval()
-    device = next(model.parameters()).device
+    first = next(model.parameters(), None)  # a fully int8-quantized model has no float parameters
+    device = first.device if first is not None else torch.device("cpu")
     n_rows = len(next(iter(inputs.values())))
     outputs = []
     with autocast_context(precision, device):

@@ -1,0 +1,131 @@
+"""A compressed variant is a normal run directory: what it copies, how it is staged, how it is scored.
+
+Every variant is written into a hidden temporary folder beside `--out` and renamed into place
+only when complete, so a failure (bad input, interrupted fine-tune) leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from modelforge.errors import ModelforgeError, RunError
+from modelforge.run import REQUIRED_FILES, Run, atomic_write_json, load_run
+
+COPIED_FILES = ("config.yaml", "preprocessing.json", "environment.json")
+
+
+def load_source_run(path: str | Path) -> Run:
+    """The run to compress or export; a missing folder or missing weights is one clear error."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunError(f"{path}: run directory not found")
+    if not (path / "model.safetensors").exists():
+        raise RunError(f"{path}: run has no weights (model.safetensors missing); train it first")
+    return load_run(path)
+
+
+def check_out_dir(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ModelforgeError(f"{out}: output exists and is not empty; choose another --out")
+
+
+@contextlib.contextmanager
+def staged_dir(out: Path) -> Iterator[Path]:
+    """A temporary folder beside `out` that becomes `out` on success and vanishes on failure."""
+    check_out_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    try:
+        yield temp
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        temp.replace(out)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+
+
+def copy_run_metadata(source: Path, dest: Path) -> None:
+    for name in COPIED_FILES:
+        if (source / name).exists():
+            shutil.copy2(source / name, dest / name)
+
+
+def save_weights(tensors: dict[str, torch.Tensor], dest: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(dest / "model.safetensors"))
+
+
+def finish_variant(dest: Path, model_info: dict[str, Any], evaluation: dict[str, Any]) -> None:
+    """eval.json, then model.json last: its presence marks a finished run (as training does)."""
+    atomic_write_json(dest / "eval.json", evaluation)
+    atomic_write_json(dest / "model.json", model_info)
+    missing = [name for name in REQUIRED_FILES if not (dest / name).exists()]
+    assert not missing, f"variant is missing {missing}"
+
+
+# ----------------------------------------------------------------------------- data and scoring
+@dataclass
+class Splits:
+    """The run's own train/valid/test tensors, rebuilt with its fitted preprocessing."""
+
+    train: dict[str, torch.Tensor]
+    valid: dict[str, torch.Tensor] | None
+    test: dict[str, torch.Tensor] | None
+
+    @property
+    def held_out(self) -> dict[str, torch.Tensor]:
+        held = self.test if self.test is not None else self.valid
+        if held is None:
+            raise ModelforgeError("the run has no test or validation split to measure accuracy on")
+        return held
+
+
+def run_splits(run: Run) -> Splits:
+    """Same seed and files as training, so the test rows are the ones the run was scored on."""
+    from modelforge.train.recipe import load_splits, to_tensors
+
+    train, valid, test = load_splits(run.config)
+    make = lambda frame: None if frame is None else to_tensors(run.preprocessor, frame)  # noqa: E731
+    return Splits(make(train), make(valid), make(test))  # type: ignore[arg-type]
+
+
+def inputs_only(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in tensors.items() if k != "target"}
+
+
+def score_model(model: nn.Module, run: Run, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The task's test metrics of any model (float, pruned, quantized) on labelled tensors."""
+    from modelforge.train.loop import forward_in_batches
+
+    raw = forward_in_batches(model, inputs_only(tensors), precision=run.config.train.precision)
+    return score_outputs(raw, run, tensors["target"])
+
+
+def score_outputs(raw: torch.Tensor, run: Run, target: torch.Tensor) -> dict[str, Any]:
+    from modelforge.evaluate.metrics import classification_metrics, regression_metrics
+    from modelforge.run import outputs_to_predictions
+
+    values = outputs_to_predictions(raw, run.task, run.preprocessor)
+    if run.task == "regression":
+        return regression_metrics(run.preprocessor.target_encoder.inverse(target.double().numpy()), values)
+    return classification_metrics(target.numpy(), values, run.preprocessor.classes)
+
+
+def headline(metrics: dict[str, Any], task: str) -> tuple[str, float]:
+    key = "rmse" if task == "regression" else "accuracy"
+    return key, float(metrics[key])
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
