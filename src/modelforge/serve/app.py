@@ -1,0 +1,464 @@
+"""The HTTP server: FastAPI routes over the loaded services, with batching, limits and metrics.
+
+    GET  /                              playground page
+    GET  /healthz, /readyz              alive; models loaded
+    GET  /metrics                       Prometheus text format
+    GET  /v1/models                     {"models": [{"name", "task", "features", "classes"}]}
+    GET  /v1/models/{name}
+    POST /v1/models/{name}/predict      {"records": [...]} → {"predictions": [...]}
+    POST /v1/models/{name}/generate     {"prompt": ..., "stream": true|false, sampling options}
+
+Status codes: 401 wrong or missing API key (when one is set), 404 unknown model, 413 body too
+large, 422 bad records (naming row and field), 429 queue full (with Retry-After), 504 timeout.
+Bad input never gets a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelforge.errors import ModelforgeError
+from modelforge.serve.batcher import DynamicBatcher, QueueFullError
+from modelforge.serve.limits import ASGIApp, BodyLimitMiddleware, Receive, Scope, Send, api_key_matches
+from modelforge.serve.metrics import ServerMetrics
+from modelforge.serve.playground import PLAYGROUND_HTML
+from modelforge.serve.records import RecordsError
+from modelforge.serve.services import GenerateService, PredictService, Service
+
+MAX_RECORDS_PER_REQUEST = 10_000
+MAX_PROMPT_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Server limits and batching knobs (the `modelforge serve` options)."""
+
+    max_batch_size: int = 64
+    max_wait_ms: float = 5.0
+    max_queue: int = 1024
+    max_body_bytes: int = 8 * 1024 * 1024
+    timeout_s: float = 30.0
+    api_key: str | None = None
+    max_new_tokens: int = 1024
+    max_streams: int = 8
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# ----------------------------------------------------------------------------- schemas
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    records: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_RECORDS_PER_REQUEST,
+        description="rows in the training columns' shape: {column: value}; images as nested lists of pixels",
+    )
+
+
+class ClassPrediction(BaseModel):
+    label: str | int | float | bool
+    probabilities: dict[str, float]
+
+
+class ValuePrediction(BaseModel):
+    value: float
+
+
+class PredictResponse(BaseModel):
+    predictions: list[ClassPrediction | ValuePrediction]
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    max_new_tokens: int = Field(100, ge=1, le=100_000)
+    temperature: float = Field(1.0, gt=0, le=100, allow_inf_nan=False)
+    top_k: int | None = Field(None, ge=1, le=1_000_000)
+    top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    stream: bool = Field(False, description="send tokens as server-sent events as they are generated")
+
+
+class GenerateResponse(BaseModel):
+    text: str
+    new_tokens: int
+
+
+class Feature(BaseModel):
+    name: str
+    kind: str
+
+
+class ModelInfo(BaseModel):
+    name: str
+    task: str
+    features: list[Feature]
+    classes: list[str]
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class Message(BaseModel):
+    detail: str
+
+
+class Health(BaseModel):
+    status: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": Message, "description": "unknown model, or the model has no such endpoint"},
+    413: {"model": Message, "description": "request body too large"},
+    429: {"model": Message, "description": "queue full; retry after the Retry-After header's seconds"},
+    504: {"model": Message, "description": "the answer took longer than the request timeout"},
+}
+
+
+# ----------------------------------------------------------------------------- state
+@dataclass
+class ServerState:
+    services: dict[str, Service]
+    settings: ServeSettings
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    ready: bool = False
+    generation_pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
+    active_generations: dict[str, int] = field(default_factory=dict)
+
+    def service(self, name: str) -> Service:
+        service = self.services.get(name)
+        if service is None:
+            raise HTTPException(404, f"model {name!r} not found; serving: {', '.join(self.services) or 'none'}")
+        return service
+
+
+def _batch_observer(state: ServerState, name: str) -> Any:
+    def observe(rows: int, queued: int) -> None:
+        state.metrics.batch_size.observe(name, value=rows)
+        state.metrics.queue_depth.set(name, value=queued)
+
+    return observe
+
+
+async def _start(state: ServerState) -> None:
+    settings = state.settings
+    for name, service in state.services.items():
+        if isinstance(service, PredictService):
+            service.batcher = DynamicBatcher(
+                name,
+                service.predict_batch,
+                max_batch_size=settings.max_batch_size,
+                max_wait_ms=settings.max_wait_ms,
+                max_queue=settings.max_queue,
+                on_batch=_batch_observer(state, name),
+            )
+            await service.batcher.start()
+            state.metrics.queue_depth.set(name, value=0)
+        else:
+            state.generation_pools[name] = ThreadPoolExecutor(settings.max_streams, thread_name_prefix=f"gen-{name}")
+            state.active_generations[name] = 0
+    state.ready = True
+
+
+async def _stop(state: ServerState) -> None:
+    state.ready = False
+    for service in state.services.values():
+        if isinstance(service, PredictService) and service.batcher is not None:
+            await service.batcher.stop()
+    for pool in state.generation_pools.values():
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ----------------------------------------------------------------------------- middleware
+_PREDICT_PATH = re.compile(r"^/v1/models/([^/]+)/predict$")
+
+
+class ArrivalMiddleware:
+    """Tell a model's batcher as soon as a predict request starts arriving, so it can wait for it."""
+
+    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = _PREDICT_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
+        service = self.state.services.get(match.group(1)) if match else None
+        batcher = service.batcher if isinstance(service, PredictService) else None
+        if batcher is None:
+            await self.app(scope, receive, send)
+            return
+        arrival = Arrival(batcher)
+        scope.setdefault("state", {})["arrival"] = arrival
+        batcher.announce()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            arrival.done()
+
+
+@dataclass
+class Arrival:
+    batcher: DynamicBatcher
+    finished: bool = False
+
+    def done(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self.batcher.withdraw()
+
+
+class MetricsMiddleware:
+    """Count requests by route and status, and time them."""
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.inc(label, str(status))
+            self.metrics.latency.observe(label, value=time.perf_counter() - started)
+
+
+# ----------------------------------------------------------------------------- app
+def create_app(services: dict[str, Service], settings: ServeSettings | None = None) -> FastAPI:
+    """The FastAPI app serving `services` (see `load_services`)."""
+    settings = settings or ServeSettings()
+    state = ServerState(services, settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await _start(state)
+        try:
+            yield
+        finally:
+            await _stop(state)
+
+    app = FastAPI(
+        title="modelforge serve",
+        version="1",
+        description="Predictions and generation from modelforge runs.",
+        lifespan=lifespan,
+    )
+    app.state.serve = state
+    guarded = [Depends(_api_key_guard(settings.api_key))] if settings.api_key else []
+    _add_health_routes(app, state, guarded)
+    _add_model_routes(app, state, guarded)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ArrivalMiddleware, state=state)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    return app
+
+
+def _api_key_guard(api_key: str) -> Any:
+    bearer = HTTPBearer(auto_error=False, description="the server's --api-key")
+
+    async def require_api_key(request: Request, _: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if not api_key_matches(request.headers.get("authorization"), api_key):
+            raise HTTPException(401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"})
+
+    return require_api_key
+
+
+def _add_health_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> None:
+    @app.get("/", include_in_schema=False)
+    async def playground() -> HTMLResponse:
+        return HTMLResponse(PLAYGROUND_HTML)
+
+    @app.get("/healthz", response_model=Health, summary="The server is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        response_model=Health,
+        summary="Every model is loaded and its batcher running",
+        responses={503: {"model": Health, "description": "starting or stopping"}},
+    )
+    async def readyz() -> Any:
+        if not state.ready:
+            return JSONResponse({"status": "not ready"}, status_code=503)
+        return {"status": "ready"}
+
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        dependencies=guarded,
+        summary="Prometheus text format: requests by status, latency, batch sizes, queue depth",
+    )
+    async def metrics() -> PlainTextResponse:
+        for name, service in state.services.items():
+            if isinstance(service, PredictService) and service.batcher is not None:
+                state.metrics.queue_depth.set(name, value=service.batcher.queue_depth)
+        return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> None:
+    settings = state.settings
+
+    @app.get("/v1/models", response_model=ModelList, dependencies=guarded, summary="The served models")
+    async def list_models() -> dict[str, Any]:
+        return {"models": [service.describe() for service in state.services.values()]}
+
+    @app.get("/v1/models/{name}", response_model=ModelInfo, responses={404: ERRORS[404]}, dependencies=guarded)
+    async def model_info(name: str) -> dict[str, Any]:
+        return state.service(name).describe()
+
+    @app.post(
+        "/v1/models/{name}/predict",
+        response_model=PredictResponse,
+        responses=ERRORS,
+        dependencies=guarded,
+        summary="Predictions for records, in request order (dynamically batched)",
+    )
+    async def predict(name: str, body: PredictRequest, request: Request) -> Response:
+        service = state.service(name)
+        arrival = getattr(request.state, "arrival", None)
+        if not isinstance(service, PredictService) or service.batcher is None:
+            raise HTTPException(404, f"model {name!r} is a {service.task} model; use /v1/models/{name}/generate")
+        try:
+            records = service.schema.validate(body.records)
+        except RecordsError as exc:
+            return JSONResponse({"detail": [p.as_detail() for p in exc.problems]}, status_code=422)
+        finally:
+            if arrival is not None:
+                arrival.done()
+        try:
+            answers = await service.batcher.submit(records, len(records), settings.timeout_s)
+        except QueueFullError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
+        except TimeoutError:
+            return JSONResponse({"detail": f"no answer within {settings.timeout_s:g} s"}, status_code=504)
+        except (ModelforgeError, ValueError) as exc:  # input the checks let through but the model refused
+            detail = {"loc": ["body", "records"], "msg": str(exc).splitlines()[0], "type": "value_error"}
+            return JSONResponse({"detail": [detail]}, status_code=422)
+        return JSONResponse({"predictions": answers})
+
+    @app.post(
+        "/v1/models/{name}/generate",
+        response_model=GenerateResponse,
+        responses={
+            **ERRORS,
+            200: {
+                "description": 'the text; with stream=true, server-sent events: `data: {"token": ...}` per '
+                "token, then `event: done` with the whole text",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+        },
+        dependencies=guarded,
+        summary="Generate text from a prompt (language-model runs)",
+    )
+    async def generate(name: str, body: GenerateRequest) -> Response:
+        service = state.service(name)
+        if not isinstance(service, GenerateService):
+            raise HTTPException(404, f"model {name!r} is a {service.task} model; use /v1/models/{name}/predict")
+        if body.max_new_tokens > settings.max_new_tokens:
+            detail = {
+                "loc": ["body", "max_new_tokens"],
+                "msg": f"at most {settings.max_new_tokens} (the server's --max-new-tokens), got {body.max_new_tokens}",
+                "type": "less_than_equal",
+            }
+            return JSONResponse({"detail": [detail]}, status_code=422)
+        if state.active_generations[name] >= settings.max_queue:
+            return JSONResponse({"detail": f"model {name!r}: too many generations"}, 429, {"Retry-After": "1"})
+        tokens = _TokenPump(state, name, service, body)
+        if body.stream:
+            return StreamingResponse(tokens.events(), media_type="text/event-stream")
+        try:
+            text, count = await asyncio.wait_for(tokens.collect(), settings.timeout_s)
+        except TimeoutError:
+            return JSONResponse({"detail": f"no answer within {settings.timeout_s:g} s"}, status_code=504)
+        except (ModelforgeError, ValueError, KeyError) as exc:
+            detail = {"loc": ["body", "prompt"], "msg": str(exc).splitlines()[0], "type": "value_error"}
+            return JSONResponse({"detail": [detail]}, status_code=422)
+        return JSONResponse({"text": text, "new_tokens": count})
+
+
+_DONE = object()
+
+
+class _TokenPump:
+    """Pull tokens from a generator on the model's thread pool, one `next()` at a time."""
+
+    def __init__(self, state: ServerState, name: str, service: GenerateService, body: GenerateRequest) -> None:
+        self.state, self.name, self.service, self.body = state, name, service, body
+
+    def _iterator(self) -> Iterator[str]:
+        body = self.body
+        return iter(
+            self.service.generator.stream(
+                body.prompt,
+                max_new_tokens=body.max_new_tokens,
+                temperature=body.temperature,
+                top_k=body.top_k,
+                top_p=body.top_p,
+                seed=body.seed,
+            )
+        )
+
+    async def tokens(self) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        pool = self.state.generation_pools[self.name]
+        self.state.active_generations[self.name] += 1
+        try:
+            iterator = await loop.run_in_executor(pool, self._iterator)
+            while True:
+                token = await loop.run_in_executor(pool, next, iterator, _DONE)
+                if token is _DONE:
+                    return
+                self.state.metrics.generated_tokens.inc(self.name)
+                yield str(token)
+        finally:
+            self.state.active_generations[self.name] -= 1
+
+    async def collect(self) -> tuple[str, int]:
+        pieces = [token async for token in self.tokens()]
+        return "".join(pieces), len(pieces)
+
+    async def events(self) -> AsyncIterator[str]:
+        pieces: list[str] = []
+        deadline = time.perf_counter() + self.state.settings.timeout_s
+        try:
+            async for token in self.tokens():
+                pieces.append(token)
+                yield f"data: {json.dumps({'token': token})}\n\n"
+                if time.perf_counter() > deadline:
+                    yield _sse("error", {"detail": f"stopped after {self.state.settings.timeout_s:g} s"})
+                    return
+        except (ModelforgeError, ValueError, KeyError) as exc:
+            yield _sse("error", {"detail": str(exc).splitlines()[0]})
+            return
+        yield _sse("done", {"text": "".join(pieces), "new_tokens": len(pieces)})
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"

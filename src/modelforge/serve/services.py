@@ -1,0 +1,207 @@
+"""What the server serves: one service per run directory, built from the run's own files.
+
+A classification or regression run becomes a `PredictService` (records → validated rows →
+batched forward pass → one answer per record); a language-model run (`task:
+language-modeling` in its config.yaml) becomes a `GenerateService` around
+`modelforge.text.generate.load_generator`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from modelforge.errors import ModelforgeError
+from modelforge.serve.batcher import DynamicBatcher
+from modelforge.serve.records import SUPPORTED_KINDS, RecordSchema
+
+ENGINES = ("torch", "onnx")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class ServeError(ModelforgeError):
+    """A run cannot be served as asked (unknown task, unsupported column kind, bad name)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """`NAME=RUN_DIR`, or just `RUN_DIR` (the name is the folder's name)."""
+
+    name: str
+    path: Path
+
+    @classmethod
+    def parse(cls, text: str) -> ModelSpec:
+        name, sep, path = text.partition("=")
+        spec = cls(name, Path(path)) if sep else cls(Path(text).resolve().name, Path(text))
+        if not _NAME.match(spec.name):
+            raise ServeError(
+                f"model name {spec.name!r}: use letters, digits, '.', '_' or '-' (at most 64); "
+                "name it explicitly with NAME=RUN_DIR"
+            )
+        return spec
+
+
+def read_task(path: Path) -> str:
+    """The task in a run directory's config.yaml, without loading the model."""
+    import yaml
+
+    config_file = path / "config.yaml"
+    if not path.is_dir():
+        raise ServeError(f"{path}: run directory not found")
+    if not config_file.exists():
+        raise ServeError(f"{path}: not a run directory (no config.yaml)")
+    data = yaml.safe_load(config_file.read_text()) or {}
+    return str(data.get("task", "classification"))
+
+
+class Predictor(Protocol):
+    def outputs(self, frame: Any) -> np.ndarray: ...
+
+
+# ----------------------------------------------------------------------------- predict
+@dataclass
+class PredictService:
+    """A classification/regression run answering batches of validated records."""
+
+    name: str
+    task: str
+    path: Path
+    predictor: Predictor
+    schema: RecordSchema
+    classes: list[Any]
+    hashed_columns: list[str]
+    batcher: DynamicBatcher | None = field(default=None, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "task": self.task,
+            "features": [{"name": n, "kind": k} for n, k in self.schema.features.items()],
+            "classes": [str(c) for c in self.classes],
+        }
+
+    def predict_batch(self, items: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+        """One forward pass over the records of several requests; answers split per request."""
+        import pandas as pd
+
+        from modelforge.data.preprocess import apply_column_policies
+
+        records = [record for item in items for record in item]
+        columns = {name: pd.Series([r[name] for r in records], dtype=object) for name in self.schema.features}
+        frame = pd.DataFrame(columns)
+        for name, kind in self.schema.features.items():
+            if kind == "numeric":
+                frame[name] = frame[name].astype(np.float64)
+        if self.hashed_columns:
+            frame = apply_column_policies(frame, [], self.hashed_columns)
+        values = self.predictor.outputs(frame)
+        answers = self._answers(values)
+        out, begin = [], 0
+        for item in items:
+            out.append(answers[begin : begin + len(item)])
+            begin += len(item)
+        return out
+
+    def _answers(self, values: np.ndarray) -> list[dict[str, Any]]:
+        if not np.isfinite(values).all():
+            raise ValueError("the model's output is not a finite number for these records (extreme input values?)")
+        if self.task == "regression":
+            return [{"value": float(v)} for v in values]
+        labels = [str(c) for c in self.classes]
+        best = values.argmax(axis=1)
+        return [
+            {"label": self.classes[int(k)], "probabilities": dict(zip(labels, map(float, row), strict=True))}
+            for k, row in zip(best, values, strict=True)
+        ]
+
+
+def load_predict_service(spec: ModelSpec, engine: str = "torch", threads: int | None = None) -> PredictService:
+    from modelforge.run import load_run
+
+    if engine not in ENGINES:
+        raise ServeError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    run = load_run(spec.path)
+    predictor: Predictor = run
+    if engine == "onnx":
+        from modelforge.export.onnx import load_onnx_predictor
+
+        predictor = load_onnx_predictor(spec.path, threads)
+    preprocessor = run.preprocessor
+    for encoder in preprocessor.encoders:
+        if encoder.kind not in SUPPORTED_KINDS:
+            raise ServeError(
+                f"{spec.path}: column {encoder.name!r} is a {encoder.kind} feature, which the server cannot "
+                f"take over HTTP yet (supported: {', '.join(SUPPORTED_KINDS)})"
+            )
+    data = run.config.data
+    ignored = {c for c in [preprocessor.target, *data.drop] if c}
+    return PredictService(
+        name=spec.name,
+        task=run.task,
+        path=spec.path,
+        predictor=predictor,
+        schema=RecordSchema.from_preprocessor(preprocessor, ignored),
+        classes=preprocessor.classes,
+        hashed_columns=[c for c in data.hash if c in preprocessor.feature_names],
+    )
+
+
+# ----------------------------------------------------------------------------- generate
+class TokenStream(Protocol):
+    def stream(
+        self,
+        prompt: str,
+        max_new_tokens: int = 100,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> Iterator[str]: ...
+
+
+@dataclass
+class GenerateService:
+    """A language-model run streaming generated text."""
+
+    name: str
+    path: Path
+    generator: TokenStream
+
+    task: str = "language-modeling"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "task": self.task, "features": [], "classes": []}
+
+
+def load_generate_service(spec: ModelSpec) -> GenerateService:
+    try:
+        from modelforge.text.generate import load_generator
+    except ImportError:
+        raise ServeError(
+            f"{spec.path}: a language-model run, but modelforge.text.generate is not available in this install"
+        ) from None
+    return GenerateService(spec.name, spec.path, load_generator(spec.path))
+
+
+Service = PredictService | GenerateService
+
+
+def load_services(texts: list[str], engine: str = "torch", threads: int | None = None) -> dict[str, Service]:
+    """Parse `NAME=RUN_DIR` specs and load every run; names must be unique."""
+    services: dict[str, Service] = {}
+    for text in texts:
+        spec = ModelSpec.parse(text)
+        if spec.name in services:
+            raise ServeError(f"model name {spec.name!r} is used twice; name them with NAME=RUN_DIR")
+        task = read_task(spec.path)
+        if task == "language-modeling":
+            services[spec.name] = load_generate_service(spec)
+        else:
+            services[spec.name] = load_predict_service(spec, engine, threads)
+    return services
