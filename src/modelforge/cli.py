@@ -149,7 +149,7 @@ def models() -> None:
 
 # Verbs of later stages live beside their code: each module has `register(app)` and imports
 # only typer at module level, so adding a verb touches one line here.
-VERB_MODULES = ["modelforge.tune.cli"]
+VERB_MODULES = ["modelforge.tune.cli", "modelforge.serve.cli"]
 
 
 def _register_verbs() -> None:
