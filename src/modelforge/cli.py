@@ -103,11 +103,21 @@ def predict(
     run: Annotated[Path, typer.Argument(help="run directory")],
     data: Annotated[Path, typer.Option(help="rows to predict (target column optional)")],
     out: Annotated[Path | None, typer.Option(help="CSV to write (default: stdout)")] = None,
+    engine: Annotated[str, typer.Option(help="torch | onnx (after `modelforge export RUN --format onnx`)")] = "torch",
 ) -> None:
     """Predictions for new rows: label and class probabilities, or the value."""
     from modelforge.run import atomic_write_text, load_run
 
-    frame = load_run(run).predict(data)
+    if engine not in ("torch", "onnx"):
+        from modelforge.errors import ModelforgeError
+
+        raise ModelforgeError(f"--engine: expected torch or onnx, got {engine!r}")
+    if engine == "onnx":
+        from modelforge.export.onnx import load_onnx_predictor
+
+        frame = load_onnx_predictor(run).predict(data)
+    else:
+        frame = load_run(run).predict(data)
     text = frame.to_csv(index=False)
     if out is None:
         typer.echo(text, nl=False)
@@ -149,7 +159,7 @@ def models() -> None:
 
 # Verbs of later stages live beside their code: each module has `register(app)` and imports
 # only typer at module level, so adding a verb touches one line here.
-VERB_MODULES = ["modelforge.tune.cli", "modelforge.serve.cli"]
+VERB_MODULES = ["modelforge.tune.cli", "modelforge.serve.cli", "modelforge.compress.cli", "modelforge.export.cli"]
 
 
 def _register_verbs() -> None:

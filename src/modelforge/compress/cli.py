@@ -1,0 +1,83 @@
+"""CLI verbs `compress`, `distill` and `benchmark` (typer and stdlib only at import time)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def compress(
+    run: Annotated[Path, typer.Argument(help="trained run directory")],
+    out: Annotated[Path, typer.Option(help="new run directory for the compressed model")],
+    prune: Annotated[float | None, typer.Option(help="share of weights (or neurons/channels) to remove, 0–1")] = None,
+    prune_method: Annotated[str, typer.Option(help="magnitude (unstructured) | structured (neurons/channels)")] = (
+        "magnitude"
+    ),
+    prune_scope: Annotated[str, typer.Option(help="magnitude pruning: global | layer")] = "global",
+    finetune_epochs: Annotated[int, typer.Option(help="fine-tune epochs after pruning")] = 0,
+    finetune_lr: Annotated[float | None, typer.Option(help="fine-tune learning rate (default: train.lr / 10)")] = None,
+    quantize: Annotated[str | None, typer.Option(help="int8-dynamic | int8-static")] = None,
+    calibration: Annotated[Path | None, typer.Option(help="int8-static: rows to calibrate on (default: train)")] = None,
+    report: Annotated[bool, typer.Option(help="benchmark the original and compressed runs; save CSV + Markdown")] = (
+        False
+    ),
+) -> None:
+    """Prune and/or quantize a run into a new run directory that evaluate/predict/serve accept."""
+    from modelforge.compress.recipe import CompressOptions, compress_run
+
+    options = CompressOptions(prune, prune_method, prune_scope, finetune_epochs, finetune_lr, quantize, calibration)
+    written = compress_run(run, out, options)
+    typer.echo(f"wrote {written}")
+    if report:
+        _benchmark([run, written], "torch", 1, written)
+
+
+def distill(
+    teacher: Annotated[Path, typer.Argument(help="teacher run directory")],
+    student_config: Annotated[Path, typer.Argument(help="student YAML (model + train; data defaults to teacher's)")],
+    out: Annotated[Path, typer.Option(help="run directory for the student")],
+    temperature: Annotated[float, typer.Option(help="softmax temperature of the soft targets")] = 4.0,
+    alpha: Annotated[float, typer.Option(help="weight of the soft-target loss (1 − alpha on the labels)")] = 0.7,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a student config key")] = None,
+) -> None:
+    """Train a small student on the teacher's soft targets plus the hard labels."""
+    import json
+
+    from modelforge.compress.distill import distill as run_distill
+
+    written = run_distill(teacher, student_config, out, temperature, alpha, set_ or [])
+    student, teacher_info = (json.loads((p / "model.json").read_text()) for p in (written, teacher))
+    metrics = json.loads((written / "eval.json").read_text())
+    key = "accuracy" if "accuracy" in metrics else "rmse"
+    typer.echo(
+        f"student {student['parameters']:,} params ({student['parameters'] / teacher_info['parameters']:.1%} of teacher), "
+        f"{metrics['split']} {key} {metrics[key]:.4f}"
+    )
+    typer.echo(f"run: {written}")
+
+
+def benchmark(
+    runs: Annotated[list[Path], typer.Argument(help="run directories; the first is the baseline for ratios")],
+    engine: Annotated[str, typer.Option(help="torch | onnx (needs `modelforge export RUN --format onnx`)")] = "torch",
+    threads: Annotated[int, typer.Option(help="CPU threads while timing")] = 1,
+    out: Annotated[Path | None, typer.Option(help="folder for benchmark.csv/.md (default: the first run)")] = None,
+) -> None:
+    """Size, parameters, non-zero share, batch-1 latency p50/p95, batch-64 throughput, test metric."""
+    _benchmark(runs, engine, threads, out or runs[0])
+
+
+def _benchmark(runs: list[Path], engine: str, threads: int, out: Path) -> None:
+    from modelforge.compress.benchmark import benchmark_run, markdown_table, write_tables
+
+    rows = [benchmark_run(path, engine, threads) for path in runs]
+    typer.echo(markdown_table(rows), nl=False)
+    csv_path, md_path = write_tables(rows, out)
+    typer.echo(f"wrote {csv_path} and {md_path}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="compress")(compress)
+    app.command(name="distill")(distill)
+    app.command(name="benchmark")(benchmark)
