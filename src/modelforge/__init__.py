@@ -20,9 +20,17 @@ if TYPE_CHECKING:
 
 
 def train(
-    config: Any, out: str | Path | None = None, overrides: list[str] | None = None, show_progress: bool = False
+    config: Any,
+    out: str | Path | None = None,
+    overrides: list[str] | None = None,
+    show_progress: bool = False,
+    resume: str | Path | None = None,
+    force: bool = False,
 ) -> Run:
-    """Train from a YAML path, a dict or a RunConfig; returns the finished run."""
+    """Train from a YAML path, a dict or a RunConfig; returns the finished run.
+
+    `resume`: a run directory (or "auto") to continue from its last checkpoint; `force` accepts
+    harmless config changes such as more epochs."""
     from modelforge.config import RunConfig, load_config
     from modelforge.train.recipe import train as train_recipe
 
@@ -32,7 +40,7 @@ def train(
         from modelforge.train.lm import train_language_model
 
         return train_language_model(config, out, show_progress=show_progress)  # type: ignore[no-any-return]
-    return train_recipe(config, out, show_progress=show_progress)
+    return train_recipe(config, out, show_progress=show_progress, resume=resume, force=force)
 
 
 def load_run(path: str | Path) -> Run:

@@ -7,6 +7,7 @@ Any ModelforgeError becomes one line on stderr and exit code 2.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -58,13 +59,21 @@ def train(
     set_: SetOption = None,
     progress: Annotated[bool, typer.Option(help="live progress bar")] = True,
 ) -> None:
+    resume: Annotated[str | None, typer.Option(help="continue RUN_DIR from its last checkpoint, or 'auto'")] = None,
+    force: Annotated[bool, typer.Option(help="with --resume: accept harmless config changes (more epochs)")] = False,
+    nproc: Annotated[int, typer.Option(help="data-parallel processes on this machine (spawns torchrun)")] = 1,
     """Train a model; writes a run directory and prints the test metrics."""
     import modelforge
+    if nproc > 1:
+        from modelforge.train.launch import run_torchrun
+
+        raise typer.Exit(run_torchrun(nproc, sys.argv[1:]))
     from modelforge.config import load_config
 
     cfg = load_config(config, set_ or [])
-    run = modelforge.train(cfg, out, show_progress=progress)
-    _print_summary(run)
+    run = modelforge.train(cfg, out, show_progress=progress, resume=resume, force=force)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
+        _print_summary(run)
 
 
 def _print_summary(run: Any) -> None:
@@ -187,3 +196,10 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    except Exception as exc:  # a clean stop on SIGTERM / SIGINT after saving a checkpoint
+        from modelforge.train.interrupt import TrainingInterrupted
+
+        if not isinstance(exc, TrainingInterrupted):
+            raise
+        typer.echo(f"{exc}; continue with: modelforge train CONFIG --resume RUN_DIR", err=True)
+        sys.exit(exc.exit_code)

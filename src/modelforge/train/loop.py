@@ -1,8 +1,10 @@
 """The supervised training loop, readable top to bottom.
 
-autocast → forward → loss → backward → accumulate → clip → step → log → evaluate → keep best
-→ early stop. Data are in-memory tensors; each epoch's row order is a pure function of
-(seed, epoch).
+autocast → forward → loss → backward → accumulate → clip → step → hooks (checkpoint, track)
+→ log → evaluate → keep best → early stop. Data are in-memory tensors; each epoch's row order
+is a pure function of (seed, epoch), so a run resumed from a checkpoint (epoch, batch index,
+weights, optimizer, scheduler, RNG) replays exactly what the uninterrupted run would have done.
+Under torchrun each rank takes its share of every global batch (see train/distributed.py).
 """
 
 from __future__ import annotations
@@ -11,22 +13,25 @@ import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from modelforge.config import TrainConfig
-from modelforge.data.split import batch_order, iterate_batches
+from modelforge.data.split import batch_order
 from modelforge.errors import ModelforgeError
+from modelforge.train.checkpoint import Checkpoint, TrainingParts, TrainingState
+from modelforge.train.distributed import Topology, wrap_model
 from modelforge.train.optim import build_optimizer, build_schedule
 from modelforge.train.progress import EpochProgress
 
 Tensors = dict[str, torch.Tensor]
 ScoreFn = Callable[[nn.Module, Tensors], dict[str, float]]
 BatchTransform = Callable[[Tensors], Tensors]
+LoopOutcome = TrainingState  # what `fit` returns: history, best epoch and value, steps, stopped_early
 
 
 class TrainingError(ModelforgeError):
@@ -34,12 +39,21 @@ class TrainingError(ModelforgeError):
 
 
 @dataclass
-class LoopOutcome:
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int | None = None
-    best_value: float | None = None
-    steps: int = 0
-    stopped_early: bool = False
+class StepInfo:
+    """What one optimizer step saw, for hooks that log it (tensors: read them only when logging)."""
+
+    loss: torch.Tensor
+    grad_norm: torch.Tensor
+    rows: int
+    lr: float
+
+
+class LoopHook(Protocol):
+    """Called by the loop after each optimizer step and after each epoch's evaluation."""
+
+    def after_step(self, parts: TrainingParts, state: TrainingState, step: StepInfo) -> None: ...
+
+    def after_epoch(self, parts: TrainingParts, state: TrainingState, row: dict[str, Any]) -> None: ...
 
 
 def pick_device(name: str) -> torch.device:
@@ -79,84 +93,114 @@ def fit(
     log_epoch: Callable[[dict[str, Any]], None],
     show_progress: bool = True,
     augment: BatchTransform | None = None,
-) -> LoopOutcome:
-    device = pick_device(cfg.device)
+    resume: Checkpoint | None = None,
+    hooks: Sequence[LoopHook] = (),
+    topology: Topology | None = None,
+) -> TrainingState:
+    topology = topology or Topology(device=pick_device(cfg.device))
+    device = topology.device
     model.to(device)
     train_set = {k: v.to(device) for k, v in train_set.items()}
     loss_fn.to(device)
+    trained = wrap_model(model, cfg.strategy, topology, cfg.precision)  # DDP / FSDP under torchrun
     optimizer = build_optimizer(model, cfg)
     n_rows = len(train_set["target"])
     batches_per_epoch = math.ceil(n_rows / cfg.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
     scheduler = build_schedule(optimizer, cfg, total_steps, steps_per_epoch)
+    parts = TrainingParts(model, optimizer, scheduler)
+    state = TrainingState(running_loss=torch.zeros((), device=device))
+    if resume is not None:
+        state = resume.restore(parts, topology)
     autocast = autocast_context(cfg.precision, device)
     metric, mode = monitored(cfg)
-    progress = EpochProgress(show_progress)
-    outcome, best_state, epochs_without_gain = LoopOutcome(), None, 0
+    progress = EpochProgress(show_progress and topology.is_writer)
 
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(state.epoch, cfg.epochs + 1):
+        if state.stopped_early or state.steps >= total_steps:
+            break
         model.train()
         progress.start(epoch, cfg.epochs, batches_per_epoch)
-        started, running_loss, seen = time.perf_counter(), torch.zeros((), device=device), 0
+        started, rows_done = time.perf_counter(), 0
         order = batch_order(n_rows, shuffle=True, seed=seed, epoch=epoch).to(device)
-        for index, batch in enumerate(iterate_batches(train_set, order, cfg.batch_size)):
+        for index in range(state.batch, batches_per_epoch):
+            global_rows = order[index * cfg.batch_size : (index + 1) * cfg.batch_size]
+            rows = topology.shard(global_rows)
+            batch = {name: value[rows] for name, value in train_set.items()}
             target = batch.pop("target")
             if augment is not None:
                 batch = augment(batch)
             with autocast:
-                loss = loss_fn(model(batch), target)
+                loss = loss_fn(trained(batch), target)
             if cfg.l1:
                 loss = loss + cfg.l1 * l1_penalty(model)
-            if not torch.isfinite(loss):
+            if topology.any(not torch.isfinite(loss)):
                 if cfg.on_nonfinite == "stop":
                     raise TrainingError(
-                        f"loss is {loss.item()} at epoch {epoch} step {outcome.steps + 1}; "
+                        f"loss is {loss.item()} at epoch {epoch} step {state.steps + 1}; "
                         "lower train.lr or set train.on_nonfinite: skip"
                     )
                 optimizer.zero_grad(set_to_none=True)
+                state.batch = index + 1
                 continue
-            (loss / cfg.grad_accum).backward()
-            running_loss += loss.detach() * len(target)
-            seen += len(target)
-            if (index + 1) % cfg.grad_accum == 0 or index + 1 == batches_per_epoch:
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            weight = topology.batch_weight(len(target), len(global_rows))
+            (loss * weight / cfg.grad_accum if weight != 1.0 else loss / cfg.grad_accum).backward()
+            state.running_loss += loss.detach() * len(target)
+            state.seen += len(target)
+            rows_done += len(target)
+            state.batch = index + 1
+            if state.batch % cfg.grad_accum == 0 or state.batch == batches_per_epoch:
+                grad_norm = gradient_norm(model, cfg.grad_clip)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                outcome.steps += 1
-                if outcome.steps >= total_steps:
+                state.steps += 1
+                step = StepInfo(loss.detach(), grad_norm, len(global_rows), scheduler.get_last_lr()[0])
+                for hook in hooks:
+                    hook.after_step(parts, state, step)
+                if state.steps >= total_steps:
                     break
-            progress.update(index + 1, seen, loss.detach())
+            progress.update(index + 1, rows_done, loss.detach())
 
         elapsed = time.perf_counter() - started
-        row: dict[str, Any] = {"epoch": epoch, "step": outcome.steps, "train_loss": float(running_loss) / max(seen, 1)}
+        seen = int(topology.sum(torch.tensor(float(state.seen))).item())
+        train_loss = float(topology.sum(state.running_loss)) / max(seen, 1)
+        row: dict[str, Any] = {"epoch": epoch, "step": state.steps, "train_loss": train_loss}
         if valid_set is not None:
             row.update(score(model, valid_set))
-        row.update(lr=scheduler.get_last_lr()[0], samples_per_second=seen / max(elapsed, 1e-9), seconds=elapsed)
-        outcome.history.append(row)
+        row.update(lr=scheduler.get_last_lr()[0], samples_per_second=rows_done * topology.world / max(elapsed, 1e-9))
+        row.update(seconds=elapsed)
+        state.history.append(row)
         progress.finish(row)
         log_epoch(row)
 
         value = row.get(metric)
         if value is not None and (
-            outcome.best_value is None or (value < outcome.best_value if mode == "min" else value > outcome.best_value)
+            state.best_value is None or (value < state.best_value if mode == "min" else value > state.best_value)
         ):
-            outcome.best_value, outcome.best_epoch, epochs_without_gain = value, epoch, 0
+            state.best_value, state.best_epoch, state.epochs_without_gain = value, epoch, 0
             if cfg.keep_best:
-                best_state = copy.deepcopy(model.state_dict())
+                state.best_weights = copy.deepcopy(model.state_dict())
         else:
-            epochs_without_gain += 1
-        if cfg.early_stopping and epochs_without_gain >= cfg.early_stopping.patience:
-            outcome.stopped_early = True
-            break
-        if outcome.steps >= total_steps:
-            break
+            state.epochs_without_gain += 1
+        state.stopped_early = bool(cfg.early_stopping and state.epochs_without_gain >= cfg.early_stopping.patience)
+        state.epoch, state.batch, state.seen = epoch + 1, 0, 0
+        state.running_loss.zero_()
+        for hook in hooks:
+            hook.after_epoch(parts, state, row)
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return outcome
+    if state.best_weights is not None:
+        model.load_state_dict(state.best_weights)
+    return state
+
+
+def gradient_norm(model: nn.Module, clip: float | None) -> torch.Tensor:
+    """Total gradient norm (clipping to `clip` when set); a tensor, so no device sync here."""
+    if clip:
+        return nn.utils.clip_grad_norm_(model.parameters(), clip)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return nn.utils.get_total_norm(grads) if grads else torch.zeros(())
 
 
 @torch.no_grad()

@@ -6,7 +6,10 @@ directory is created, so a bad input leaves nothing behind.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -27,6 +30,7 @@ from modelforge.models import build_model
 from modelforge.run import (
     Run,
     append_jsonl,
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     default_run_dir,
@@ -34,8 +38,13 @@ from modelforge.run import (
     load_run,
     outputs_to_predictions,
 )
-from modelforge.train.loop import Tensors, fit, forward_in_batches
+from modelforge.train.checkpoint import Checkpoint, Checkpointer, load_latest, storable_tensors
+from modelforge.train.distributed import Topology, full_model_state, is_sharded, teardown
+from modelforge.train.distributed import setup as setup_distributed
+from modelforge.train.interrupt import StopSignal
+from modelforge.train.loop import Tensors, TrainingError, fit, forward_in_batches, pick_device
 from modelforge.train.optim import LOSSES, default_loss, output_size
+from modelforge.train.resume import check_same_run, find_run_to_resume
 
 
 def seed_everything(seed: int) -> None:
@@ -131,11 +140,15 @@ def train(
     out: str | Path | None = None,
     show_progress: bool = True,
     on_epoch: EpochHook | None = None,
+    resume: str | Path | None = None,
+    force: bool = False,
 ) -> Run:
     """Train a model as the config says; returns the loaded run from its new directory.
 
     `on_epoch` sees each epoch's metrics row after it is logged (tuning reports and prunes
-    there; an exception it raises stops training).
+    there; an exception it raises stops training). `resume` continues a run from its newest
+    good checkpoint: a run directory, or "auto" (see train/resume.py); `force` lets harmless
+    config changes (more epochs) through. Under torchrun every rank calls this; rank 0 writes.
     """
     started = time.time()
     seed_everything(config.seed)
@@ -170,11 +183,10 @@ def train(
         "parameters": sum(p.numel() for p in model.parameters()),
     }
 
-    run_dir = Path(out) if out else default_run_dir(config.name or f"{config.task}-{config.model.type}")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise DataError(f"{run_dir}: output directory exists and is not empty; choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    topology = setup_distributed(pick_device(config.train.device))
+    run_dir: Path | None = None
     try:
+        run_dir, checkpoint = run_directory(config, out, resume, force, topology)
         return _train_into(
             run_dir,
             config,
@@ -186,11 +198,50 @@ def train(
             show_progress,
             on_epoch,
             started,
+            topology,
+            checkpoint,
         )
     except BaseException:
-        # a run that never finished keeps what it logged but is marked incomplete
-        (run_dir / "model.json").unlink(missing_ok=True)
+        # a run that never finished keeps what it logged (and its checkpoints) but is marked incomplete
+        if run_dir is not None and topology.is_writer:
+            (run_dir / "model.json").unlink(missing_ok=True)
         raise
+    finally:
+        teardown(topology)
+
+
+def run_directory(
+    config: RunConfig, out: str | Path | None, resume: str | Path | None, force: bool, topology: Topology
+) -> tuple[Path, Checkpoint | None]:
+    """A new, empty run directory (rank 0 picks, every rank learns it), or the run to resume and
+    its newest good checkpoint (None when it was stopped before the first one)."""
+    default = default_run_dir(config.name or f"{config.task}-{config.model.type}")
+    found = find_run_to_resume(resume, Path(out) if out else None, default) if resume is not None else None
+    resumed = topology.broadcast_text(str(found or ""))
+    if resumed:
+        run_dir = Path(resumed)
+        checkpoint = load_latest(run_dir / "checkpoints")
+        saved_world = checkpoint.meta.get("world_size") if checkpoint else None
+        check_same_run(run_dir, config, topology.world, saved_world, force)
+        return run_dir, checkpoint
+    run_dir = Path(topology.broadcast_text(str(Path(out) if out else default)))
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise DataError(f"{run_dir}: output directory exists and is not empty; choose another --out")
+    topology.barrier()  # every rank has checked before rank 0 creates it
+    if topology.is_writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir, None
+
+
+def provenance(config: RunConfig, topology: Topology) -> dict[str, Any]:
+    """What environment.json adds to the versions and data hashes: the audit trail of a run."""
+    return {
+        "config_sha256": hashlib.sha256(config_to_yaml(config).encode()).hexdigest(),
+        "command": sys.argv,
+        "world_size": topology.world,
+        "device": str(topology.device),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def _train_into(
@@ -204,43 +255,71 @@ def _train_into(
     show_progress: bool,
     on_epoch: EpochHook | None,
     started: float,
+    topology: Topology,
+    checkpoint: Checkpoint | None,
 ) -> Run:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from modelforge.train.tracking import TensorBoardTracker
 
     train_set, valid_set, test_set = splits
-
-    data_files = config.data.train if isinstance(config.data.train, list) else [config.data.train]
-    environment = environment_record([*data_files, config.data.valid or "", config.data.test or ""])
-    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
-    atomic_write_json(run_dir / "preprocessing.json", preprocessor.to_json())
-    atomic_write_json(run_dir / "environment.json", environment)
     metrics_path = run_dir / "metrics.jsonl"
-    metrics_path.unlink(missing_ok=True)
+    environment = _start_environment(run_dir, config, topology, checkpoint)
+    if topology.is_writer:
+        atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
+        atomic_write_json(run_dir / "preprocessing.json", preprocessor.to_json())
+        atomic_write_json(run_dir / "environment.json", environment)
+        # the metric history up to the checkpoint; epochs logged after it are replayed
+        history = checkpoint.meta["state"]["history"] if checkpoint else []
+        atomic_write_text(metrics_path, "".join(json.dumps(row) + "\n" for row in history))
 
     def log_epoch(row: dict[str, Any]) -> None:
-        append_jsonl(metrics_path, row)
+        if topology.is_writer:
+            append_jsonl(metrics_path, row)
         if on_epoch is not None:
             on_epoch(row)
 
     scorer = make_scorer(config.task, loss_fn, preprocessor, config.train.precision, 1024)
-    outcome = fit(
-        model,
-        train_set,
-        valid_set,
-        config.train,
-        loss_fn,
-        scorer,
-        seed=config.seed,
-        log_epoch=log_epoch,
-        show_progress=show_progress,
-        augment=batch_augmenter(preprocessor),
-    )
+    steps_per_epoch = -(-len(train_set["target"]) // (config.train.batch_size * config.train.grad_accum))
+    with StopSignal() as stop:
+        checkpointer = Checkpointer(
+            run_dir / "checkpoints", topology, config.train.checkpoint_every, config.train.keep_checkpoints, stop
+        )
+        if checkpoint is not None:
+            checkpointer.resumed_from(checkpoint)
+        hooks: list[Any] = [checkpointer]
+        if topology.is_writer:  # logs first, so a stop raised by the checkpointer comes after the step is logged
+            purge_step = checkpoint.steps + 1 if checkpoint else None
+            hooks.insert(0, TensorBoardTracker(run_dir, steps_per_epoch, purge_step=purge_step))
+        try:
+            outcome = fit(
+                model,
+                train_set,
+                valid_set,
+                config.train,
+                loss_fn,
+                scorer,
+                seed=config.seed,
+                log_epoch=log_epoch,
+                show_progress=show_progress,
+                augment=batch_augmenter(preprocessor),
+                resume=checkpoint,
+                hooks=hooks,
+                topology=topology,
+            )
+        except TrainingError as exc:
+            last = checkpointer.last_saved or "none yet"
+            raise TrainingError(f"{exc}; last good checkpoint: {last}") from None
+        finally:
+            for hook in hooks:
+                if hasattr(hook, "close"):
+                    hook.close()
 
-    model.to("cpu")
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    temp = run_dir / ".model.safetensors.tmp"
-    save_file(state, str(temp))
-    temp.replace(run_dir / "model.safetensors")
+    weights = storable_tensors(full_model_state(model))  # a collective under FSDP
+    if topology.is_writer:
+        atomic_write_bytes(run_dir / "model.safetensors", save(weights))
+    if not is_sharded(model):
+        model.to("cpu")
 
     held_out = test_set if test_set is not None else valid_set
     evaluation: dict[str, Any] = {"split": "test" if test_set is not None else "valid"}
@@ -261,8 +340,26 @@ def _train_into(
         stopped_early=outcome.stopped_early,
         train_seconds=round(time.time() - started, 3),
     )
-    atomic_write_json(run_dir / "eval.json", evaluation)
     environment["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    atomic_write_json(run_dir / "environment.json", environment)
-    atomic_write_json(run_dir / "model.json", model_info)  # written last: its presence marks a finished run
+    if topology.is_writer:
+        atomic_write_json(run_dir / "eval.json", evaluation)
+        atomic_write_json(run_dir / "environment.json", environment)
+        atomic_write_json(run_dir / "model.json", model_info)  # written last: its presence marks a finished run
+    topology.barrier()
     return load_run(run_dir)
+
+
+def _start_environment(
+    run_dir: Path, config: RunConfig, topology: Topology, checkpoint: Checkpoint | None
+) -> dict[str, Any]:
+    """environment.json for this run; a resumed run keeps its start and records each resumption."""
+    path = run_dir / "environment.json"
+    if path.exists() and (run_dir / "config.yaml").exists():
+        environment = json.loads(path.read_text())
+        environment.pop("finished_at", None)
+        resumed = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "steps": checkpoint.steps if checkpoint else 0}
+        environment.setdefault("resumed", []).append({**resumed, **provenance(config, topology)})
+        return environment
+    data_files = config.data.train if isinstance(config.data.train, list) else [config.data.train]
+    environment = environment_record([*data_files, config.data.valid or "", config.data.test or ""])
+    return {**environment, **provenance(config, topology)}
