@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 app = typer.Typer(
     add_completion=False,
@@ -135,7 +136,25 @@ def predict(
         typer.echo(f"wrote {len(frame)} predictions to {out}", err=True)
 
 
-@app.command()
+class DefaultCommandGroup(TyperGroup):
+    """A group whose first argument falls back to a default command when it names none of its commands,
+    so `modelforge runs [DIR]` keeps listing runs beside `modelforge runs compare A B`."""
+
+    default_command = "list"
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+runs_app = typer.Typer(
+    cls=DefaultCommandGroup, help="A table of runs (`runs [DIR]`), or runs side by side (`runs compare A B`)."
+)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command(name="list")
 def runs(directory: Annotated[Path, typer.Argument(help="folder of run directories")] = Path("runs")) -> None:
     """A table of runs with their key metrics."""
     from rich.console import Console
@@ -168,7 +187,13 @@ def models() -> None:
 
 # Verbs of later stages live beside their code: each module has `register(app)` and imports
 # only typer at module level, so adding a verb touches one line here.
-VERB_MODULES = ["modelforge.tune.cli", "modelforge.serve.cli", "modelforge.compress.cli", "modelforge.export.cli"]
+VERB_MODULES = [
+    "modelforge.tune.cli",
+    "modelforge.serve.cli",
+    "modelforge.compress.cli",
+    "modelforge.export.cli",
+    "modelforge.evaluate.cli",
+]
 
 
 def _register_verbs() -> None:

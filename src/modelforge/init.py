@@ -15,6 +15,7 @@ MODEL_FOR_KIND = {"image": "cnn", "text": "lstm", "tabular": "mlp"}
 
 def starter_config(data: Path, target: str | None, task: str | None, out: Path | None) -> dict[str, Any]:
     from modelforge.data.preprocess import infer_features, infer_task
+    from modelforge.data.privacy import warn_personal_columns
     from modelforge.data.readers import read_data
 
     if task == "language-modeling":
@@ -22,6 +23,7 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
 
         return language_model_config(data, out)
     frame = read_data(data)
+    warn_personal_columns(frame)  # e-mail / phone columns: the warning suggests data.drop or data.hash
     if data.is_dir():
         target = target or "label"
     if target is None:

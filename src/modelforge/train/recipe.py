@@ -58,6 +58,9 @@ def load_splits(config: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame | None, p
     data = config.data
     files = data.train if isinstance(data.train, list) else [data.train]
     frame = pd.concat([read_data(f, data.bad_rows) for f in files], ignore_index=True)
+    from modelforge.data.privacy import warn_personal_columns
+
+    warn_personal_columns(frame, skip=[*data.drop, *data.hash])  # e-mail / phone columns left as they are
     frame = apply_column_policies(frame, data.drop, data.hash)
     valid = apply_column_policies(read_data(data.valid, data.bad_rows), data.drop, data.hash) if data.valid else None
     test = apply_column_policies(read_data(data.test, data.bad_rows), data.drop, data.hash) if data.test else None
@@ -345,6 +348,9 @@ def _train_into(
         atomic_write_json(run_dir / "eval.json", evaluation)
         atomic_write_json(run_dir / "environment.json", environment)
         atomic_write_json(run_dir / "model.json", model_info)  # written last: its presence marks a finished run
+        from modelforge.evaluate.audit import write_manifest
+
+        write_manifest(run_dir)  # sha256 of every run file, verified by `modelforge audit`
     topology.barrier()
     return load_run(run_dir)
 
