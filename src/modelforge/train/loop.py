@@ -172,7 +172,8 @@ def fit(
         row.update(lr=scheduler.get_last_lr()[0], samples_per_second=rows_done * topology.world / max(elapsed, 1e-9))
         row.update(seconds=elapsed)
         state.history.append(row)
-        progress.finish(row)
+        if topology.is_writer:
+            progress.finish(row)
         log_epoch(row)
 
         value = row.get(metric)

@@ -1,0 +1,82 @@
+"""Tiny, fast training runs for the tests: a real tabular dataset, configs, CLI subprocesses, kills."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def breast_cancer_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [str(c).replace(" ", "_") for c in frame.columns]
+    path = tmp_path_factory.mktemp("data") / "breast_cancer.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def mlp_config(data: Path, **train: Any) -> dict[str, Any]:
+    """A 30-feature MLP with dropout (so the torch RNG matters), a cosine schedule, one thread."""
+    return {
+        "task": "classification",
+        "seed": 3,
+        "data": {"train": str(data), "target": "target", "split": {"valid": 0.1, "test": 0.2}},
+        "model": {"type": "mlp", "hidden": [64, 32], "dropout": 0.2},
+        "train": {"epochs": 6, "batch_size": 16, "lr": 3e-3, "schedule": "cosine", "threads": 1, **train},
+    }
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def modelforge(*args: str) -> list[str]:
+    return [sys.executable, "-m", "modelforge", *args]
+
+
+def cli_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(modelforge(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO, env=cli_env())
+
+
+def start_cli(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        modelforge(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=cli_env()
+    )
+
+
+def newest_step(run_dir: Path) -> int:
+    files = sorted((run_dir / "checkpoints").glob("step-*.safetensors"))
+    return int(files[-1].name[len("step-") : -len(".safetensors")]) if files else -1
+
+
+def signal_when(
+    process: subprocess.Popen[str], ready: Callable[[], bool], signum: int = signal.SIGKILL, timeout: float = 120
+) -> None:
+    """Send `signum` as soon as `ready()` holds (polled every ~1 ms); fail if the run ends first."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if ready():
+            process.send_signal(signum)
+            process.communicate(timeout=60)
+            return
+        time.sleep(0.001)
+    _, err = process.communicate(timeout=60)
+    raise AssertionError(f"the run ended (rc {process.returncode}) before the signal could be sent: {err[-500:]}")
