@@ -1,0 +1,1 @@
+"""Text for language modeling: tokenizers (char, byte-level BPE), token caches, generation."""

@@ -1,0 +1,180 @@
+"""Text generation from a GPT run: KV-cache decoding, temperature / top-k / top-p sampling.
+
+    generator = load_generator("runs/shakespeare")
+    for piece in generator.stream("ROMEO:", max_new_tokens=200, temperature=0.8, seed=0):
+        print(piece, end="", flush=True)
+
+Greedy when temperature is 0; the same seed gives the same text. The prompt is encoded,
+run through the model once (filling the cache), then each new token costs one position's
+work. When the cache is full (prompt + new tokens > the model's context) the window slides:
+the last half-context of tokens is re-encoded and decoding goes on from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from modelforge.errors import ModelforgeError
+from modelforge.models.gpt import GPT
+from modelforge.text.tokenizers import Tokenizer
+
+MAX_PENDING_TOKENS = 8  # byte-level tokens held back while they end inside a UTF-8 character
+
+
+class GenerationError(ModelforgeError):
+    """A generation request cannot be served as asked (prompt, sampling settings)."""
+
+
+@dataclass
+class Generator:
+    model: GPT
+    tokenizer: Tokenizer
+    use_cache: bool = True
+
+    @property
+    def context(self) -> int:
+        return self.model.config.context
+
+    def stream(
+        self,
+        prompt: str,
+        max_new_tokens: int = 100,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Decoded text pieces of the continuation of `prompt`, yielded as tokens come.
+
+        Bad settings or prompts raise GenerationError here, before the first piece.
+        """
+        check_settings(max_new_tokens, temperature, top_k, top_p)
+        prompt_ids = self.prompt_ids(prompt)
+        return self._pieces(self.token_ids(prompt_ids, max_new_tokens, temperature, top_k, top_p, seed))
+
+    def _pieces(self, tokens: Iterator[int]) -> Iterator[str]:
+        pending: list[int] = []
+        for token in tokens:
+            pending.append(token)
+            piece = self.tokenizer.decode(pending)
+            if piece.endswith("\ufffd") and len(pending) < MAX_PENDING_TOKENS:
+                continue  # a multi-byte character split across tokens: wait for the rest
+            pending.clear()
+            yield piece
+        if pending:
+            yield self.tokenizer.decode(pending)
+
+    def generate(
+        self,
+        prompt: str,
+        max_new_tokens: int = 100,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> str:
+        """The whole continuation of `prompt` (without the prompt)."""
+        return "".join(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, seed))
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """Token ids of the prompt; an empty prompt starts from a newline (or token 0)."""
+        if not prompt:
+            try:
+                return self.tokenizer.encode("\n")[-1:] or [0]
+            except ModelforgeError:
+                return [0]
+        try:
+            ids = self.tokenizer.encode(prompt)
+        except ModelforgeError as exc:
+            raise GenerationError(f"--prompt: {exc}") from None
+        if len(ids) > self.context:
+            raise GenerationError(
+                f"--prompt: {len(ids)} tokens, longer than the model's context of {self.context}; shorten the prompt"
+            )
+        return ids
+
+    @torch.no_grad()
+    def token_ids(
+        self,
+        prompt_ids: list[int],
+        max_new_tokens: int,
+        temperature: float,
+        top_k: int | None,
+        top_p: float | None,
+        seed: int | None,
+    ) -> Iterator[int]:
+        """New token ids, one at a time, with the KV cache (or full recompute when use_cache=False)."""
+        was_training = self.model.training
+        self.model.eval()
+        device = self.model.token_embedding.weight.device
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        history = list(prompt_ids)
+        cache = self.model.new_cache() if self.use_cache else None
+        try:
+            logits = self.model(torch.tensor([history], device=device), cache)[0, -1]
+            for produced in range(max_new_tokens):
+                token = pick_token(logits, temperature, top_k, top_p, generator)
+                history.append(token)
+                yield token
+                if produced + 1 == max_new_tokens:
+                    break
+                if cache is None:
+                    logits = self.model(torch.tensor([history[-self.context :]], device=device))[0, -1]
+                elif cache.length == cache.capacity:  # full: slide to the last half-context
+                    cache = self.model.new_cache()
+                    window = history[-max(1, self.context // 2) :]
+                    logits = self.model(torch.tensor([window], device=device), cache)[0, -1]
+                else:
+                    logits = self.model(torch.tensor([[token]], device=device), cache)[0, -1]
+        finally:
+            self.model.train(was_training)
+
+
+def check_settings(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
+    problems = []
+    if max_new_tokens < 0:
+        problems.append(f"max_new_tokens: must be >= 0, got {max_new_tokens}")
+    if temperature < 0:
+        problems.append(f"temperature: must be >= 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        problems.append(f"top_k: must be >= 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        problems.append(f"top_p: must be in (0, 1], got {top_p}")
+    if problems:
+        raise GenerationError("; ".join(problems))
+
+
+def pick_token(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    generator: torch.Generator | None,
+) -> int:
+    """Argmax when temperature is 0; else a sample from the tempered, top-k / top-p filtered softmax."""
+    logits = logits.float().cpu()
+    if temperature == 0:
+        return int(logits.argmax())
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.numel():
+        threshold = torch.topk(logits, top_k).values[-1]
+        logits = logits.masked_fill(logits < threshold, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if top_p is not None and top_p < 1:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        outside = sorted_probs.cumsum(0) - sorted_probs > top_p  # keeps the token that crosses top_p
+        sorted_probs[outside] = 0.0
+        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def load_generator(run_dir: str | Path) -> Generator:
+    """A Generator for a finished language-modeling run directory."""
+    from modelforge.text.run import load_language_model_run
+
+    run = load_language_model_run(run_dir)
+    return Generator(run.model, run.tokenizer)

@@ -1,0 +1,124 @@
+"""A finished language-modeling run, loaded from its directory.
+
+    RUN_DIR/
+      config.yaml          resolved config
+      tokenizer.json       the fitted tokenizer (char or bpe)
+      model.safetensors    final weights
+      model.json           type "gpt", options, vocab_size, parameters (written last)
+      metrics.jsonl        one row per evaluation (step, losses, lr, tokens/s, a text sample)
+      eval.json            val_loss, perplexity, tokens_per_second, steps, train_seconds
+      environment.json     versions, git commit, host, data hashes, start/end times
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch.nn import functional as F
+
+from modelforge.errors import RunError
+from modelforge.models.gpt import GPT, gpt_config
+from modelforge.run import read_jsonl
+from modelforge.text.tokenizers import Tokenizer, load_tokenizer
+
+LM_REQUIRED_FILES = ("config.yaml", "tokenizer.json", "model.safetensors", "model.json")
+MAX_EVAL_TOKENS = 1 << 20
+
+
+@dataclass
+class LanguageModelRun:
+    path: Path
+    config: Any
+    tokenizer: Tokenizer
+    model_info: dict[str, Any]
+    model: GPT = field(repr=False)
+
+    @property
+    def task(self) -> str:
+        return "language-modeling"
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        path = self.path / "eval.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / "metrics.jsonl")
+
+    def evaluate(self, data: str | Path) -> dict[str, Any]:
+        """val_loss and perplexity of the model on another text file (all of it, up to 1M tokens)."""
+        from modelforge.text.data import read_corpus
+
+        text = read_corpus(str(data), self.config.data.text_column)
+        tokens = np.asarray(self.tokenizer.encode(text), dtype=np.int64)
+        if len(tokens) < 2:
+            raise RunError(f"{data}: needs at least 2 tokens to score, got {len(tokens)}")
+        loss = sequence_loss(self.model, tokens, self.model.config.context, self.config.train.batch_size)
+        return {"split": str(data), "val_loss": loss, "perplexity": math.exp(loss), "tokens": int(len(tokens))}
+
+
+@torch.no_grad()
+def sequence_loss(model: GPT, tokens: np.ndarray, context: int, batch_size: int = 32) -> float:
+    """Mean next-token cross-entropy over non-overlapping windows covering `tokens` (≤ 1M tokens)."""
+    model.eval()
+    device = next(model.parameters()).device
+    tokens = np.asarray(tokens[: MAX_EVAL_TOKENS + 1], dtype=np.int64)
+    n_full = (len(tokens) - 1) // context
+    windows = [[s] for s in range(0, n_full * context, context)]
+    groups = [sum(windows[i : i + batch_size], []) for i in range(0, n_full, batch_size)]
+    if n_full * context < len(tokens) - 1:
+        groups.append([n_full * context])  # the shorter last window
+    total, count = 0.0, 0
+    for group in groups:
+        length = min(context, len(tokens) - 1 - group[0])
+        rows = torch.from_numpy(np.stack([tokens[s : s + length + 1] for s in group])).to(device)
+        logits = model(rows[:, :-1]).float()
+        targets = rows[:, 1:].reshape(-1)
+        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets, reduction="sum"))
+        count += targets.numel()
+    return total / max(count, 1)
+
+
+def is_language_model_run(path: Path) -> bool:
+    config_path = path / "config.yaml"
+    if not config_path.is_file():
+        return False
+    try:
+        raw = yaml.safe_load(config_path.read_text()) or {}
+    except yaml.YAMLError:
+        return False
+    return isinstance(raw, dict) and raw.get("task") == "language-modeling"
+
+
+def load_language_model_run(path: str | Path) -> LanguageModelRun:
+    """Rebuild config, tokenizer and GPT from a language-modeling run directory."""
+    from safetensors.torch import load_file
+
+    from modelforge.config import RunConfig
+
+    path = Path(path)
+    if not path.is_dir():
+        raise RunError(f"{path}: run directory not found")
+    missing = [name for name in LM_REQUIRED_FILES if not (path / name).exists()]
+    if missing:
+        raise RunError(f"{path}: not a finished run (missing {', '.join(missing)})")
+    config = RunConfig.model_validate(yaml.safe_load((path / "config.yaml").read_text()))
+    info = json.loads((path / "model.json").read_text())
+    tokenizer = load_tokenizer(path / "tokenizer.json")
+    model = GPT(gpt_config(info["vocab_size"], info["options"]))
+    try:
+        state = load_file(str(path / "model.safetensors"))
+        state.setdefault("head.weight", state["token_embedding.weight"])  # tied: stored once
+        model.load_state_dict(state)
+    except (RuntimeError, OSError, KeyError) as exc:
+        raise RunError(f"{path / 'model.safetensors'}: weights do not load ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return LanguageModelRun(path, config, tokenizer, info, model)

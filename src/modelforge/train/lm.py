@@ -1,0 +1,293 @@
+"""The language-modeling recipe and loop (nanoGPT-like), readable top to bottom.
+
+corpus → token cache (memmap) → GPT → AdamW (decay on matrices only) → for each step:
+[accumulate: random windows → autocast forward → loss → backward] → clip → lr (warm-up +
+cosine) → step → log; every `eval_every` steps: validation loss on `eval_batches` fixed
+windows and a text sample. At the end: the whole validation split scored, run directory
+written (model.json last).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from modelforge.config import ModelConfig, RunConfig, TrainConfig, config_to_yaml
+from modelforge.errors import ConfigError, DataError
+from modelforge.models.gpt import GPT, gpt_config
+from modelforge.run import append_jsonl, atomic_write_json, atomic_write_text, default_run_dir, environment_record
+from modelforge.text.data import TokenData, check_lengths, prepare_tokens, random_windows
+from modelforge.text.run import LanguageModelRun, load_language_model_run, sequence_loss
+from modelforge.text.tokenizers import save_tokenizer
+from modelforge.train.loop import TrainingError, autocast_context, pick_device
+from modelforge.train.optim import parameter_groups
+from modelforge.train.recipe import seed_everything
+
+SAMPLE_TOKENS = 120
+
+
+# ----------------------------------------------------------------------------- pieces
+def lm_model_config(config: RunConfig) -> RunConfig:
+    """`model:` left at its default means a GPT with default options; any other family is an error."""
+    if "type" not in config.model.model_fields_set and not config.model.options():
+        return config.model_copy(update={"model": ModelConfig(type="gpt")})
+    if config.model.type != "gpt":
+        raise ConfigError(f"model.type: task language-modeling needs gpt, got {config.model.type!r}")
+    return config
+
+
+def total_steps(cfg: TrainConfig, train_tokens: int, context: int) -> int:
+    """train.max_steps, else `epochs` passes over the training tokens in windows of `context`."""
+    if cfg.max_steps:
+        return cfg.max_steps
+    per_epoch = max(1, train_tokens // (cfg.batch_size * cfg.grad_accum * context))
+    return per_epoch * cfg.epochs
+
+
+def learning_rate(step: int, cfg: TrainConfig, steps: int) -> float:
+    """Linear warm-up to train.lr, then cosine decay to train.min_lr at the last step."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, steps - cfg.warmup_steps))
+    return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_lm_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, weight decay on matrices only (norms, biases, embeddings exempt), fused kernel."""
+    groups = parameter_groups(model, cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=True)
+
+
+def next_token_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    logits = model(inputs)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+
+
+def use_compile(cfg: TrainConfig, device: torch.device) -> bool:
+    """train.compile if set; else on for CUDA and CPU, where it measured faster (docs/readme/4)."""
+    return cfg.compile if cfg.compile is not None else True
+
+
+@torch.no_grad()
+def estimate_loss(
+    model: nn.Module, tokens: np.ndarray, cfg: TrainConfig, context: int, device: torch.device, seed: int
+) -> float:
+    """Mean loss over `eval_batches` batches of windows drawn with a fixed seed (same every eval)."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    with autocast_context(cfg.precision, device):
+        for _ in range(cfg.eval_batches):
+            inputs, targets = random_windows(tokens, cfg.batch_size, context, generator)
+            losses.append(float(next_token_loss(model, inputs.to(device), targets.to(device))))
+    model.train()
+    return sum(losses) / len(losses)
+
+
+class StepProgress:
+    """A rich bar with loss and tokens/s on a terminal; nothing otherwise (eval lines go to stderr)."""
+
+    def __init__(self, enabled: bool, steps: int) -> None:
+        self._bar: Any = None
+        self._next_refresh = 0.0
+        if enabled and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("step"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+                TimeRemainingColumn(), transient=True,
+            )  # fmt: skip
+            self._bar.start()
+            self._task = self._bar.add_task("train", total=steps, status="")
+
+    def update(self, step: int, loss: float, tokens_per_second: float) -> None:
+        now = time.perf_counter()
+        if self._bar is None or now < self._next_refresh:
+            return
+        self._next_refresh = now + 0.1
+        self._bar.update(self._task, completed=step, status=f"loss {loss:.4f} · {tokens_per_second:,.0f} tok/s")
+
+    def line(self, row: dict[str, Any]) -> None:
+        shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items() if k != "sample")
+        (self._bar.console.print if self._bar is not None else lambda s: print(s, file=sys.stderr))(shown)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+@dataclass
+class LMOutcome:
+    steps: int = 0
+    tokens: int = 0
+    train_seconds: float = 0.0
+    compiled: bool = False
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / max(self.train_seconds, 1e-9)
+
+
+# ----------------------------------------------------------------------------- recipe
+def train_language_model(
+    config: RunConfig, out: str | Path | None = None, show_progress: bool = False
+) -> LanguageModelRun:
+    """Train a GPT on the config's text; returns the loaded run from its new directory."""
+    started = time.time()
+    config = lm_model_config(config)
+    seed_everything(config.seed)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    run_dir = Path(out) if out else default_run_dir(config.name or "language-modeling-gpt")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise DataError(f"{run_dir}: output directory exists and is not empty; choose another --out")
+    data_cfg = config.data
+    data = prepare_tokens(
+        data_cfg.train,
+        run_dir.resolve().parent / ".token-cache",
+        data_cfg.tokenizer,
+        data_cfg.vocab_size,
+        data_cfg.valid_fraction,
+        data_cfg.text_column,
+    )
+    gpt_options = gpt_config(data.tokenizer.vocab_size, config.model.options())
+    check_lengths(data, gpt_options.context)
+    seed_everything(config.seed)
+    model = GPT(gpt_options)
+    model_info = {
+        "type": "gpt",
+        "options": config.model.options(),
+        "vocab_size": data.tokenizer.vocab_size,
+        "tokenizer": data_cfg.tokenizer,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _train_into(run_dir, config, data, model, model_info, show_progress, started)
+    except BaseException:
+        (run_dir / "model.json").unlink(missing_ok=True)  # an unfinished run stays marked incomplete
+        raise
+
+
+def _train_into(
+    run_dir: Path,
+    config: RunConfig,
+    data: TokenData,
+    model: GPT,
+    model_info: dict[str, Any],
+    show_progress: bool,
+    started: float,
+) -> LanguageModelRun:
+    from safetensors.torch import save_file
+
+    files = config.data.train if isinstance(config.data.train, list) else [config.data.train]
+    environment = environment_record(files)
+    environment["token_cache"] = {"path": str(data.cache_dir), "reused": data.reused, "tokens": int(len(data.tokens))}
+    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
+    save_tokenizer(data.tokenizer, run_dir / "tokenizer.json")
+    atomic_write_json(run_dir / "environment.json", environment)
+    metrics_path = run_dir / "metrics.jsonl"
+    metrics_path.unlink(missing_ok=True)
+
+    outcome = fit_language_model(model, data, config, lambda row: append_jsonl(metrics_path, row), show_progress)
+
+    model.to("cpu").eval()
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "head.weight"}  # tied to the embedding
+    temp = run_dir / ".model.safetensors.tmp"
+    save_file(state, str(temp))
+    temp.replace(run_dir / "model.safetensors")
+
+    val_loss = sequence_loss(model, data.valid, model.config.context, config.train.batch_size)
+    evaluation = {
+        "split": "valid",
+        "val_loss": val_loss,
+        "perplexity": math.exp(val_loss),
+        "tokens_per_second": outcome.tokens_per_second,
+        "steps": outcome.steps,
+        "tokens_seen": outcome.tokens,
+        "compiled": outcome.compiled,
+        "precision": config.train.precision,
+        "train_seconds": round(outcome.train_seconds, 3),
+        "total_seconds": round(time.time() - started, 3),
+    }
+    atomic_write_json(run_dir / "eval.json", evaluation)
+    environment["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    atomic_write_json(run_dir / "environment.json", environment)
+    atomic_write_json(run_dir / "model.json", model_info)  # written last: its presence marks a finished run
+    return load_language_model_run(run_dir)
+
+
+# ----------------------------------------------------------------------------- loop
+def fit_language_model(
+    model: GPT, data: TokenData, config: RunConfig, log: Any, show_progress: bool = False
+) -> LMOutcome:
+    """Train `model` in place on `data.train`; calls `log(row)` after every evaluation."""
+    from modelforge.text.generate import Generator
+
+    cfg = config.train
+    device = pick_device(cfg.device)
+    model.to(device).train()
+    context = model.config.context
+    steps = total_steps(cfg, len(data.train), context)
+    eval_every = cfg.eval_every or max(1, steps // 10)
+    optimizer = build_lm_optimizer(model, cfg)
+    autocast = autocast_context(cfg.precision, device)
+    compiled = use_compile(cfg, device)
+    loss_of = torch.compile(next_token_loss) if compiled else next_token_loss
+    batches = torch.Generator().manual_seed(config.seed)
+    sampler = Generator(model, data.tokenizer)
+    progress = StepProgress(show_progress, steps)
+    outcome = LMOutcome(compiled=compiled)
+    window_loss, window_steps, window_started = 0.0, 0, time.perf_counter()
+
+    for step in range(steps):
+        lr = learning_rate(step, cfg, steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        step_loss = torch.zeros(())
+        for _ in range(cfg.grad_accum):
+            inputs, targets = random_windows(data.train, cfg.batch_size, context, batches)
+            with autocast:
+                loss = loss_of(model, inputs.to(device), targets.to(device))
+            (loss / cfg.grad_accum).backward()
+            step_loss += loss.detach().float().cpu() / cfg.grad_accum
+        if not math.isfinite(float(step_loss)):
+            raise TrainingError(f"loss is {float(step_loss)} at step {step + 1}; lower train.lr or add train.grad_clip")
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        outcome.steps += 1
+        outcome.tokens += cfg.grad_accum * cfg.batch_size * context
+        window_loss += float(step_loss)
+        window_steps += 1
+        elapsed = outcome.train_seconds + time.perf_counter() - window_started
+        progress.update(outcome.steps, float(step_loss), outcome.tokens / max(elapsed, 1e-9))
+
+        if outcome.steps % eval_every == 0 or outcome.steps == steps:
+            window_seconds = time.perf_counter() - window_started
+            outcome.train_seconds += window_seconds
+            row = {
+                "step": outcome.steps,
+                "train_loss": window_loss / window_steps,
+                "val_loss": estimate_loss(model, data.valid, cfg, context, device, config.seed + 1),
+                "lr": lr,
+                "tokens_per_second": window_steps * cfg.grad_accum * cfg.batch_size * context / window_seconds,
+                "seconds": round(outcome.train_seconds, 3),
+                "sample": sampler.generate("", SAMPLE_TOKENS, temperature=1.0, seed=config.seed),
+            }
+            progress.line(row)
+            log(row)
+            model.train()
+            window_loss, window_steps, window_started = 0.0, 0, time.perf_counter()
+    progress.close()
+    return outcome
