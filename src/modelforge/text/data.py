@@ -124,7 +124,7 @@ def prepare_tokens(
         ids.tofile(temp)
         temp.replace(folder / "tokens.bin")
         save_tokenizer(tokenizer, folder / "tokenizer.json")
-        meta = {"tokens": int(len(ids)), "dtype": np.dtype(ids.dtype).name, "vocab_size": tokenizer.vocab_size}
+        meta = {"tokens": len(ids), "dtype": np.dtype(ids.dtype).name, "vocab_size": tokenizer.vocab_size}
         from modelforge.run import atomic_write_json
 
         atomic_write_json(meta_path, meta)  # written last: marks a complete cache entry

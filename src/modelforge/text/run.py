@@ -1,13 +1,13 @@
 """A finished language-modeling run, loaded from its directory.
 
-    RUN_DIR/
-      config.yaml          resolved config
-      tokenizer.json       the fitted tokenizer (char or bpe)
-      model.safetensors    final weights
-      model.json           type "gpt", options, vocab_size, parameters (written last)
-      metrics.jsonl        one row per evaluation (step, losses, lr, tokens/s, a text sample)
-      eval.json            val_loss, perplexity, tokens_per_second, steps, train_seconds
-      environment.json     versions, git commit, host, data hashes, start/end times
+RUN_DIR/
+  config.yaml          resolved config
+  tokenizer.json       the fitted tokenizer (char or bpe)
+  model.safetensors    final weights
+  model.json           type "gpt", options, vocab_size, parameters (written last)
+  metrics.jsonl        one row per evaluation (step, losses, lr, tokens/s, a text sample)
+  eval.json            val_loss, perplexity, tokens_per_second, steps, train_seconds
+  environment.json     versions, git commit, host, data hashes, start/end times
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class LanguageModelRun:
         if len(tokens) < 2:
             raise RunError(f"{data}: needs at least 2 tokens to score, got {len(tokens)}")
         loss = sequence_loss(self.model, tokens, self.model.config.context, self.config.train.batch_size)
-        return {"split": str(data), "val_loss": loss, "perplexity": math.exp(loss), "tokens": int(len(tokens))}
+        return {"split": str(data), "val_loss": loss, "perplexity": math.exp(loss), "tokens": len(tokens)}
 
 
 @torch.no_grad()
@@ -72,8 +72,8 @@ def sequence_loss(model: GPT, tokens: np.ndarray, context: int, batch_size: int 
     device = next(model.parameters()).device
     tokens = np.asarray(tokens[: MAX_EVAL_TOKENS + 1], dtype=np.int64)
     n_full = (len(tokens) - 1) // context
-    windows = [[s] for s in range(0, n_full * context, context)]
-    groups = [sum(windows[i : i + batch_size], []) for i in range(0, n_full, batch_size)]
+    starts = list(range(0, n_full * context, context))
+    groups = [starts[i : i + batch_size] for i in range(0, n_full, batch_size)]
     if n_full * context < len(tokens) - 1:
         groups.append([n_full * context])  # the shorter last window
     total, count = 0.0, 0

@@ -117,7 +117,9 @@ class StepProgress:
         self._bar.update(self._task, completed=step, status=f"loss {loss:.4f} · {tokens_per_second:,.0f} tok/s")
 
     def line(self, row: dict[str, Any]) -> None:
-        shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items() if k != "sample")
+        shown = "  ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items() if k != "sample"
+        )
         (self._bar.console.print if self._bar is not None else lambda s: print(s, file=sys.stderr))(shown)
 
     def close(self) -> None:
@@ -191,7 +193,7 @@ def _train_into(
 
     files = config.data.train if isinstance(config.data.train, list) else [config.data.train]
     environment = environment_record(files)
-    environment["token_cache"] = {"path": str(data.cache_dir), "reused": data.reused, "tokens": int(len(data.tokens))}
+    environment["token_cache"] = {"path": str(data.cache_dir), "reused": data.reused, "tokens": len(data.tokens)}
     atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
     save_tokenizer(data.tokenizer, run_dir / "tokenizer.json")
     atomic_write_json(run_dir / "environment.json", environment)
