@@ -59,16 +59,16 @@ def train(
     out: Annotated[Path | None, typer.Option(help="run directory (default: runs/NAME-TIME)")] = None,
     set_: SetOption = None,
     progress: Annotated[bool, typer.Option(help="live progress bar")] = True,
-) -> None:
     resume: Annotated[str | None, typer.Option(help="continue RUN_DIR from its last checkpoint, or 'auto'")] = None,
     force: Annotated[bool, typer.Option(help="with --resume: accept harmless config changes (more epochs)")] = False,
     nproc: Annotated[int, typer.Option(help="data-parallel processes on this machine (spawns torchrun)")] = 1,
+) -> None:
     """Train a model; writes a run directory and prints the test metrics."""
-    import modelforge
     if nproc > 1:
         from modelforge.train.launch import run_torchrun
 
         raise typer.Exit(run_torchrun(nproc, sys.argv[1:]))
+    import modelforge
     from modelforge.config import load_config
 
     cfg = load_config(config, set_ or [])
@@ -193,6 +193,7 @@ VERB_MODULES = [
     "modelforge.compress.cli",
     "modelforge.export.cli",
     "modelforge.evaluate.cli",
+    "modelforge.text.cli",
 ]
 
 
@@ -217,10 +218,6 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()
     except Exception as exc:  # a clean stop on SIGTERM / SIGINT after saving a checkpoint
         from modelforge.train.interrupt import TrainingInterrupted
 
@@ -228,3 +225,7 @@ if __name__ == "__main__":
             raise
         typer.echo(f"{exc}; continue with: modelforge train CONFIG --resume RUN_DIR", err=True)
         sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

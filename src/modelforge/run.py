@@ -242,6 +242,10 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.is_dir():
         raise RunError(f"{path}: run directory not found")
+    from modelforge.text.run import is_language_model_run, load_language_model_run
+
+    if is_language_model_run(path):
+        return load_language_model_run(path)  # type: ignore[return-value]
     missing = [name for name in REQUIRED_FILES if not (path / name).exists()]
     if missing:
         raise RunError(f"{path}: not a finished run (missing {', '.join(missing)})")
