@@ -51,10 +51,9 @@ def distill(
     student, teacher_info = (json.loads((p / "model.json").read_text()) for p in (written, teacher))
     metrics = json.loads((written / "eval.json").read_text())
     key = "accuracy" if "accuracy" in metrics else "rmse"
-    typer.echo(
-        f"student {student['parameters']:,} params ({student['parameters'] / teacher_info['parameters']:.1%} of teacher), "
-        f"{metrics['split']} {key} {metrics[key]:.4f}"
-    )
+    share = student["parameters"] / teacher_info["parameters"]
+    score = f"{metrics['split']} {key} {metrics[key]:.4f}"
+    typer.echo(f"student {student['parameters']:,} params ({share:.1%} of teacher), {score}")
     typer.echo(f"run: {written}")
 
 

@@ -52,7 +52,10 @@ class DistillationLoss(nn.Module):
             hard = F.binary_cross_entropy_with_logits(logits.squeeze(-1), labels.to(logits.dtype))
         else:
             soft = F.kl_div(
-                F.log_softmax(logits / t, dim=-1), F.log_softmax(teacher / t, dim=-1), reduction="batchmean", log_target=True
+                F.log_softmax(logits / t, dim=-1),
+                F.log_softmax(teacher / t, dim=-1),
+                reduction="batchmean",
+                log_target=True,
             ) * (t * t)
             hard = F.cross_entropy(logits, labels.long())
         return self.alpha * soft + (1 - self.alpha) * hard

@@ -199,9 +199,7 @@ def load_quantized(float_model: nn.Module, weights_path: Path, info: dict[str, A
 
 def _load_plain_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], packed: tuple[str, ...]) -> None:
     """Copy the float tensors in place (load_state_dict would also re-read the packed modules)."""
-    state = {
-        k: v for k, v in model.state_dict().items() if isinstance(v, torch.Tensor) and not k.startswith(packed)
-    }
+    state = {k: v for k, v in model.state_dict().items() if isinstance(v, torch.Tensor) and not k.startswith(packed)}
     saved = {k: v for k, v in tensors.items() if not k.startswith(packed)}
     if state.keys() != saved.keys():
         missing, extra = sorted(state.keys() - saved.keys()), sorted(saved.keys() - state.keys())

@@ -68,7 +68,9 @@ class CompressOptions:
             raise ModelforgeError("--calibration: only used with --quantize int8-static")
 
 
-def calibration_batches(run: Run, path: Path | None, fallback: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+def calibration_batches(
+    run: Run, path: Path | None, fallback: dict[str, torch.Tensor]
+) -> list[dict[str, torch.Tensor]]:
     """Batches of real rows for static quantization: the given file, else the run's train split."""
     if path is None:
         inputs = {k: v for k, v in fallback.items() if k != "target"}
@@ -88,12 +90,11 @@ def calibration_batches(run: Run, path: Path | None, fallback: dict[str, torch.T
     return [{k: v[start : start + 64] for k, v in inputs.items()} for start in range(0, n_rows, 64)]
 
 
-
 def compress_run(source: str | Path, out: str | Path, options: CompressOptions) -> Path:
     """Write a compressed copy of a run to `out` (a normal run directory); returns `out`."""
     from modelforge.config import ModelConfig, config_to_yaml
-    from modelforge.models import build_model
     from modelforge.data.preprocess import InputSpec
+    from modelforge.models import build_model
 
     run = load_source_run(source)
     options.check(run)

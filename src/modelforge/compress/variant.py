@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +97,10 @@ def run_splits(run: Run) -> Splits:
     from modelforge.train.recipe import load_splits, to_tensors
 
     train, valid, test = load_splits(run.config)
-    make = lambda frame: None if frame is None else to_tensors(run.preprocessor, frame)  # noqa: E731
-    return Splits(make(train), make(valid), make(test))  # type: ignore[arg-type]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not writable.*")  # read-only label arrays; never written
+        tensors = [None if frame is None else to_tensors(run.preprocessor, frame) for frame in (train, valid, test)]
+    return Splits(*tensors)  # type: ignore[arg-type]
 
 
 def inputs_only(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

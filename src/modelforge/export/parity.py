@@ -30,7 +30,8 @@ class Parity:
 
     def describe(self) -> str:
         verdict = "ok" if self.ok else "FAILED"
-        return f"parity on {self.rows} real rows: max abs diff {self.max_abs_diff:.3g} (tolerance {self.tolerance:g}) {verdict}"
+        diff = f"max abs diff {self.max_abs_diff:.3g} (tolerance {self.tolerance:g})"
+        return f"parity on {self.rows} real rows: {diff} {verdict}"
 
 
 def compare(expected: np.ndarray, actual: np.ndarray, tolerance: float = TOLERANCE) -> Parity:

@@ -57,7 +57,9 @@ def parity_sample(run: Any, rows: int = PARITY_ROWS) -> dict[str, Any]:
     return {k: v[:rows].contiguous() for k, v in inputs_only(source).items()}
 
 
-def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, tolerance: float = TOLERANCE) -> ExportResult:
+def export_run(
+    run_dir: str | Path, fmt: str, out: str | Path | None = None, tolerance: float = TOLERANCE
+) -> ExportResult:
     """Export a run; raises ExportError (leaving nothing behind) when parity exceeds `tolerance`."""
     from modelforge.compress.variant import load_source_run
 

@@ -1,0 +1,182 @@
+"""Compression floors of issue 7, measured side by side on this CPU (1 thread while timing).
+
+    .venv/bin/python bench/compression.py [--out /tmp/compression-bench] [--epochs 12]
+
+1. An MLP (hidden 2048-2048-1024, 6.4 M params, Linear layers dominate) on the 8×8 digits
+   flattened to 64 numeric columns: int8-dynamic, 50 % magnitude pruning + 2 fine-tune epochs,
+   50 % structured (neuron) pruning + 2 fine-tune epochs, ONNX (parity + onnxruntime latency).
+2. A CNN (channels 32-64-128) on the digits images: 50 % structured channel pruning + fine-tune,
+   static int8 with calibration, and a distilled student CNN (channels 8-16-32, about 1/16 of the
+   teacher's parameters).
+Prints one table per model with ratios against the float baseline, then the floors checklist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from modelforge.compress.benchmark import BenchmarkRow, benchmark_run, markdown_table
+from modelforge.compress.distill import distill
+from modelforge.compress.recipe import CompressOptions, compress_run
+from modelforge.config import load_config
+from modelforge.export.recipe import export_run
+from modelforge.train.recipe import train as train_run
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = ROOT / "examples" / "data" / "digits.npz"
+
+
+def flat_digits(folder: Path) -> Path:
+    data = np.load(DIGITS)
+    path = folder / "digits_flat.npz"
+    np.savez(path, x=data["x"].reshape(len(data["x"]), -1).astype(np.float32), y=data["y"])
+    return path
+
+
+def done(out: Path) -> bool:
+    """Runs already in --out are reused, so a re-run only measures (and redoes what failed)."""
+    return (out / "model.json").exists()
+
+
+def train(config: dict, out: Path) -> Path:
+    if done(out):
+        return out
+    started = time.perf_counter()
+    run = train_run(load_config(config), out, show_progress=False)
+    print(f"trained {out.name} in {time.perf_counter() - started:.0f} s: {run.metrics['accuracy']:.4f}", flush=True)
+    return out
+
+
+def mlp_section(folder: Path, epochs: int) -> tuple[list[BenchmarkRow], dict[str, float]]:
+    config = {
+        "task": "classification",
+        "data": {"train": str(flat_digits(folder)), "target": "y", "split": {"valid": 0.1, "test": 0.2}},
+        "model": {"type": "mlp", "hidden": [2048, 2048, 1024], "dropout": 0.1},
+        "train": {"epochs": epochs, "batch_size": 64, "lr": 1e-3, "schedule": "cosine", "weight_decay": 1e-4},
+    }
+    base = train(config, folder / "mlp")
+    variants = {
+        "mlp-int8": CompressOptions(quantize="int8-dynamic"),
+        "mlp-prune50": CompressOptions(prune=0.5, finetune_epochs=2),
+        "mlp-struct50": CompressOptions(prune=0.5, prune_method="structured", finetune_epochs=2),
+    }
+    for name, options in variants.items():
+        if not done(folder / name):
+            compress_run(base, folder / name, options)
+    parity = export_run(base, "onnx").parity
+    rows = [benchmark_run(base)] + [benchmark_run(folder / n) for n in variants] + [benchmark_run(base, "onnx")]
+    return rows, {"onnx_max_abs_diff": parity.max_abs_diff if parity else float("nan")}
+
+
+def cnn_section(folder: Path, epochs: int) -> list[BenchmarkRow]:
+    config = {
+        "task": "classification",
+        "data": {"train": str(DIGITS), "target": "y", "split": {"valid": 0.1, "test": 0.2}},
+        "features": [{"name": "x", "type": "image"}],
+        "model": {"type": "cnn", "channels": [32, 64, 128]},
+        "train": {"epochs": epochs, "batch_size": 64, "lr": 3e-3, "schedule": "onecycle", "weight_decay": 1e-4},
+    }
+    base = train(config, folder / "cnn")
+    variants = {
+        "cnn-struct50": CompressOptions(prune=0.5, prune_method="structured", finetune_epochs=3),
+        "cnn-int8-static": CompressOptions(quantize="int8-static"),
+    }
+    for name, options in variants.items():
+        if not done(folder / name):
+            compress_run(base, folder / name, options)
+    student = folder / "student.yaml"
+    student.write_text(
+        f"model: {{type: cnn, channels: [8, 16, 32]}}\n"
+        f"train: {{epochs: {epochs * 2}, batch_size: 64, lr: 3.0e-3, schedule: onecycle, weight_decay: 1.0e-4}}\n"
+    )
+    if not done(folder / "cnn-student"):
+        distill(base, student, folder / "cnn-student", temperature=4.0, alpha=0.7)
+    names = ["cnn", "cnn-struct50", "cnn-int8-static", "cnn-student"]
+    return [benchmark_run(folder / n) for n in names]
+
+
+def floors(mlp: list[BenchmarkRow], cnn: list[BenchmarkRow], extra: dict[str, float]) -> list[str]:
+    by = {r.variant + ("/onnx" if r.engine == "onnx" else ""): r for r in mlp + cnn}
+
+    def check(label: str, ok: bool, detail: str) -> str:
+        return f"- [{'x' if ok else ' '}] {label}: {detail}"
+
+    base, q = by["mlp"], by["mlp-int8"]
+    size, speed, drop = (
+        base.file_bytes / q.file_bytes,
+        base.latency_p50_ms / q.latency_p50_ms,
+        100 * (base.value - q.value),
+    )
+    p50, s50 = by["mlp-prune50"], by["mlp-struct50"]
+    cb, cs, st = by["cnn"], by["cnn-struct50"], by["cnn-student"]
+    onnx = by["mlp/onnx"]
+    return [
+        check("int8-dynamic ≥ 3.5× smaller", size >= 3.5, f"{size:.2f}×"),
+        check("int8-dynamic ≥ 1.3× faster batch-1", speed >= 1.3, f"{speed:.2f}× (p50)"),
+        check("int8-dynamic ≤ 1 point drop", drop <= 1.0, f"{drop:+.2f} points"),
+        check(
+            "50 % magnitude + fine-tune ≤ 1 point drop",
+            100 * (base.value - p50.value) <= 1.0,
+            f"{100 * (base.value - p50.value):+.2f} points, non-zero {p50.nonzero_share:.1%}",
+        ),
+        check(
+            "structured 50 % speed-up (mlp)",
+            s50.latency_p50_ms < base.latency_p50_ms,
+            f"batch-1 {base.latency_p50_ms / s50.latency_p50_ms:.2f}×, batch-64 "
+            f"{s50.throughput_rows_per_s / base.throughput_rows_per_s:.2f}×",
+        ),
+        check(
+            "structured 50 % speed-up (cnn)",
+            cs.latency_p50_ms < cb.latency_p50_ms,
+            f"batch-1 {cb.latency_p50_ms / cs.latency_p50_ms:.2f}×, batch-64 "
+            f"{cs.throughput_rows_per_s / cb.throughput_rows_per_s:.2f}×, {100 * (cs.value - cb.value):+.2f} points",
+        ),
+        check(
+            "student ≤ 1/4 params within 1.5 points",
+            st.parameters * 4 <= cb.parameters and 100 * (cb.value - st.value) <= 1.5,
+            f"{st.parameters / cb.parameters:.1%} of params, {100 * (st.value - cb.value):+.2f} points",
+        ),
+        check(
+            "ONNX parity ≤ 1e-4", extra["onnx_max_abs_diff"] <= 1e-4, f"max abs diff {extra['onnx_max_abs_diff']:.2g}"
+        ),
+        check(
+            "onnxruntime batch-1 vs eager",
+            True,
+            f"{onnx.latency_p50_ms:.3f} ms vs {base.latency_p50_ms:.3f} ms "
+            f"({base.latency_p50_ms / onnx.latency_p50_ms:.2f}×)",
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None, help="folder for the runs (default: a temp dir)")
+    parser.add_argument("--epochs", type=int, default=12)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    folder = args.out or Path(tempfile.mkdtemp(prefix="compression-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    cnn = cnn_section(folder, args.epochs)
+    mlp, extra = mlp_section(folder, args.epochs)
+    report = (
+        "### MLP 2048-2048-1024 on digits (64 numeric columns)\n\n"
+        + markdown_table(mlp)
+        + "\n### CNN 32-64-128 on digits (8×8 images)\n\n"
+        + markdown_table(cnn)
+        + "\n### Floors\n\n"
+        + "\n".join(floors(mlp, cnn, extra))
+        + "\n"
+    )
+    print(report)
+    (folder / "compression.md").write_text(report)
+    print(f"runs and compression.md in {folder}")
+
+
+if __name__ == "__main__":
+    main()
