@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,7 +86,8 @@ class TrainingParts:
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: Any
+    scheduler: Any = None  # an LR scheduler, or None when the loop sets the rate itself
+    generators: dict[str, torch.Generator] = field(default_factory=dict)  # e.g. the LM's batch sampler
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -210,7 +212,10 @@ class Checkpoint:
         meta, tensors = self.meta, self.tensors
         weights = {name[len("model/") :]: value for name, value in tensors.items() if name.startswith("model/")}
         load_full_state(parts.model, parts.optimizer, weights, decode(meta["optimizer"], tensors))
-        parts.scheduler.load_state_dict(decode(meta["scheduler"], tensors))
+        if parts.scheduler is not None:
+            parts.scheduler.load_state_dict(decode(meta["scheduler"], tensors))
+        for name, generator in parts.generators.items():
+            generator.set_state(tensors[f"generator/{name}"])
         rank = topology.rank if f"rank{topology.rank}/torch_rng" in tensors else 0
         random.setstate(decode(meta["rng"]["python"], tensors))
         np.random.set_state(decode(meta["rng"]["numpy"], tensors))
@@ -270,10 +275,11 @@ def capture(
         tensors.update({f"best/{name}": value for name, value in state.best_weights.items()})
     for name, values in per_rank.items():
         tensors.update({f"rank{rank}/{name}": value for rank, value in enumerate(values)})
+    tensors.update({f"generator/{name}": generator.get_state() for name, generator in parts.generators.items()})
     meta = {
         "state": state.progress(),
         "optimizer": encode(optimizer_state, "optimizer", tensors),
-        "scheduler": encode(parts.scheduler.state_dict(), "scheduler", tensors),
+        "scheduler": encode(parts.scheduler.state_dict(), "scheduler", tensors) if parts.scheduler else None,
         "rng": {"python": encode(random.getstate(), "", tensors), "numpy": encode(np.random.get_state(), "", tensors)},
         "world_size": topology.world,
     }
@@ -284,7 +290,11 @@ def capture(
 @dataclass
 class Checkpointer:
     """The loop's checkpoint hook: saves every `every_steps` steps and at each epoch end, and on
-    SIGTERM/SIGINT saves after the current step and stops the run."""
+    SIGTERM/SIGINT saves after the current step and stops the run.
+
+    A save takes a snapshot at once (every rank: it may need collectives) and rank 0 writes it
+    in a background thread while training goes on; at most one write is in flight, and its
+    error, if any, is raised at the next save or at `close`."""
 
     directory: Path
     topology: Topology
@@ -294,6 +304,8 @@ class Checkpointer:
     extra: dict[str, Any] = field(default_factory=dict)  # run facts stored in every checkpoint
     last_saved: Path | None = None
     best_name: str | None = None
+    _writing: threading.Thread | None = field(default=None, repr=False)
+    _failure: BaseException | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.topology.is_writer:
@@ -305,28 +317,56 @@ class Checkpointer:
 
     def after_step(self, parts: TrainingParts, state: TrainingState, step: Any) -> None:
         if self.topology.any(self.stop.requested):
-            self.save(parts, state)
-            raise self.stop.interrupted(state.steps, self.last_saved)
+            self.save_and_stop(parts, state)
         if self.every_steps and state.steps % self.every_steps == 0:
             self.save(parts, state)
 
     def after_epoch(self, parts: TrainingParts, state: TrainingState, row: dict[str, Any]) -> None:
-        improved = state.best_epoch == row["epoch"]
-        self.save(parts, state, best=improved)
+        self.save(parts, state, best=state.best_epoch == row["epoch"])
         if self.topology.any(self.stop.requested):
+            self.flush()
+            self.topology.barrier()
             raise self.stop.interrupted(state.steps, self.last_saved)
+
+    def save_and_stop(self, parts: TrainingParts, state: TrainingState) -> None:
+        self.save(parts, state)
+        self.flush()
+        self.topology.barrier()  # no rank exits (and makes torchrun kill the others) while rank 0 writes
+        raise self.stop.interrupted(state.steps, self.last_saved)
 
     def save(self, parts: TrainingParts, state: TrainingState, best: bool = False) -> None:
         captured = capture(parts, state, self.topology)
-        if captured is not None:
-            path = self.directory / checkpoint_name(state.steps)
-            if best:
-                self.best_name = path.name
-            meta, tensors = captured
-            write_checkpoint(path, {**meta, **self.extra, "best_checkpoint": self.best_name}, tensors)
+        if captured is None:
+            return
+        meta, tensors = captured
+        path = self.directory / checkpoint_name(state.steps)
+        if best:
+            self.best_name = path.name
+        meta = {**meta, **self.extra, "best_checkpoint": self.best_name}
+        snapshot = {name: value.detach().to("cpu", copy=True) for name, value in tensors.items()}
+        self.flush()
+        self._writing = threading.Thread(target=self._write, args=(path, meta, snapshot), daemon=True)
+        self._writing.start()
+
+    def _write(self, path: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        try:
+            write_checkpoint(path, meta, tensors)
             self.last_saved = path
             self._prune()
-        self.topology.barrier()  # no rank runs ahead (or exits) while rank 0 is writing
+        except BaseException as exc:  # handed to the training thread by flush()
+            self._failure = exc
+
+    def flush(self) -> None:
+        """Wait for the checkpoint being written; raise its error if the write failed."""
+        if self._writing is not None:
+            self._writing.join()
+            self._writing = None
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
+    def close(self) -> None:
+        self.flush()
 
     def _prune(self) -> None:
         keep = {path.name for path in list_checkpoints(self.directory)[: self.keep]} | {self.best_name}

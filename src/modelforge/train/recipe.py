@@ -311,6 +311,7 @@ def _train_into(
                 topology=topology,
             )
         except TrainingError as exc:
+            checkpointer.flush()
             last = checkpointer.last_saved or "none yet"
             raise TrainingError(f"{exc}; last good checkpoint: {last}") from None
         finally:
