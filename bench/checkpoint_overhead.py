@@ -118,7 +118,7 @@ def main() -> None:
     print(f"\ncheckpoint overhead ({args.threads} thread(s), epochs 3..{args.epochs}, medians)\n")
     print(
         "| workload | epoch s | save blocks s | checkpoint MB | blocking, 1 / epoch | alternate epochs | 10 / epoch |"
-    )  # noqa: E501
+    )
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from modelforge.train.checkpoint import (
-    CheckpointError,
     Checkpointer,
+    CheckpointError,
     CorruptCheckpoint,
     TrainingParts,
     TrainingState,

@@ -62,7 +62,9 @@ def find_run_to_resume(resume: str | Path, out: Path | None, default_dir: Path) 
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
 
 
-def check_same_run(run_dir: Path, config: RunConfig, world_size: int, saved_world_size: int | None, force: bool) -> None:
+def check_same_run(
+    run_dir: Path, config: RunConfig, world_size: int, saved_world_size: int | None, force: bool
+) -> None:
     """Refuse to resume when the config, the data or the process count would change the result."""
     saved = flatten(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
     new = flatten(config.model_dump(mode="json"))
@@ -99,9 +101,7 @@ def changed_data_files(run_dir: Path, config: RunConfig) -> list[str]:
     ]
     changed = []
     for key, value in files:
-        for path in value if isinstance(value, list) else [value]:
-            if path and Path(path).exists() and recorded.get(path) not in (None, file_sha256(path)):
-                changed.append(key)
-            elif path and path not in recorded and recorded:
+        for path in [p for p in (value if isinstance(value, list) else [value]) if p]:
+            if recorded and (path not in recorded or not Path(path).exists() or recorded[path] != file_sha256(path)):
                 changed.append(key)
     return changed
