@@ -66,7 +66,8 @@ class CategoryFeature(Section):
 class TextFeature(Section):
     name: str
     type: Literal["text"] = "text"
-    tokenizer: Literal["word", "char"] = "word"
+    tokenizer: Literal["word", "char", "hf"] = Field("word", description="hf: a pretrained encoder's tokenizer.json")
+    tokenizer_path: str | None = Field(None, description="tokenizer hf: model folder (default: MiniLM-L6)")
     lowercase: bool = True
     max_length: int = Field(64, ge=1)
     vocab_size: int = Field(20000, ge=4)
@@ -141,6 +142,7 @@ class TrainConfig(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     strategy: Literal["single", "ddp", "fsdp"] = "single"
     on_nonfinite: Literal["stop", "skip"] = "stop"
+    freeze: list[str] = Field(default_factory=list, description="parameter name prefixes kept fixed in training")
 
 
 # ----------------------------------------------------------------------------- tune
@@ -219,6 +221,7 @@ class RunConfig(Section):
     features: list[FeatureConfig] | None = Field(None, description="inputs (default: all non-target columns, inferred)")
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    init_from: str | None = Field(None, description="start from a run directory's or a Hugging Face folder's weights")
     tune: TuneConfig | None = Field(None, description="hyperparameter search (modelforge tune)")
     card: CardConfig | None = Field(None, description="model card fields shown by modelforge report")
 
@@ -350,6 +353,8 @@ def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
         candidate = Path(path).expanduser()
         return str(candidate if candidate.is_absolute() else (base / candidate).resolve())
 
+    if config.init_from:
+        config = config.model_copy(update={"init_from": resolve(config.init_from)})
     data = config.data
     train = [resolve(p) for p in data.train] if isinstance(data.train, list) else resolve(data.train)
     updated = data.model_copy(update={"train": train, "valid": resolve(data.valid), "test": resolve(data.test)})

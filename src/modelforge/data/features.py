@@ -137,12 +137,18 @@ class TextEncoder:
         max_length: int = 64,
         vocab_size: int = 20000,
         min_count: int = 1,
+        tokenizer_path: str | None = None,
     ) -> None:
         self.name, self.tokenizer, self.lowercase = name, tokenizer, lowercase
         self.max_length, self.vocab_size, self.min_count = max_length, vocab_size, min_count
+        self.tokenizer_path = tokenizer_path
         self.vocabulary_: list[str] | None = None
+        self.tokenizer_folder_: str | None = None  # tokenizer hf: the folder whose tokenizer.json is used
+        self._hf: Any = None
 
     def fit(self, series: pd.Series) -> TextEncoder:
+        if self.tokenizer == "hf":
+            return self._fit_hf()
         counts: Counter[str] = Counter()
         for text in series.fillna("").astype(str):
             counts.update(tokenize(text, self.tokenizer, self.lowercase))
@@ -152,6 +158,8 @@ class TextEncoder:
 
     def transform(self, series: pd.Series) -> np.ndarray:
         _check_fitted(self, "vocabulary_")
+        if self.tokenizer == "hf":
+            return self._transform_hf(series)
         index = {t: i for i, t in enumerate(self.vocabulary_)}  # type: ignore[arg-type]
         out = np.zeros((len(series), self.max_length), dtype=np.int64)
         for row, text in enumerate(series.fillna("").astype(str)):
@@ -160,7 +168,29 @@ class TextEncoder:
         return out
 
     def tokens(self, text: str) -> list[str]:
+        if self.tokenizer == "hf":
+            encoding = self._hf_tokenizer().encode(text)
+            return [t for t, keep in zip(encoding.tokens, encoding.attention_mask, strict=True) if keep]
         return tokenize(text, self.tokenizer, self.lowercase)[: self.max_length]
+
+    # tokenizer hf: a pretrained encoder's own tokenizer.json (its ids, [CLS]/[SEP], its padding id)
+    def _hf_tokenizer(self) -> Any:
+        if self._hf is None:
+            from modelforge.data.hf_tokenizer import load_hf_tokenizer, resolve_folder
+
+            self._hf = load_hf_tokenizer(resolve_folder(self.tokenizer_folder_ or self.tokenizer_path), self.max_length)
+        return self._hf
+
+    def _fit_hf(self) -> TextEncoder:
+        from modelforge.data.hf_tokenizer import resolve_folder, vocabulary_in_id_order
+
+        self.tokenizer_folder_ = str(resolve_folder(self.tokenizer_path))
+        self.vocabulary_ = vocabulary_in_id_order(self._hf_tokenizer())
+        return self
+
+    def _transform_hf(self, series: pd.Series) -> np.ndarray:
+        encodings = self._hf_tokenizer().encode_batch(series.fillna("").astype(str).tolist())
+        return np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(series), self.max_length)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -169,7 +199,9 @@ class TextEncoder:
             "max_length": self.max_length,
             "vocab_size": self.vocab_size,
             "min_count": self.min_count,
+            "tokenizer_path": self.tokenizer_path,
             "vocabulary_": self.vocabulary_,
+            "tokenizer_folder_": self.tokenizer_folder_,
         }
 
 

@@ -142,6 +142,7 @@ class InputSpec:
     category_embedding_dims: tuple[int | None, ...] = ()
     text_vocab_size: int = 0
     text_length: int = 0
+    text_tokenizer: str = ""  # word, char, or hf (a pretrained encoder's ids)
     image_shape: tuple[int, int, int] | None = None  # C, H, W
 
     @property
@@ -188,6 +189,7 @@ class Preprocessor:
             category_embedding_dims=tuple(e.embedding_dim for e in by_kind.get("category", [])),
             text_vocab_size=len(text.vocabulary_) if text else 0,
             text_length=text.max_length if text else 0,
+            text_tokenizer=text.tokenizer if text else "",
             image_shape=(image.channels_, *image.size_) if image else None,
         )
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from modelforge.registry import Registry
 
-FAMILIES = ("mlp", "cnn", "resnet", "vit", "rnn", "transformer")
+FAMILIES = ("mlp", "cnn", "resnet", "vit", "rnn", "transformer", "pretrained")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ from modelforge.data.readers import read_data
 from modelforge.data.split import split_indices
 from modelforge.errors import DataError
 from modelforge.evaluate.metrics import classification_metrics, regression_metrics
+from modelforge.finetune.lora import save_adapter
+from modelforge.finetune.weights import parameter_counts, start_from
 from modelforge.models import build_model
 from modelforge.run import (
     Run,
@@ -178,6 +180,7 @@ def train(
     spec = preprocessor.input_spec()
     seed_everything(config.seed)
     model = build_model(config.model.type, spec, output_dim, config.model.options())
+    start_from(model, config.init_from, config.train.freeze)  # fine-tuning: other weights, fixed layers
     model_info = {
         "type": config.model.type,
         "options": config.model.options(),
@@ -185,6 +188,7 @@ def train(
         "input_spec": asdict(spec),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+    model_info.update(parameter_counts(model))
 
     topology = setup_distributed(pick_device(config.train.device))
     run_dir: Path | None = None
@@ -324,6 +328,7 @@ def _train_into(
         atomic_write_bytes(run_dir / "model.safetensors", save(weights))
     if not is_sharded(model):
         model.to("cpu")
+    save_adapter(model, run_dir)  # LoRA runs: the trained tensors alone, beside the full weights
 
     held_out = test_set if test_set is not None else valid_set
     evaluation: dict[str, Any] = {"split": "test" if test_set is not None else "valid"}
