@@ -80,3 +80,40 @@ def signal_when(
         time.sleep(0.001)
     _, err = process.communicate(timeout=60)
     raise AssertionError(f"the run ended (rc {process.returncode}) before the signal could be sent: {err[-500:]}")
+
+
+SHAKESPEARE = REPO.parent / "shared" / "datasets" / "tinyshakespeare" / "input.txt"
+EXCERPT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+    "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
+)
+
+
+@pytest.fixture(scope="session")
+def shakespeare_txt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30 kB of real Shakespeare (a repeated excerpt when the shared folder is absent)."""
+    text = SHAKESPEARE.read_text(encoding="utf-8")[:30_000] if SHAKESPEARE.exists() else EXCERPT * 300
+    path = tmp_path_factory.mktemp("corpus") / "shakespeare.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def gpt_config(data: Path, **train: Any) -> dict[str, Any]:
+    """A 2-layer GPT with dropout (the torch RNG matters) and the batch sampler's own generator."""
+    return {
+        "task": "language-modeling",
+        "seed": 1,
+        "data": {"train": str(data), "tokenizer": "char"},
+        "model": {"type": "gpt", "layers": 2, "heads": 2, "width": 32, "context": 32, "dropout": 0.1},
+        "train": {
+            "max_steps": 60,
+            "batch_size": 8,
+            "lr": 3e-3,
+            "warmup_steps": 5,
+            "eval_every": 20,
+            "eval_batches": 2,
+            "compile": False,
+            "threads": 1,
+            **train,
+        },
+    }

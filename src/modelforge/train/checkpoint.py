@@ -322,7 +322,7 @@ class Checkpointer:
             self.save(parts, state)
 
     def after_epoch(self, parts: TrainingParts, state: TrainingState, row: dict[str, Any]) -> None:
-        self.save(parts, state, best=state.best_epoch == row["epoch"])
+        self.save(parts, state, best=state.best_epoch is not None and state.best_epoch == row.get("epoch"))
         if self.topology.any(self.stop.requested):
             self.flush()
             self.topology.barrier()

@@ -9,6 +9,7 @@ written (model.json last).
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -22,12 +23,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from modelforge.config import ModelConfig, RunConfig, TrainConfig, config_to_yaml
-from modelforge.errors import ConfigError, DataError
+from modelforge.errors import ConfigError
 from modelforge.models.gpt import GPT, gpt_config
-from modelforge.run import append_jsonl, atomic_write_json, atomic_write_text, default_run_dir, environment_record
+from modelforge.run import append_jsonl, atomic_write_json, atomic_write_text
 from modelforge.text.data import TokenData, check_lengths, prepare_tokens, random_windows
 from modelforge.text.run import LanguageModelRun, load_language_model_run, sequence_loss
 from modelforge.text.tokenizers import save_tokenizer
+from modelforge.train.checkpoint import Checkpoint, Checkpointer, TrainingParts, TrainingState
+from modelforge.train.distributed import Topology
+from modelforge.train.interrupt import StopSignal
 from modelforge.train.loop import TrainingError, autocast_context, pick_device
 from modelforge.train.optim import parameter_groups
 from modelforge.train.recipe import seed_everything
@@ -141,17 +145,25 @@ class LMOutcome:
 
 # ----------------------------------------------------------------------------- recipe
 def train_language_model(
-    config: RunConfig, out: str | Path | None = None, show_progress: bool = False
+    config: RunConfig,
+    out: str | Path | None = None,
+    show_progress: bool = False,
+    resume: str | Path | None = None,
+    force: bool = False,
 ) -> LanguageModelRun:
-    """Train a GPT on the config's text; returns the loaded run from its new directory."""
+    """Train a GPT on the config's text; returns the loaded run from its new directory.
+
+    `resume` continues a run (a directory, or "auto") from its newest good checkpoint; the result
+    is bitwise the uninterrupted run's (see train/checkpoint.py and train/resume.py)."""
+    from modelforge.train.recipe import run_directory
+
     started = time.time()
     config = lm_model_config(config)
     seed_everything(config.seed)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    run_dir = Path(out) if out else default_run_dir(config.name or "language-modeling-gpt")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise DataError(f"{run_dir}: output directory exists and is not empty; choose another --out")
+    topology = Topology(device=pick_device(config.train.device))
+    run_dir, checkpoint = run_directory(config, out, resume, force, topology)
     data_cfg = config.data
     data = prepare_tokens(
         data_cfg.train,
@@ -174,7 +186,7 @@ def train_language_model(
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _train_into(run_dir, config, data, model, model_info, show_progress, started)
+        return _train_into(run_dir, config, data, model, model_info, show_progress, started, checkpoint)
     except BaseException:
         (run_dir / "model.json").unlink(missing_ok=True)  # an unfinished run stays marked incomplete
         raise
@@ -188,19 +200,36 @@ def _train_into(
     model_info: dict[str, Any],
     show_progress: bool,
     started: float,
+    checkpoint: Checkpoint | None = None,
 ) -> LanguageModelRun:
     from safetensors.torch import save_file
 
-    files = config.data.train if isinstance(config.data.train, list) else [config.data.train]
-    environment = environment_record(files)
+    from modelforge.train.recipe import start_environment
+
+    topology = Topology(device=pick_device(config.train.device))
+    environment = start_environment(run_dir, config, topology, checkpoint)
     environment["token_cache"] = {"path": str(data.cache_dir), "reused": data.reused, "tokens": len(data.tokens)}
     atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
     save_tokenizer(data.tokenizer, run_dir / "tokenizer.json")
     atomic_write_json(run_dir / "environment.json", environment)
     metrics_path = run_dir / "metrics.jsonl"
-    metrics_path.unlink(missing_ok=True)
+    history = checkpoint.meta["state"]["history"] if checkpoint else []  # rows after the checkpoint are replayed
+    atomic_write_text(metrics_path, "".join(json.dumps(row) + "\n" for row in history))
 
-    outcome = fit_language_model(model, data, config, lambda row: append_jsonl(metrics_path, row), show_progress)
+    with StopSignal() as stop:
+        checkpointer = Checkpointer(
+            run_dir / "checkpoints", topology, config.train.checkpoint_every, config.train.keep_checkpoints, stop
+        )
+        if checkpoint is not None:
+            checkpointer.resumed_from(checkpoint)
+        try:
+            log = lambda row: append_jsonl(metrics_path, row)  # noqa: E731
+            outcome = fit_language_model(model, data, config, log, show_progress, checkpointer, checkpoint)
+        except TrainingError as exc:
+            checkpointer.flush()
+            raise TrainingError(f"{exc}; last good checkpoint: {checkpointer.last_saved or 'none yet'}") from None
+        finally:
+            checkpointer.close()
 
     model.to("cpu").eval()
     state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "head.weight"}  # tied to the embedding
@@ -230,9 +259,19 @@ def _train_into(
 
 # ----------------------------------------------------------------------------- loop
 def fit_language_model(
-    model: GPT, data: TokenData, config: RunConfig, log: Any, show_progress: bool = False
+    model: GPT,
+    data: TokenData,
+    config: RunConfig,
+    log: Any,
+    show_progress: bool = False,
+    checkpointer: Checkpointer | None = None,
+    resume: Checkpoint | None = None,
 ) -> LMOutcome:
-    """Train `model` in place on `data.train`; calls `log(row)` after every evaluation."""
+    """Train `model` in place on `data.train`; calls `log(row)` after every evaluation.
+
+    With a checkpointer: saves every `train.checkpoint_every` steps and at each evaluation, and
+    stops cleanly on SIGTERM/SIGINT; `resume` restores weights, optimizer, RNGs and the batch
+    sampler, so the run goes on exactly as if it had never stopped."""
     from modelforge.text.generate import Generator
 
     cfg = config.train
@@ -249,9 +288,12 @@ def fit_language_model(
     sampler = Generator(model, data.tokenizer)
     progress = StepProgress(show_progress, steps)
     outcome = LMOutcome(compiled=compiled)
-    window_loss, window_steps, window_started = 0.0, 0, time.perf_counter()
+    parts = TrainingParts(model, optimizer, generators={"batches": batches})
+    state = resume.restore(parts, checkpointer.topology) if resume and checkpointer else TrainingState()
+    outcome.steps, outcome.tokens = state.steps, state.steps * cfg.grad_accum * cfg.batch_size * context
+    window_loss, window_steps, window_started = float(state.running_loss), state.seen, time.perf_counter()
 
-    for step in range(steps):
+    for step in range(state.steps, steps):
         lr = learning_rate(step, cfg, steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -291,5 +333,13 @@ def fit_language_model(
             log(row)
             model.train()
             window_loss, window_steps, window_started = 0.0, 0, time.perf_counter()
+            state.history.append(row)
+        if checkpointer is not None:
+            state.steps = outcome.steps
+            state.running_loss, state.seen = torch.tensor(window_loss, dtype=torch.float64), window_steps
+            if outcome.steps % eval_every == 0 or outcome.steps == steps:
+                checkpointer.after_epoch(parts, state, {})  # each evaluation closes a checkpointed "epoch"
+            else:
+                checkpointer.after_step(parts, state, None)
     progress.close()
     return outcome

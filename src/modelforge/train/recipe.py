@@ -93,7 +93,7 @@ def load_splits(config: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame | None, p
 def to_tensors(preprocessor: Preprocessor, frame: pd.DataFrame, with_target: bool = True) -> Tensors:
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in preprocessor.transform_inputs(frame).items()}
     if with_target:
-        tensors["target"] = torch.from_numpy(preprocessor.transform_target(frame))
+        tensors["target"] = torch.from_numpy(np.array(preprocessor.transform_target(frame)))
     return tensors
 
 
@@ -194,6 +194,8 @@ def train(
     run_dir: Path | None = None
     try:
         run_dir, checkpoint = run_directory(config, out, resume, force, topology)
+        if topology.is_writer:
+            run_dir.mkdir(parents=True, exist_ok=True)
         return _train_into(
             run_dir,
             config,
@@ -220,8 +222,8 @@ def train(
 def run_directory(
     config: RunConfig, out: str | Path | None, resume: str | Path | None, force: bool, topology: Topology
 ) -> tuple[Path, Checkpoint | None]:
-    """A new, empty run directory (rank 0 picks, every rank learns it), or the run to resume and
-    its newest good checkpoint (None when it was stopped before the first one)."""
+    """A new run directory, not yet created (rank 0 picks, every rank learns it), or the run to
+    resume and its newest good checkpoint (None when it was stopped before the first one)."""
     default = default_run_dir(config.name or f"{config.task}-{config.model.type}")
     found = find_run_to_resume(resume, Path(out) if out else None, default) if resume is not None else None
     resumed = topology.broadcast_text(str(found or ""))
@@ -235,8 +237,6 @@ def run_directory(
     if run_dir.exists() and any(run_dir.iterdir()):
         raise DataError(f"{run_dir}: output directory exists and is not empty; choose another --out")
     topology.barrier()  # every rank has checked before rank 0 creates it
-    if topology.is_writer:
-        run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir, None
 
 
@@ -271,7 +271,7 @@ def _train_into(
 
     train_set, valid_set, test_set = splits
     metrics_path = run_dir / "metrics.jsonl"
-    environment = _start_environment(run_dir, config, topology, checkpoint)
+    environment = start_environment(run_dir, config, topology, checkpoint)
     if topology.is_writer:
         atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
         atomic_write_json(run_dir / "preprocessing.json", preprocessor.to_json())
@@ -361,7 +361,7 @@ def _train_into(
     return load_run(run_dir)
 
 
-def _start_environment(
+def start_environment(
     run_dir: Path, config: RunConfig, topology: Topology, checkpoint: Checkpoint | None
 ) -> dict[str, Any]:
     """environment.json for this run; a resumed run keeps its start and records each resumption."""

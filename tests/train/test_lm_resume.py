@@ -1,0 +1,34 @@
+"""Exact resume for the GPT language model: SIGKILL at an arbitrary step, resume, same bits."""
+
+from __future__ import annotations
+
+import random
+import signal
+from pathlib import Path
+
+from training_runs import gpt_config, newest_step, signal_when, start_cli, write_config
+
+from modelforge.config import load_config
+from modelforge.run import read_jsonl
+from modelforge.train.lm import train_language_model
+
+
+def test_gpt_killed_at_an_arbitrary_step_resumes_bitwise(tmp_path: Path, shakespeare_txt: Path) -> None:
+    config = load_config(gpt_config(shakespeare_txt))
+    reference = train_language_model(config, tmp_path / "reference").path
+    config_path = write_config(tmp_path / "gpt.yaml", gpt_config(shakespeare_txt, checkpoint_every=3))
+    run_dir = tmp_path / "killed"
+
+    kill_after = random.choice([s for s in range(6, 50, 3) if s % 20 not in (0, 18)])  # between evaluations
+    process = start_cli("train", str(config_path), "--out", str(run_dir), "--no-progress")
+    signal_when(process, lambda: newest_step(run_dir) >= kill_after)
+    assert process.returncode == -signal.SIGKILL
+    assert 0 < newest_step(run_dir) < 60
+
+    resumed = train_language_model(load_config(config_path), resume=run_dir).path
+    assert (reference / "model.safetensors").read_bytes() == (resumed / "model.safetensors").read_bytes(), (
+        f"killed after step {kill_after}: weights differ"
+    )
+    keys = ("step", "train_loss", "val_loss", "lr", "sample")
+    expected, actual = read_jsonl(reference / "metrics.jsonl"), read_jsonl(resumed / "metrics.jsonl")
+    assert [[row[k] for k in keys] for row in expected] == [[row[k] for k in keys] for row in actual]
