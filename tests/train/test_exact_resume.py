@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -122,7 +123,8 @@ def test_sigint_saves_and_stops_a_second_one_aborts_and_resume_is_exact(
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "aborted", show_progress=False, on_epoch=interrupt_twice)
 
-    resumed = train(config, show_progress=False, resume=tmp_path / "stopped")
+    resumed = train(config, tmp_path / "stopped", show_progress=False, resume="auto")  # continues the --out run
+    assert resumed.path == tmp_path / "stopped"
     assert_same_weights(reference, resumed.path)
 
 
@@ -144,3 +146,13 @@ def test_resume_refuses_a_changed_config_and_names_the_keys(tmp_path: Path, brea
         train(load_config(more_epochs), show_progress=False, resume=run_dir)
     forced = train(load_config(more_epochs), show_progress=False, resume=run_dir, force=True)
     assert [row["epoch"] for row in forced.history] == [1, 2]
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard")).Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "train/grad_norm", "train/samples_per_second", "epoch/valid_loss"} <= tags
+    assert [event.step for event in events.Scalars("epoch/valid_loss")] == [25, 50]  # resumed: no doubles
+    environment = json.loads((run_dir / "environment.json").read_text())
+    assert {"config_sha256", "git_commit", "versions", "host", "started_at", "finished_at"} <= set(environment)
+    assert environment["resumed"][0]["steps"] == 25
