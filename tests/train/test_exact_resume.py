@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -18,6 +19,7 @@ from modelforge.config import load_config
 from modelforge.run import read_jsonl
 from modelforge.train.checkpoint import CheckpointWarning, list_checkpoints, read_checkpoint
 from modelforge.train.interrupt import TrainingInterrupted
+from modelforge.train.loop import TrainingError
 from modelforge.train.recipe import train
 
 BATCHES_PER_EPOCH = 25  # 398 training rows of breast cancer, batch 16
@@ -156,3 +158,15 @@ def test_resume_refuses_a_changed_config_and_names_the_keys(tmp_path: Path, brea
     environment = json.loads((run_dir / "environment.json").read_text())
     assert {"config_sha256", "git_commit", "versions", "host", "started_at", "finished_at"} <= set(environment)
     assert environment["resumed"][0]["steps"] == 25
+
+
+def test_a_non_finite_loss_names_the_step_and_the_last_good_checkpoint(tmp_path: Path, breast_cancer_csv: Path) -> None:
+    raw = mlp_config(breast_cancer_csv, epochs=2, optimizer="sgd", lr=50.0, checkpoint_every=1)
+    raw["task"] = "regression"  # mse on an exploding linear output: inf, then nan
+    with pytest.raises(
+        TrainingError, match=r"loss is (nan|inf) at epoch \d+ step (\d+); .*last good checkpoint: "
+    ) as exc:
+        train(load_config(raw), tmp_path / "diverged", show_progress=False)
+    step = int(re.search(r"step (\d+)", str(exc.value)).group(1))
+    last_good = Path(str(exc.value).rsplit("last good checkpoint: ", 1)[1])
+    assert last_good.name == f"step-{step - 1:09d}.safetensors" and last_good.exists()
