@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import modelforge, write_config
+from tune_configs import modelforge, write_config
 
 
 def postgres_binary(name: str) -> str | None:
@@ -62,6 +62,7 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow  # three processes import torch, plus initdb: ~40 s of CPU on 2 cores
 def test_postgres_study_with_two_workers(postgres_url: str, breast_cancer_csv: Path, tmp_path: Path) -> None:
     import optuna
 

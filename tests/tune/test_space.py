@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BASE_CONFIG, modelforge, write_config
+from tune_configs import BASE_CONFIG, modelforge, write_config
 
 from modelforge.config import read_yaml
 from modelforge.errors import ConfigError
