@@ -194,6 +194,7 @@ VERB_MODULES = [
     "modelforge.export.cli",
     "modelforge.evaluate.cli",
     "modelforge.text.cli",
+    "modelforge.finetune.cli",
 ]
 
 

@@ -1,0 +1,48 @@
+"""Fold a LoRA run's adapter into its weights: a new run directory that loads as the plain model.
+
+The merged run has the same config, preprocessing and metrics, `model.lora` removed, and
+weights W + (alpha / rank) · B A; its outputs equal the LoRA run's (to float rounding), and
+export, serve and init_from treat it like any other run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from modelforge.errors import ModelforgeError
+from modelforge.finetune.lora import has_lora, merge_lora
+from modelforge.finetune.weights import parameter_counts
+from modelforge.run import Run, atomic_write_bytes, atomic_write_json, atomic_write_text, load_run
+
+COPIED = ("preprocessing.json", "metrics.jsonl", "eval.json", "environment.json")
+
+
+def merge_run(run_dir: str | Path, out: str | Path) -> Run:
+    from safetensors.torch import save
+
+    run = load_run(run_dir)
+    if not has_lora(run.model):
+        raise ModelforgeError(f"{run_dir}: the run has no LoRA adapter to merge (model.lora is not set)")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ModelforgeError(f"{out}: output directory exists and is not empty; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    model = merge_lora(run.model)
+    for name in COPIED:
+        if (run.path / name).exists():
+            shutil.copyfile(run.path / name, out / name)
+    config = yaml.safe_load((run.path / "config.yaml").read_text())
+    config["model"].pop("lora", None)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(out / "model.safetensors", save(state))
+    info = json.loads((run.path / "model.json").read_text())
+    info["options"] = {k: v for k, v in info["options"].items() if k != "lora"}
+    model.requires_grad_(True)
+    info.update(parameter_counts(model), merged_from=str(run.path))
+    atomic_write_json(out / "model.json", info)  # last: marks a finished run
+    return load_run(out)
