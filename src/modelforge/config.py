@@ -28,6 +28,7 @@ class SplitConfig(Section):
     test: float = Field(0.1, ge=0.0, lt=1.0, description="fraction held out for test (0 with data.test)")
     seed: int | None = Field(None, description="split seed (defaults to the run seed)")
     stratify: bool = Field(True, description="keep class shares equal across splits")
+    column: str | None = Field(None, description="column naming each row's split: train, valid or test")
 
 
 class DataConfig(Section):
@@ -88,7 +89,36 @@ class ImageFeature(Section):
     augment: ImageAugment = ImageAugment()
 
 
-FeatureConfig = Annotated[NumericFeature | CategoryFeature | TextFeature | ImageFeature, Field(discriminator="type")]
+class AudioAugment(Section):
+    shift: float = Field(0.0, ge=0.0, lt=1.0, description="random time shift, max share of the frames")
+    noise: float = Field(0.0, ge=0.0, description="std of Gaussian noise added to the normalized spectrogram")
+    warp: float = Field(0.0, ge=0.0, lt=0.5, description="random stretch of the band axis (vocal tract length), max share")
+    freq_masks: int = Field(0, ge=0, description="SpecAugment: number of frequency masks")
+    freq_mask_width: int = Field(4, ge=1, description="SpecAugment: max bands per frequency mask")
+    time_masks: int = Field(0, ge=0, description="SpecAugment: number of time masks")
+    time_mask_width: int = Field(8, ge=1, description="SpecAugment: max frames per time mask")
+
+
+class AudioFeature(Section):
+    name: str
+    type: Literal["audio"] = "audio"
+    root: str | None = Field(None, description="folder relative WAV paths are read from (default: the data's folder)")
+    sample_rate: int | None = Field(None, gt=0, description="resample to this rate in Hz (default: first file's)")
+    duration: float | None = Field(None, gt=0, description="seconds per clip, padded or cut (default: 95th pct)")
+    representation: Literal["logmel", "mfcc"] = "logmel"
+    n_mels: int = Field(40, ge=4)
+    n_mfcc: int = Field(20, ge=2, description="mfcc: coefficients kept")
+    window_ms: float = Field(25.0, gt=0)
+    hop_ms: float = Field(10.0, gt=0)
+    normalize: Literal["band", "utterance"] = Field(
+        "band", description="band: per-band mean/std fitted on train; utterance: also remove each clip's band mean"
+    )
+    augment: AudioAugment = AudioAugment()
+
+
+FeatureConfig = Annotated[
+    NumericFeature | CategoryFeature | TextFeature | ImageFeature | AudioFeature, Field(discriminator="type")
+]
 
 
 # ----------------------------------------------------------------------------- model
@@ -137,7 +167,7 @@ class TrainConfig(Section):
     eval_batches: int = Field(20, ge=1)
     checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints")
     keep_checkpoints: int = Field(2, ge=1)
-    compile: bool = False
+    compile: bool | None = Field(None, description="torch.compile; default per device (LM: on for CUDA, off for CPU)")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     strategy: Literal["single", "ddp", "fsdp"] = "single"
@@ -358,7 +388,16 @@ def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     data = config.data
     train = [resolve(p) for p in data.train] if isinstance(data.train, list) else resolve(data.train)
     updated = data.model_copy(update={"train": train, "valid": resolve(data.valid), "test": resolve(data.test)})
-    return config.model_copy(update={"data": updated})
+    features = config.features
+    if features and any(f.type == "audio" for f in features):
+        # relative WAV paths in a table are read from the table's folder unless `root` says otherwise
+        first = train[0] if isinstance(train, list) else train
+        default_root = str(Path(first).parent) if first and Path(first).is_file() else None
+        features = [
+            f.model_copy(update={"root": resolve(f.root) if f.root else default_root}) if f.type == "audio" else f
+            for f in features
+        ]
+    return config.model_copy(update={"data": updated, "features": features})
 
 
 def config_to_yaml(config: RunConfig) -> str:
@@ -383,7 +422,7 @@ def format_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
 
 
 def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and part in {"numeric", "category", "text", "image"}
+    return isinstance(part, str) and part in {"numeric", "category", "text", "image", "audio"}
 
 
 def _short_message(error: dict[str, Any]) -> str:
@@ -401,7 +440,7 @@ def _fields_at(model: Any, loc: tuple[Any, ...]) -> list[str]:
         if isinstance(part, int):
             continue
         candidates = _model_types(current)
-        if isinstance(part, str) and part in {"numeric", "category", "text", "image"}:
+        if isinstance(part, str) and part in {"numeric", "category", "text", "image", "audio"}:
             current = [
                 c for c in candidates if c.model_fields.get("type") and part in str(c.model_fields["type"].annotation)
             ]
