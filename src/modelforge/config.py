@@ -168,7 +168,9 @@ class TrainConfig(Section):
     checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints")
     keep_checkpoints: int = Field(2, ge=1)
     compile: bool | None = Field(None, description="torch.compile; default per device (LM: on for CUDA, off for CPU)")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
+    threads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = Field(
+        None, description="torch CPU threads (default: torch's); auto: language modeling re-measures 1 vs all"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     strategy: Literal["single", "ddp", "fsdp"] = "single"
     on_nonfinite: Literal["stop", "skip"] = "stop"

@@ -13,7 +13,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,13 @@ from torch.nn import functional as F
 from modelforge.config import ModelConfig, RunConfig, TrainConfig, config_to_yaml
 from modelforge.errors import ConfigError
 from modelforge.models.gpt import GPT, gpt_config
-from modelforge.run import append_jsonl, atomic_write_json, atomic_write_text
+from modelforge.run import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text
 from modelforge.text.data import TokenData, check_lengths, prepare_tokens, random_windows
 from modelforge.text.run import LanguageModelRun, load_language_model_run, sequence_loss
 from modelforge.text.tokenizers import save_tokenizer
 from modelforge.train.checkpoint import Checkpoint, Checkpointer, TrainingParts, TrainingState
-from modelforge.train.distributed import Topology
+from modelforge.train.distributed import Topology, full_model_state, is_sharded, teardown, wrap_model
+from modelforge.train.distributed import setup as setup_distributed
 from modelforge.train.interrupt import StopSignal
 from modelforge.train.loop import TrainingError, autocast_context, pick_device
 from modelforge.train.optim import parameter_groups
@@ -77,8 +78,49 @@ def next_token_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tenso
 
 
 def use_compile(cfg: TrainConfig, device: torch.device) -> bool:
-    """train.compile if set; else on for CUDA and CPU, where it measured faster (docs/readme/4)."""
-    return cfg.compile if cfg.compile is not None else True
+    """train.compile if set; else on for CUDA, off for CPU (measured: no faster per step, minutes to compile)."""
+    return cfg.compile if cfg.compile is not None else device.type == "cuda"
+
+
+@dataclass
+class ThreadChooser:
+    """`train.threads: auto`: the CPU thread count that trains fastest *now*, re-measured every `period` steps.
+
+    On a shared machine, OpenMP workers waiting for a descheduled peer make two threads several
+    times slower than one; on an idle machine more threads win. So the first steps of each period
+    alternate between the candidates (real training steps, timed) and the rest of the period runs
+    with the faster one. Thread counts can change float rounding, so `auto` is opt-in: a fixed
+    count keeps runs bitwise reproducible.
+    """
+
+    candidates: tuple[int, ...]
+    period: int = 100
+    trials: int = 3
+    chosen: int = 1
+    timings: dict[int, list[float]] = field(default_factory=dict)
+
+    @classmethod
+    def for_config(cls, cfg: TrainConfig, device: torch.device) -> ThreadChooser:
+        most = torch.get_num_threads()
+        if cfg.threads != "auto" or device.type != "cpu" or most == 1:
+            return cls((most,), chosen=most)
+        return cls((1, most), chosen=most)
+
+    def threads_for(self, step: int) -> int:
+        phase = step % self.period
+        if len(self.candidates) > 1 and phase < self.trials * len(self.candidates):
+            return self.candidates[phase % len(self.candidates)]
+        return self.chosen
+
+    def record(self, step: int, threads: int, seconds: float) -> None:
+        phase = step % self.period
+        measuring = self.trials * len(self.candidates)
+        if len(self.candidates) == 1 or phase >= measuring:
+            return
+        self.timings.setdefault(threads, []).append(seconds)
+        if phase == measuring - 1:
+            self.chosen = min(self.candidates, key=lambda n: sorted(self.timings[n])[len(self.timings[n]) // 2])
+            self.timings.clear()
 
 
 @torch.no_grad()
@@ -154,17 +196,35 @@ def train_language_model(
     """Train a GPT on the config's text; returns the loaded run from its new directory.
 
     `resume` continues a run (a directory, or "auto") from its newest good checkpoint; the result
-    is bitwise the uninterrupted run's (see train/checkpoint.py and train/resume.py)."""
-    from modelforge.train.recipe import run_directory
-
+    is bitwise the uninterrupted run's (see train/checkpoint.py and train/resume.py). Under torchrun
+    every rank calls this (DDP, or FSDP2 with train.strategy: fsdp); rank 0 writes."""
     started = time.time()
     config = lm_model_config(config)
     seed_everything(config.seed)
-    if config.train.threads:
+    if isinstance(config.train.threads, int):
         torch.set_num_threads(config.train.threads)
-    topology = Topology(device=pick_device(config.train.device))
+    topology = setup_distributed(pick_device(config.train.device))  # one process, or a rank under torchrun
+    try:
+        return _train_on_this_rank(config, out, show_progress, resume, force, topology, started)
+    finally:
+        teardown(topology)
+
+
+def _train_on_this_rank(
+    config: RunConfig,
+    out: str | Path | None,
+    show_progress: bool,
+    resume: str | Path | None,
+    force: bool,
+    topology: Topology,
+    started: float,
+) -> LanguageModelRun:
+    from modelforge.train.recipe import run_directory
+
     run_dir, checkpoint = run_directory(config, out, resume, force, topology)
     data_cfg = config.data
+    if not topology.is_writer:
+        topology.barrier()  # rank 0 builds the token cache, the others then read it
     data = prepare_tokens(
         data_cfg.train,
         run_dir.resolve().parent / ".token-cache",
@@ -173,6 +233,8 @@ def train_language_model(
         data_cfg.valid_fraction,
         data_cfg.text_column,
     )
+    if topology.is_writer:
+        topology.barrier()
     gpt_options = gpt_config(data.tokenizer.vocab_size, config.model.options())
     check_lengths(data, gpt_options.context)
     seed_everything(config.seed)
@@ -184,11 +246,13 @@ def train_language_model(
         "tokenizer": data_cfg.tokenizer,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if topology.is_writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _train_into(run_dir, config, data, model, model_info, show_progress, started, checkpoint)
+        return _train_into(run_dir, config, data, model, model_info, show_progress, started, checkpoint, topology)
     except BaseException:
-        (run_dir / "model.json").unlink(missing_ok=True)  # an unfinished run stays marked incomplete
+        if topology.is_writer:
+            (run_dir / "model.json").unlink(missing_ok=True)  # an unfinished run stays marked incomplete
         raise
 
 
@@ -201,20 +265,22 @@ def _train_into(
     show_progress: bool,
     started: float,
     checkpoint: Checkpoint | None = None,
+    topology: Topology | None = None,
 ) -> LanguageModelRun:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from modelforge.train.recipe import start_environment
 
-    topology = Topology(device=pick_device(config.train.device))
+    topology = topology or Topology(device=pick_device(config.train.device))
     environment = start_environment(run_dir, config, topology, checkpoint)
     environment["token_cache"] = {"path": str(data.cache_dir), "reused": data.reused, "tokens": len(data.tokens)}
-    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
-    save_tokenizer(data.tokenizer, run_dir / "tokenizer.json")
-    atomic_write_json(run_dir / "environment.json", environment)
     metrics_path = run_dir / "metrics.jsonl"
-    history = checkpoint.meta["state"]["history"] if checkpoint else []  # rows after the checkpoint are replayed
-    atomic_write_text(metrics_path, "".join(json.dumps(row) + "\n" for row in history))
+    if topology.is_writer:
+        atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
+        save_tokenizer(data.tokenizer, run_dir / "tokenizer.json")
+        atomic_write_json(run_dir / "environment.json", environment)
+        history = checkpoint.meta["state"]["history"] if checkpoint else []  # rows after the checkpoint are replayed
+        atomic_write_text(metrics_path, "".join(json.dumps(row) + "\n" for row in history))
 
     with StopSignal() as stop:
         checkpointer = Checkpointer(
@@ -223,7 +289,7 @@ def _train_into(
         if checkpoint is not None:
             checkpointer.resumed_from(checkpoint)
         try:
-            log = lambda row: append_jsonl(metrics_path, row)  # noqa: E731
+            log = (lambda row: append_jsonl(metrics_path, row)) if topology.is_writer else (lambda row: None)
             outcome = fit_language_model(model, data, config, log, show_progress, checkpointer, checkpoint)
         except TrainingError as exc:
             checkpointer.flush()
@@ -231,11 +297,13 @@ def _train_into(
         finally:
             checkpointer.close()
 
-    model.to("cpu").eval()
-    state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "head.weight"}  # tied to the embedding
-    temp = run_dir / ".model.safetensors.tmp"
-    save_file(state, str(temp))
-    temp.replace(run_dir / "model.safetensors")
+    weights = full_model_state(model)  # a collective under FSDP
+    state = {k: v.contiguous() for k, v in weights.items() if k != "head.weight"}  # tied to the embedding
+    if topology.is_writer:
+        atomic_write_bytes(run_dir / "model.safetensors", save(state))
+    if not is_sharded(model):
+        model.to("cpu")
+    model.eval()
 
     val_loss = sequence_loss(model, data.valid, model.config.context, config.train.batch_size)
     evaluation = {
@@ -250,10 +318,15 @@ def _train_into(
         "train_seconds": round(outcome.train_seconds, 3),
         "total_seconds": round(time.time() - started, 3),
     }
-    atomic_write_json(run_dir / "eval.json", evaluation)
     environment["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    atomic_write_json(run_dir / "environment.json", environment)
-    atomic_write_json(run_dir / "model.json", model_info)  # written last: its presence marks a finished run
+    if topology.is_writer:
+        atomic_write_json(run_dir / "eval.json", evaluation)
+        atomic_write_json(run_dir / "environment.json", environment)
+        atomic_write_json(run_dir / "model.json", model_info)  # written last: its presence marks a finished run
+        from modelforge.evaluate.audit import write_manifest
+
+        write_manifest(run_dir)  # sha256 of every run file, verified by `modelforge audit`
+    topology.barrier()
     return load_language_model_run(run_dir)
 
 
@@ -275,8 +348,11 @@ def fit_language_model(
     from modelforge.text.generate import Generator
 
     cfg = config.train
-    device = pick_device(cfg.device)
+    topology = checkpointer.topology if checkpointer else Topology(device=pick_device(cfg.device))
+    device = topology.device
     model.to(device).train()
+    trained = wrap_model(model, cfg.strategy, topology, cfg.precision)  # DDP / FSDP2 under torchrun
+    rows = topology.shard(torch.arange(cfg.batch_size))  # this rank's windows of each global batch
     context = model.config.context
     steps = total_steps(cfg, len(data.train), context)
     eval_every = cfg.eval_every or max(1, steps // 10)
@@ -286,7 +362,8 @@ def fit_language_model(
     loss_of = torch.compile(next_token_loss) if compiled else next_token_loss
     batches = torch.Generator().manual_seed(config.seed)
     sampler = Generator(model, data.tokenizer)
-    progress = StepProgress(show_progress, steps)
+    progress = StepProgress(show_progress and topology.is_writer, steps)
+    chooser = ThreadChooser.for_config(cfg, device)
     outcome = LMOutcome(compiled=compiled)
     parts = TrainingParts(model, optimizer, generators={"batches": batches})
     state = resume.restore(parts, checkpointer.topology) if resume and checkpointer else TrainingState()
@@ -294,22 +371,32 @@ def fit_language_model(
     window_loss, window_steps, window_started = float(state.running_loss), state.seen, time.perf_counter()
 
     for step in range(state.steps, steps):
+        threads = chooser.threads_for(step)
+        torch.set_num_threads(threads)
+        step_started = time.perf_counter()
         lr = learning_rate(step, cfg, steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
         step_loss = torch.zeros(())
         for _ in range(cfg.grad_accum):
             inputs, targets = random_windows(data.train, cfg.batch_size, context, batches)
+            if topology.distributed:
+                inputs, targets = inputs[rows], targets[rows]
             with autocast:
-                loss = loss_of(model, inputs.to(device), targets.to(device))
+                loss = loss_of(trained, inputs.to(device), targets.to(device))
+            if topology.distributed:
+                loss = loss * topology.batch_weight(len(rows), cfg.batch_size)
             (loss / cfg.grad_accum).backward()
             step_loss += loss.detach().float().cpu() / cfg.grad_accum
+        if topology.distributed:
+            step_loss = topology.sum(step_loss) / topology.world  # the global batch's mean loss
         if not math.isfinite(float(step_loss)):
             raise TrainingError(f"loss is {float(step_loss)} at step {step + 1}; lower train.lr or add train.grad_clip")
         if cfg.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        chooser.record(step, threads, time.perf_counter() - step_started)
         outcome.steps += 1
         outcome.tokens += cfg.grad_accum * cfg.batch_size * context
         window_loss += float(step_loss)
@@ -327,9 +414,11 @@ def fit_language_model(
                 "lr": lr,
                 "tokens_per_second": window_steps * cfg.grad_accum * cfg.batch_size * context / window_seconds,
                 "seconds": round(outcome.train_seconds, 3),
+                "threads": chooser.chosen,
                 "sample": sampler.generate("", SAMPLE_TOKENS, temperature=1.0, seed=config.seed),
             }
-            progress.line(row)
+            if topology.is_writer:
+                progress.line(row)
             log(row)
             model.train()
             window_loss, window_steps, window_started = 0.0, 0, time.perf_counter()
