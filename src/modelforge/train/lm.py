@@ -323,6 +323,9 @@ def _train_into(
         atomic_write_json(run_dir / "eval.json", evaluation)
         atomic_write_json(run_dir / "environment.json", environment)
         atomic_write_json(run_dir / "model.json", model_info)  # written last: its presence marks a finished run
+        from modelforge.evaluate.audit import write_manifest
+
+        write_manifest(run_dir)  # sha256 of every run file, verified by `modelforge audit`
     topology.barrier()
     return load_language_model_run(run_dir)
 
