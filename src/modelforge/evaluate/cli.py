@@ -63,12 +63,13 @@ def explain(
     top: Annotated[int, typer.Option(help="features / tokens printed per row")] = 5,
 ) -> None:
     """Which inputs drove each prediction: per column, per token, or as image heat-maps."""
-    from modelforge.evaluate.explain_output import explain_to_folder
-
     if steps < 1:
         raise ModelforgeError(f"--steps: must be ≥ 1, got {steps}")
+    row_numbers = parse_rows(rows)  # before the heavy imports: a typo fails at once
+    from modelforge.evaluate.explain_output import explain_to_folder
+
     folder, explanations, lines = explain_to_folder(
-        run, data, parse_rows(rows), method, out, steps=steps, explained_class=target_class, top=top
+        run, data, row_numbers, method, out, steps=steps, explained_class=target_class, top=top
     )
     for line in lines:
         typer.echo(line)

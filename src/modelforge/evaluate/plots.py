@@ -67,6 +67,16 @@ def learning_curves(history: Sequence[dict[str, Any]]) -> bytes:
     return to_png(figure)
 
 
+def perplexity_curve(steps: Sequence[float], perplexity: Sequence[float]) -> bytes:
+    figure, axis = plt.subplots(figsize=(4.6, 3.2))
+    axis.plot(steps, perplexity, marker="o" if len(steps) < 30 else None, markersize=3, color=COLORS[1])
+    axis.set_xlabel("step")
+    axis.set_ylabel("exp(val_loss)")
+    axis.set_title("validation perplexity")
+    axis.grid(alpha=0.3)
+    return to_png(figure)
+
+
 def overlaid_curves(histories: dict[str, Sequence[dict[str, Any]]], keys: Sequence[str]) -> bytes:
     """The same metrics of several runs on shared axes (one panel per metric)."""
     figure, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.3), squeeze=False)

@@ -188,7 +188,8 @@ def curves_section(history: list[dict[str, Any]]) -> Section:
         return Section("curves", "Learning curves", note("no metrics.jsonl rows in the run"))
     body = image(plots.learning_curves(history), "learning curves")
     last = history[-1]
-    body += note(f"{len(history)} logged rows; last: " + ", ".join(f"{k} {fmt(v)}" for k, v in last.items()))
+    numbers = {k: v for k, v in last.items() if isinstance(v, int | float)}
+    body += note(f"{len(history)} logged rows; last: " + ", ".join(f"{k} {fmt(v)}" for k, v in numbers.items()))
     return Section("curves", "Learning curves", body)
 
 
@@ -412,35 +413,12 @@ def model_card_section(
             "limitations, ethical_considerations, owners, license, contact)"
         )
     )
-    data = config.data
     hashes = environment.get("data") or {}
-    body += "<h3>Data</h3>" + key_values(
-        {
-            "training files": ", ".join(data.train if isinstance(data.train, list) else [data.train]),
-            "target": data.target,
-            "split": f"valid {data.split.valid}, test {data.split.test}, seed {data.split.seed or config.seed}",
-            "dropped columns": ", ".join(data.drop) or "none",
-            "hashed columns": ", ".join(data.hash) or "none",
-        }
-    )
+    body += "<h3>Data</h3>" + key_values(card_data_fields(config, model_info))
     body += table([{"file": path, "sha256": digest} for path, digest in hashes.items()])
-    body += "<h3>Preprocessing</h3>" + table(preprocessing_rows(run_dir))
-    train = config.train
-    body += "<h3>Training</h3>" + key_values(
-        {
-            "epochs (max)": train.epochs,
-            "epochs run": metrics.get("epochs"),
-            "best epoch": metrics.get("best_epoch"),
-            "batch size": train.batch_size,
-            "optimizer": f"{train.optimizer}, lr {train.lr}, weight decay {train.weight_decay}",
-            "schedule": f"{train.schedule}, warmup {train.warmup_steps} steps",
-            "loss": train.loss or "task default",
-            "early stopping": train.early_stopping.model_dump() if train.early_stopping else "off",
-            "precision": train.precision,
-            "seed": config.seed,
-            "training time (s)": metrics.get("train_seconds"),
-        }
-    )
+    if config.task != "language-modeling":
+        body += "<h3>Preprocessing</h3>" + table(preprocessing_rows(run_dir))
+    body += "<h3>Training</h3>" + key_values(card_training_fields(config, metrics))
     shown = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     body += f"<h3>Metrics ({esc(metrics.get('split', 'held-out'))} split, from eval.json)</h3>" + key_values(shown)
     flagged = [g for report in slice_reports for g in report.gaps if g.flagged]
@@ -450,6 +428,50 @@ def model_card_section(
         else note("no flagged gaps" if slice_reports else "no slices evaluated (use --slice-by COLUMN)")
     )
     return Section("card", "Model card", body)
+
+
+def card_data_fields(config: Any, model_info: dict[str, Any]) -> dict[str, Any]:
+    data = config.data
+    fields: dict[str, Any] = {"training files": ", ".join(data.train if isinstance(data.train, list) else [data.train])}
+    if config.task == "language-modeling":
+        fields["tokenizer"] = (
+            f"{model_info.get('tokenizer', data.tokenizer)}, vocabulary {model_info.get('vocab_size')}"
+        )
+        fields["validation"] = f"last {data.valid_fraction:.0%} of the tokens"
+        return fields
+    split = f"valid {data.split.valid}, test {data.split.test}, seed {data.split.seed or config.seed}"
+    return fields | {
+        "target": data.target,
+        "split": f"test file {data.test}" if data.test else split,
+        "dropped columns": ", ".join(data.drop) or "none",
+        "hashed columns": ", ".join(data.hash) or "none",
+    }
+
+
+def card_training_fields(config: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+    train = config.train
+    if config.task == "language-modeling":
+        length = {
+            "max steps": train.max_steps,
+            "steps run": metrics.get("steps"),
+            "tokens seen": metrics.get("tokens_seen"),
+        }
+    else:
+        length = {
+            "epochs (max)": train.epochs,
+            "epochs run": metrics.get("epochs"),
+            "best epoch": metrics.get("best_epoch"),
+        }
+    return length | {
+        "batch size": train.batch_size,
+        "optimizer": f"{train.optimizer}, lr {train.lr}, weight decay {train.weight_decay}",
+        "schedule": f"{train.schedule}, warmup {train.warmup_steps} steps",
+        "loss": train.loss or "task default",
+        "early stopping": train.early_stopping.model_dump() if train.early_stopping else "off",
+        "precision": train.precision,
+        "seed": config.seed,
+        "training time (s)": metrics.get("train_seconds"),
+    }
 
 
 def preprocessing_rows(run_dir: Path) -> list[dict[str, Any]]:
@@ -485,11 +507,18 @@ def language_model_sections(
     losses = [row["val_loss"] for row in history if isinstance(row.get("val_loss"), int | float)]
     final = metrics.get("val_loss", losses[-1] if losses else None)
     body = ""
-    if history:
-        body += image(plots.learning_curves(history), "loss curve")
+    steps = [(row.get("step", i + 1), math.exp(row["val_loss"])) for i, row in enumerate(history) if "val_loss" in row]
+    if steps:
+        body += image(plots.perplexity_curve(*zip(*steps, strict=True)), "validation perplexity")
     if isinstance(final, int | float):
         perplexity = metrics.get("perplexity", math.exp(final))
-        body += key_values({"validation loss": final, "perplexity": perplexity, "best": min(losses, default=final)})
+        body += key_values(
+            {
+                "validation loss": final,
+                "perplexity": perplexity,
+                "best logged validation loss": min(losses, default=final),
+            }
+        )
     sections = [Section("lm", "Loss and perplexity", body or note("no validation loss logged"))]
     sections.append(Section("samples", "Sample generations", sample_generations(run_dir, prompts)))
     return sections
@@ -506,9 +535,14 @@ def sample_generations(run_dir: Path, prompts: Sequence[str], max_new_tokens: in
         return note(f"sample generations skipped: {exc}")
     body = ""
     for prompt in prompts:
-        text = generator.generate(prompt, max_new_tokens=max_new_tokens, temperature=0.8, top_k=40, seed=0)
-        body += f"<h3>prompt: <code>{esc(prompt)}</code></h3><pre class='sample'>{esc(text)}</pre>"
-    return body + note(f"{max_new_tokens} new tokens, temperature 0.8, top-k 40, seed 0")
+        try:
+            text = generator.generate(prompt, max_new_tokens=max_new_tokens, temperature=0.8, top_k=40, seed=0)
+        except ModelforgeError as exc:  # e.g. a character the tokenizer never saw
+            body += note(f"prompt {prompt!r} skipped: {exc}")
+            continue
+        shown = esc(prompt) + f"<b>{esc(text)}</b>"
+        body += f"<h3>prompt: <code>{esc(prompt)!r}</code></h3><pre class='sample'>{shown}</pre>"
+    return body + note(f"prompt, then in bold {max_new_tokens} new tokens; temperature 0.8, top-k 40, seed 0")
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -565,9 +599,8 @@ def build_report(
         if missing:
             from modelforge.errors import did_you_mean
 
-            raise DataError(
-                f"--slice-by: column {missing[0]!r} not in the data{did_you_mean(missing[0], evaluated.frame.columns)}"
-            )
+            known = [*evaluated.frame.columns, *config.data.drop]
+            raise DataError(f"--slice-by: column {missing[0]!r} not in the data{did_you_mean(missing[0], known)}")
         sections += (
             regression_sections(evaluated) if run.task == "regression" else classification_sections(run, evaluated)
         )
