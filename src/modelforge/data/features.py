@@ -299,7 +299,21 @@ def _to_chw(image: np.ndarray, channels: int, size: tuple[int, int]) -> np.ndarr
     return np.moveaxis(image, -1, 0)
 
 
-ENCODERS = {"numeric": NumericEncoder, "category": CategoryEncoder, "text": TextEncoder, "image": ImageEncoder}
+ENCODERS: dict[str, Any] = {
+    "numeric": NumericEncoder,
+    "category": CategoryEncoder,
+    "text": TextEncoder,
+    "image": ImageEncoder,
+}
+
+
+def _register_audio() -> None:
+    from modelforge.data.audio import AudioEncoder
+
+    ENCODERS["audio"] = AudioEncoder
+
+
+_register_audio()
 
 
 def encoder_from_config(feature: Any) -> Any:

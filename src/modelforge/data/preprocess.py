@@ -14,17 +14,19 @@ import numpy as np
 import pandas as pd
 
 from modelforge.config import (
+    AudioFeature,
     CategoryFeature,
     ImageFeature,
     NumericFeature,
     RunConfig,
     TextFeature,
 )
+from modelforge.data.audio import looks_like_audio_paths
 from modelforge.data.features import encoder_from_config, encoder_from_json
 from modelforge.data.readers import is_image_array_column, looks_like_image_paths
 from modelforge.errors import DataError, did_you_mean
 
-FeatureSpec = NumericFeature | CategoryFeature | TextFeature | ImageFeature
+FeatureSpec = NumericFeature | CategoryFeature | TextFeature | ImageFeature | AudioFeature
 
 
 # ----------------------------------------------------------------------------- inference
@@ -38,6 +40,8 @@ def infer_feature(name: str, series: pd.Series) -> FeatureSpec:
         return NumericFeature(name=name)
     if looks_like_image_paths(series):
         return ImageFeature(name=name)
+    if looks_like_audio_paths(series):
+        return AudioFeature(name=name)
     numeric = pd.to_numeric(series, errors="coerce")
     if numeric.notna().mean() > 0.95:
         return NumericFeature(name=name)
@@ -144,6 +148,7 @@ class InputSpec:
     text_length: int = 0
     text_tokenizer: str = ""  # word, char, or hf (a pretrained encoder's ids)
     image_shape: tuple[int, int, int] | None = None  # C, H, W
+    audio_shape: tuple[int, int, int] | None = None  # 1, bands, frames
 
     @property
     def kinds(self) -> set[str]:
@@ -154,6 +159,8 @@ class InputSpec:
             kinds.add("text")
         if self.image_shape:
             kinds.add("image")
+        if self.audio_shape:
+            kinds.add("audio")
         return kinds
 
 
@@ -183,6 +190,7 @@ class Preprocessor:
             by_kind.setdefault(encoder.kind, []).append(encoder)
         text = by_kind.get("text", [None])[0]
         image = by_kind.get("image", [None])[0]
+        audio = by_kind.get("audio", [None])[0]
         return InputSpec(
             numeric_dim=len(by_kind.get("numeric", [])),
             category_cardinalities=tuple(e.cardinality for e in by_kind.get("category", [])),
@@ -191,6 +199,7 @@ class Preprocessor:
             text_length=text.max_length if text else 0,
             text_tokenizer=text.tokenizer if text else "",
             image_shape=(image.channels_, *image.size_) if image else None,
+            audio_shape=(1, audio.bands, audio.frames) if audio else None,
         )
 
     def transform_inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -210,6 +219,8 @@ class Preprocessor:
             inputs["text"] = groups["text"][0]
         if "image" in groups:
             inputs["image"] = groups["image"][0]
+        if "audio" in groups:
+            inputs["audio"] = groups["audio"][0]
         return inputs
 
     def transform_target(self, frame: pd.DataFrame) -> np.ndarray:
@@ -252,7 +263,7 @@ def resolve_features(config: RunConfig, frame: pd.DataFrame) -> list[FeatureSpec
             raise DataError(f"features: column {feature.name!r} not found{did_you_mean(feature.name, frame.columns)}")
         if feature.name == target:
             raise DataError(f"features: {target!r} is the target and cannot also be an input")
-    for kind in ("text", "image"):
+    for kind in ("text", "image", "audio"):
         named = [f.name for f in features if f.type == kind]
         if len(named) > 1:
             raise DataError(f"features: at most one {kind} feature is supported, got {named}")

@@ -162,7 +162,12 @@ def read_image_folder(path: Path) -> pd.DataFrame:
         if file.suffix.lower() in IMAGE_SUFFIXES
     ]
     if not rows:
-        raise DataError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in its class folders")
+        from modelforge.data.audio import AUDIO_SUFFIXES
+
+        sounds = [(str(f), c.name) for c in classes for f in sorted(c.rglob("*")) if f.suffix.lower() in AUDIO_SUFFIXES]
+        if sounds:
+            return pd.DataFrame(sounds, columns=["audio", "label"])
+        raise DataError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) or WAV files in its class folders")
     return pd.DataFrame(rows, columns=["image", "label"])
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from modelforge.registry import Registry
 
-FAMILIES = ("mlp", "cnn", "resnet", "vit", "rnn", "transformer", "pretrained")
+FAMILIES = ("mlp", "cnn", "resnet", "vit", "rnn", "transformer", "pretrained", "audio", "gpt")
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,10 @@ def load_splits(config: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame | None, p
                 rows = list(np.flatnonzero(missing.to_numpy())[:5] + 1)
                 raise DataError(f"target column {data.target!r}: missing at rows {rows}")
             frame = frame[~missing].reset_index(drop=True)
+    if data.split.column:
+        frame, named_valid, named_test = split_by_column(frame, data.split.column)
+        valid = valid if valid is not None else named_valid
+        test = test if test is not None else named_test
     valid_share = 0.0 if valid is not None else data.split.valid
     test_share = 0.0 if test is not None else data.split.test
     labels = None
@@ -88,6 +92,23 @@ def load_splits(config: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame | None, p
     if test is None and len(test_idx):
         test = frame.iloc[test_idx].reset_index(drop=True)
     return frame.iloc[train_idx].reset_index(drop=True), valid, test
+
+
+def split_by_column(frame: pd.DataFrame, column: str) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """Rows marked train / valid / test in `column` (data.split.column); absent parts are None."""
+    if column not in frame.columns:
+        columns = ", ".join(map(str, frame.columns))
+        raise DataError(f"data.split.column: column {column!r} not found; columns: {columns}")
+    names = frame[column].astype(str).str.strip().str.lower()
+    unknown = sorted(set(names) - {"train", "valid", "test"})
+    if unknown:
+        raise DataError(f"data.split.column {column!r}: expected train, valid or test, got {unknown[:3]}")
+    frame = frame.drop(columns=[column])  # bookkeeping, not an input
+    parts = {name: frame[(names == name).to_numpy()].reset_index(drop=True) for name in ("train", "valid", "test")}
+    if parts["train"].empty:
+        raise DataError(f"data.split.column {column!r}: no rows marked train")
+    valid, test = (parts[name] if len(parts[name]) else None for name in ("valid", "test"))
+    return parts["train"], valid, test
 
 
 def to_tensors(preprocessor: Preprocessor, frame: pd.DataFrame, with_target: bool = True) -> Tensors:
@@ -134,6 +155,12 @@ def batch_augmenter(preprocessor: Preprocessor) -> Any:
             augment_images = image_augmenter(**encoder.augment)
             if augment_images is not None:
                 return lambda batch: {**batch, "image": augment_images(batch["image"])}
+        if encoder.kind == "audio":
+            from modelforge.data.audio import audio_augmenter
+
+            augment_audio = audio_augmenter(**encoder.augment)
+            if augment_audio is not None:
+                return lambda batch: {**batch, "audio": augment_audio(batch["audio"])}
     return None
 
 
