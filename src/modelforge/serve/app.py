@@ -137,6 +137,7 @@ class ServerState:
     settings: ServeSettings
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     ready: bool = False
+    batchers: dict[str, DynamicBatcher] = field(default_factory=dict)
     generation_pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
     active_generations: dict[str, int] = field(default_factory=dict)
 
@@ -159,7 +160,7 @@ async def _start(state: ServerState) -> None:
     settings = state.settings
     for name, service in state.services.items():
         if isinstance(service, PredictService):
-            service.batcher = DynamicBatcher(
+            state.batchers[name] = DynamicBatcher(
                 name,
                 service.predict_batch,
                 max_batch_size=settings.max_batch_size,
@@ -167,7 +168,7 @@ async def _start(state: ServerState) -> None:
                 max_queue=settings.max_queue,
                 on_batch=_batch_observer(state, name),
             )
-            await service.batcher.start()
+            await state.batchers[name].start()
             state.metrics.queue_depth.set(name, value=0)
         else:
             state.generation_pools[name] = ThreadPoolExecutor(settings.max_streams, thread_name_prefix=f"gen-{name}")
@@ -177,9 +178,8 @@ async def _start(state: ServerState) -> None:
 
 async def _stop(state: ServerState) -> None:
     state.ready = False
-    for service in state.services.values():
-        if isinstance(service, PredictService) and service.batcher is not None:
-            await service.batcher.stop()
+    for batcher in state.batchers.values():
+        await batcher.stop()
     for pool in state.generation_pools.values():
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -196,8 +196,7 @@ class ArrivalMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = _PREDICT_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
-        service = self.state.services.get(match.group(1)) if match else None
-        batcher = service.batcher if isinstance(service, PredictService) else None
+        batcher = self.state.batchers.get(match.group(1)) if match else None
         if batcher is None:
             await self.app(scope, receive, send)
             return
@@ -316,9 +315,8 @@ def _add_health_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> 
         summary="Prometheus text format: requests by status, latency, batch sizes, queue depth",
     )
     async def metrics() -> PlainTextResponse:
-        for name, service in state.services.items():
-            if isinstance(service, PredictService) and service.batcher is not None:
-                state.metrics.queue_depth.set(name, value=service.batcher.queue_depth)
+        for name, batcher in state.batchers.items():
+            state.metrics.queue_depth.set(name, value=batcher.queue_depth)
         return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
@@ -343,7 +341,8 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
     async def predict(name: str, body: PredictRequest, request: Request) -> Response:
         service = state.service(name)
         arrival = getattr(request.state, "arrival", None)
-        if not isinstance(service, PredictService) or service.batcher is None:
+        batcher = state.batchers.get(name)
+        if not isinstance(service, PredictService) or batcher is None:
             raise HTTPException(404, f"model {name!r} is a {service.task} model; use /v1/models/{name}/generate")
         try:
             records = service.schema.validate(body.records)
@@ -353,7 +352,7 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
             if arrival is not None:
                 arrival.done()
         try:
-            answers = await service.batcher.submit(records, len(records), settings.timeout_s)
+            answers = await batcher.submit(records, len(records), settings.timeout_s)
         except QueueFullError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
         except TimeoutError:

@@ -143,7 +143,8 @@ def check_image(value: Any) -> np.ndarray:
         raise ValueError(f"expected numeric pixel values, got {array.dtype.kind!r} values such as {_describe(value)}")
     if array.ndim not in (2, 3) or min(array.shape) == 0:
         raise ValueError(f"expected a 2-D or 3-D array of pixels, got shape {list(array.shape)}")
-    array = array.astype(np.float32)
+    with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused just below
+        array = array.astype(np.float32)
     if not np.isfinite(array).all():
         raise ValueError("pixel values must be finite")
     return array

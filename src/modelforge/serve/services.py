@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from modelforge.errors import ModelforgeError
-from modelforge.serve.batcher import DynamicBatcher
 from modelforge.serve.records import SUPPORTED_KINDS, RecordSchema
 
 ENGINES = ("torch", "onnx")
@@ -76,7 +75,6 @@ class PredictService:
     schema: RecordSchema
     classes: list[Any]
     hashed_columns: list[str]
-    batcher: DynamicBatcher | None = field(default=None, repr=False)
 
     def describe(self) -> dict[str, Any]:
         return {

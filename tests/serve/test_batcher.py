@@ -1,0 +1,100 @@
+"""The dynamic batcher on its own: batch formation, the lone-request shortcut, queue limit, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from modelforge.serve.batcher import DynamicBatcher, QueueFullError
+
+
+def doubling_batches(log: list[list[int]], gate: threading.Event | None = None):
+    def run_batch(items: list[list[int]]) -> list[list[int]]:
+        if gate is not None:
+            gate.wait(5)
+        log.append([len(item) for item in items])
+        for item in items:
+            if -1 in item:
+                raise ValueError("bad value -1")
+        return [[2 * v for v in item] for item in items]
+
+    return run_batch
+
+
+def test_queued_requests_share_one_forward_pass_and_keep_their_order() -> None:
+    async def scenario() -> tuple[list[list[int]], list[list[int]]]:
+        log: list[list[int]] = []
+        gate = threading.Event()
+        batcher = DynamicBatcher("m", doubling_batches(log, gate), max_batch_size=6, max_wait_ms=50)
+        await batcher.start()
+        first = asyncio.create_task(batcher.submit([0], 1))
+        await asyncio.sleep(0.05)  # the first request is now running (held by the gate)
+        rest = [asyncio.create_task(batcher.submit([i, i], 2)) for i in range(1, 5)]
+        await asyncio.sleep(0.01)
+        gate.set()
+        answers = await asyncio.gather(first, *rest)
+        await batcher.stop()
+        return log, answers
+
+    log, answers = asyncio.run(scenario())
+    assert answers == [[0], [2, 2], [4, 4], [6, 6], [8, 8]]
+    assert log == [[1], [2, 2, 2], [2]]  # at most 6 rows per pass, in arrival order
+
+
+def test_a_lone_request_does_not_wait_for_company() -> None:
+    async def scenario() -> float:
+        batcher = DynamicBatcher("m", doubling_batches([]), max_batch_size=64, max_wait_ms=1000)
+        await batcher.start()
+        started = time.perf_counter()
+        assert await batcher.submit([3], 1) == [6]
+        elapsed = time.perf_counter() - started
+        await batcher.stop()
+        return elapsed
+
+    assert asyncio.run(scenario()) < 0.5  # far below max_wait_ms: nothing else was arriving
+
+
+def test_an_announced_request_is_waited_for() -> None:
+    async def scenario() -> list[list[int]]:
+        log: list[list[int]] = []
+        batcher = DynamicBatcher("m", doubling_batches(log), max_batch_size=64, max_wait_ms=2000)
+        await batcher.start()
+        batcher.announce()  # a second request is being read
+        first = asyncio.create_task(batcher.submit([1], 1))
+        await asyncio.sleep(0.05)
+        batcher.withdraw()
+        second = asyncio.create_task(batcher.submit([2], 1))
+        await asyncio.gather(first, second)
+        await batcher.stop()
+        return log
+
+    assert asyncio.run(scenario()) == [[1, 1]]
+
+
+def test_full_queue_and_timeout_and_a_bad_request_failing_alone() -> None:
+    async def scenario() -> None:
+        gate = threading.Event()
+        batcher = DynamicBatcher("m", doubling_batches([], gate), max_batch_size=1, max_queue=2)
+        await batcher.start()
+        running = asyncio.create_task(batcher.submit([1], 1))
+        await asyncio.sleep(0.05)
+        queued = [asyncio.create_task(batcher.submit([v], 1, timeout_s=0.1)) for v in (2, 3)]
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFullError) as info:
+            await batcher.submit([4], 1)
+        assert info.value.retry_after_s >= 1
+        for task in queued:
+            with pytest.raises(TimeoutError):
+                await task
+        gate.set()
+        assert await running == [2]
+        batcher.max_batch_size = 8
+        good, bad = batcher.submit([5], 1), batcher.submit([-1], 1)
+        results = await asyncio.gather(good, bad, return_exceptions=True)
+        assert results[0] == [10] and isinstance(results[1], ValueError)
+        await batcher.stop()
+
+    asyncio.run(scenario())

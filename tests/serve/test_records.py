@@ -1,0 +1,69 @@
+"""Record validation: each wrong field is named with its row, every problem reported at once."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from modelforge.serve.records import RecordSchema, RecordsError
+
+SCHEMA = RecordSchema(
+    {"age": "numeric", "city": "category", "review": "text", "photo": "image"}, ignored=frozenset({"label"})
+)
+GOOD = {"age": 31.5, "city": "Oslo", "review": "fine food", "photo": [[0, 1], [2, 3]]}
+
+
+def problems(records: list) -> list[tuple[int, str | None, str]]:
+    with pytest.raises(RecordsError) as info:
+        SCHEMA.validate(records)
+    return [(p.row, p.field, p.message) for p in info.value.problems]
+
+
+def test_good_records_are_cleaned_and_the_target_is_ignored() -> None:
+    cleaned = SCHEMA.validate([GOOD, {**GOOD, "age": None, "city": 3, "review": None, "label": "yes"}])
+    assert cleaned[0]["age"] == 31.5 and np.isnan(cleaned[1]["age"])
+    assert cleaned[1]["city"] == 3 and "label" not in cleaned[1]
+    assert cleaned[0]["photo"].dtype == np.float32 and cleaned[0]["photo"].shape == (2, 2)
+
+
+def test_every_problem_names_row_and_field() -> None:
+    found = problems([GOOD, {**GOOD, "age": "old", "review": 5}, {"agee": 1, "city": "x", "review": "", "photo": []}])
+    fields = {(row, field) for row, field, _ in found}
+    assert fields == {(1, "age"), (1, "review"), (2, "agee"), (2, "age"), (2, "photo")}
+    message = dict(((r, f), m) for r, f, m in found)
+    assert "did you mean age?" in message[(2, "agee")]
+    assert "expected a number" in message[(1, "age")]
+
+
+@pytest.mark.parametrize(
+    ("photo", "expected"),
+    [
+        ("/etc/passwd", "file paths are not read"),
+        ([[1, 2], [3]], "different lengths"),
+        ([["a", "b"]], "numeric pixel values"),
+        ([1, 2, 3], "2-D or 3-D"),
+        ([[1e39, 0]], "finite"),
+        ("data:image/png;base64,!!!", "cannot decode"),
+        ({"pixels": 1}, "nested list"),
+    ],
+)
+def test_bad_images_are_rejected_with_a_reason(photo: object, expected: str) -> None:
+    [(row, field, message)] = problems([{**GOOD, "photo": photo}])
+    assert (row, field) == (0, "photo") and expected in message
+
+
+def test_image_data_url_is_decoded() -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((4, 6), 255, dtype=np.uint8)).save(buffer, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    [record] = SCHEMA.validate([{**GOOD, "photo": url}])
+    assert record["photo"].shape == (4, 6) and float(record["photo"].max()) == 1.0
+
+
+def test_non_finite_numbers_and_non_objects_are_rejected() -> None:
+    found = problems([{**GOOD, "age": float("nan")}, "not a record", {**GOOD, "city": [1]}])
+    assert [(r, f) for r, f, _ in found] == [(0, "age"), (1, None), (2, "city")]
