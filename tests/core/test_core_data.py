@@ -1,0 +1,115 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelforge.config import load_config
+from modelforge.data.augment import image_augmenter
+from modelforge.data.features import CategoryEncoder, NumericEncoder, TextEncoder
+from modelforge.data.preprocess import Preprocessor, fit_preprocessor, infer_feature, infer_task
+from modelforge.data.readers import read_data
+from modelforge.data.split import split_indices
+from modelforge.errors import DataError, NotFittedError
+
+
+def test_ragged_csv_rows_are_reported_and_dropped_or_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "ragged.csv"
+    path.write_text("a,b,y\n1,2,x\n3,4,5,6\n7,8,z\n")
+    with pytest.warns(UserWarning, match=r"1 unreadable row\(s\).*rows 2"):
+        frame = read_data(path)
+    assert frame["a"].tolist() == [1, 7]
+    with pytest.raises(DataError, match="ragged.csv: 1 unreadable row"):
+        read_data(path, bad_rows="error")
+
+
+def test_readers_agree_across_csv_parquet_jsonl(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"x": [1.5, 2.5], "c": ["a", "b"]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet")
+    frame.to_json(tmp_path / "t.jsonl", orient="records", lines=True)
+    for name in ("t.csv", "t.parquet", "t.jsonl"):
+        pd.testing.assert_frame_equal(read_data(tmp_path / name), frame)
+
+
+def test_npz_images_and_image_folders(tmp_path: Path, image_folder: Path) -> None:
+    np.savez(tmp_path / "a.npz", x=np.zeros((3, 4, 4)), y=np.array([0, 1, 0]))
+    frame = read_data(tmp_path / "a.npz")
+    assert list(frame.columns) == ["x", "y"] and frame["x"].iloc[0].shape == (4, 4)
+    assert infer_feature("x", frame["x"]).type == "image"
+    folder = read_data(image_folder)
+    assert sorted(folder["label"].unique()) == ["bottom", "top"] and len(folder) == 40
+
+
+def test_undecodable_image_names_the_file(tmp_path: Path, image_folder: Path) -> None:
+    (image_folder / "top" / "broken.png").write_bytes(b"not an image")
+    frame = read_data(image_folder)
+    config = load_config({"data": {"train": str(image_folder), "target": "label"}})
+    with pytest.raises(DataError, match=r"cannot decode image .*broken.png"):
+        fit_preprocessor(config, frame).transform_inputs(frame)
+
+
+def test_numeric_encoder_imputes_scales_and_clips() -> None:
+    series = pd.Series([1.0, 2.0, np.nan, 3.0, 100.0])
+    encoder = NumericEncoder("v", impute="median", clip_outliers=1.5).fit(series)
+    values = encoder.transform(series)
+    assert not np.isnan(values).any() and values.max() == pytest.approx(1.5)
+    with pytest.raises(DataError, match="column 'v': non-numeric value 'abc'"):
+        encoder.transform(pd.Series([1.0, "abc"]))
+    with pytest.raises(NotFittedError):
+        NumericEncoder("w").transform(series)
+
+
+def test_category_and_text_encoders_send_unseen_values_to_unknown() -> None:
+    category = CategoryEncoder("c").fit(pd.Series(["a", "b", "a"]))
+    assert category.transform(pd.Series(["b", "zzz", None])).tolist() == [2, 0, 0]
+    text = TextEncoder("t", max_length=4).fit(pd.Series(["the cat sat", "the dog"]))
+    ids = text.transform(pd.Series(["The cat flew away home"]))
+    assert ids.shape == (1, 4) and ids[0, 2] == 1 and ids[0, 0] == text.vocabulary_.index("the")
+
+
+def test_preprocessing_round_trips_through_json(mixed_csv: Path) -> None:
+    frame = read_data(mixed_csv)
+    config = load_config({"data": {"train": str(mixed_csv), "target": "label"}})
+    fitted = fit_preprocessor(config, frame)
+    kinds = [e.kind for e in fitted.encoders]
+    assert kinds == ["numeric", "category", "text"]
+    restored = Preprocessor.from_json(json.loads(json.dumps(fitted.to_json())))
+    for key, value in fitted.transform_inputs(frame).items():
+        np.testing.assert_array_equal(restored.transform_inputs(frame)[key], value)
+    np.testing.assert_array_equal(restored.transform_target(frame), fitted.transform_target(frame))
+
+
+def test_missing_input_column_at_predict_is_named(mixed_csv: Path) -> None:
+    frame = read_data(mixed_csv)
+    fitted = fit_preprocessor(load_config({"data": {"train": str(mixed_csv), "target": "label"}}), frame)
+    with pytest.raises(DataError, match="input column 'color' is missing"):
+        fitted.transform_inputs(frame.drop(columns="color"))
+
+
+def test_task_inference() -> None:
+    assert infer_task(pd.Series(["a", "b"])) == "classification"
+    assert infer_task(pd.Series([0, 1, 2, 1])) == "classification"
+    assert infer_task(pd.Series(np.linspace(0, 1, 100))) == "regression"
+
+
+def test_stratified_split_keeps_class_shares_and_is_seeded() -> None:
+    labels = np.array([0] * 80 + [1] * 20)
+    train, valid, test = split_indices(100, 0.1, 0.2, seed=3, labels=labels)
+    assert len(set(train) | set(valid) | set(test)) == 100
+    assert (labels[test] == 1).sum() == 4 and (labels[valid] == 1).sum() == 2
+    again = split_indices(100, 0.1, 0.2, seed=3, labels=labels)
+    assert all(np.array_equal(a, b) for a, b in zip((train, valid, test), again, strict=True))
+
+
+def test_augmentation_keeps_shape_and_changes_pixels() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    images = torch.rand(8, 1, 10, 10)
+    augment = image_augmenter(crop_padding=2, hflip=True, rotate=15)
+    assert augment is not None
+    out = augment(images)
+    assert out.shape == images.shape and not torch.allclose(out, images)
+    assert image_augmenter() is None
