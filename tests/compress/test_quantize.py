@@ -38,3 +38,26 @@ def test_static_int8_cnn_with_calibration_reloads_exactly(cnn_run, tmp_path) -> 
     float_accuracy = json.loads((cnn_run / "eval.json").read_text())["accuracy"]
     assert recomputed["accuracy"] > float_accuracy - 0.05
     assert (out / "model.safetensors").stat().st_size < 0.5 * (cnn_run / "model.safetensors").stat().st_size
+
+
+def test_lstm_dynamic_int8_round_trips_through_compact_tensors(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    from modelforge.compress.quantize import compact_state, load_quantized
+    from modelforge.data.preprocess import InputSpec
+    from modelforge.models import build_model
+
+    spec = InputSpec(text_vocab_size=50, text_length=12)
+    options = {"embedding_dim": 16, "hidden": 24}
+    torch.manual_seed(0)
+    quantized = dynamic_int8(build_model("lstm", spec, 3, options).eval())
+    save_file(compact_state(quantized), str(tmp_path / "model.safetensors"))
+    rebuilt = load_quantized(
+        build_model("lstm", spec, 3, options), tmp_path / "model.safetensors", {"quantization": "int8-dynamic"}, spec
+    )
+    tokens = {"text": torch.randint(1, 50, (4, 12))}
+    with torch.no_grad():
+        assert torch.equal(quantized(tokens), rebuilt(tokens))
+    assert (tmp_path / "model.safetensors").stat().st_size < 0.6 * 4 * sum(
+        p.numel() for p in build_model("lstm", spec, 3, options).parameters()
+    )

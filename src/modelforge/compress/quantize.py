@@ -104,9 +104,7 @@ def _weights_of(module: nn.Module) -> dict[str, torch.Tensor | None]:
 
 def _set_weights(module: nn.Module, values: dict[str, torch.Tensor | None]) -> None:
     if _is_rnn(module):
-        current = module._weight_bias()  # type: ignore[operator]
-        update = {kind: {k: values[k] for k in names} for kind, names in current.items()}
-        module.set_weight_bias(update)  # type: ignore[operator]
+        module.set_weight_bias(values)  # type: ignore[operator]  # one flat name → tensor dict
     else:
         module.set_weight_bias(values["weight"], values["bias"])  # type: ignore[operator]
 
