@@ -129,7 +129,8 @@ def main() -> None:
         torch.set_num_threads(1)  # where the speed comes from: the same plain loop pinned to one thread
         done_one, spent_one = baseline_loop(GPT(run.model.config), data.train, 50, float("inf"))
         torch.set_num_threads(default_threads)
-        print(f"baseline pinned to 1 thread (50 steps, throughput only): {done_one * 12 * 64 / spent_one:,.0f} tokens/s")
+        pinned_rate = done_one * 12 * 64 / spent_one
+        print(f"baseline pinned to 1 thread (50 steps, throughput only): {pinned_rate:,.0f} tokens/s")
         print(
             f"val loss at {args.steps} steps: {ours['val_loss']:.4f} (floor {REFERENCE_VAL_LOSS}) -> "
             f"{'met' if ours['val_loss'] <= REFERENCE_VAL_LOSS else 'NOT met'}"
