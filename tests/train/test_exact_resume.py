@@ -74,9 +74,8 @@ def test_sigkill_mid_epoch_and_during_a_checkpoint_write_then_resume_is_bitwise(
             break
     assert killed_mid_write, "no kill landed inside a checkpoint write in three tries"
 
-    # 3. resume to the end: same weights, same metric history as the run that was never killed
-    finished = run_cli("train", str(config_path), "--resume", str(run_dir), "--no-progress")
-    assert finished.returncode == 0, finished.stderr[-800:]
+    # 3. resume to the end (in this process: the CLI's --resume is exercised above and in the DDP test)
+    train(load_config(config_path), show_progress=False, resume=run_dir)
     assert not temp_files(run_dir)
     assert_same_weights(reference, run_dir)
     assert_same_history(reference, run_dir)
@@ -105,7 +104,7 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path: Pa
 def test_sigint_saves_and_stops_a_second_one_aborts_and_resume_is_exact(
     tmp_path: Path, breast_cancer_csv: Path
 ) -> None:
-    config = load_config(mlp_config(breast_cancer_csv, epochs=3))
+    config = load_config(mlp_config(breast_cancer_csv, epochs=2))
     reference = train(config, tmp_path / "reference", show_progress=False).path
 
     def interrupt_after_epoch_one(row: dict) -> None:

@@ -6,7 +6,8 @@ import random
 import signal
 from pathlib import Path
 
-from training_runs import gpt_config, newest_step, signal_when, start_cli, write_config
+import pytest
+from training_runs import gpt_config, newest_step, run_cli, signal_when, start_cli, write_config
 
 from modelforge.config import load_config
 from modelforge.run import read_jsonl
@@ -32,3 +33,18 @@ def test_gpt_killed_at_an_arbitrary_step_resumes_bitwise(tmp_path: Path, shakesp
     keys = ("step", "train_loss", "val_loss", "lr", "sample")
     expected, actual = read_jsonl(reference / "metrics.jsonl"), read_jsonl(resumed / "metrics.jsonl")
     assert [[row[k] for k in keys] for row in expected] == [[row[k] for k in keys] for row in actual]
+
+
+@pytest.mark.slow
+def test_gpt_on_two_gloo_processes_matches_one(tmp_path: Path, shakespeare_txt: Path) -> None:
+    raw = gpt_config(shakespeare_txt)
+    raw["model"]["dropout"] = 0.0  # each rank draws its own dropout masks
+    single = train_language_model(load_config(raw), tmp_path / "single").path
+    config_path = write_config(tmp_path / "gpt.yaml", raw)
+    run_dir = tmp_path / "ddp"
+    result = run_cli("train", str(config_path), "--nproc", "2", "--out", str(run_dir), "--no-progress", timeout=600)
+    assert result.returncode == 0, result.stderr[-1500:]
+    one, two = read_jsonl(single / "metrics.jsonl"), read_jsonl(run_dir / "metrics.jsonl")
+    assert [row["step"] for row in one] == [row["step"] for row in two]
+    for key in ("train_loss", "val_loss"):
+        assert abs(one[-1][key] - two[-1][key]) / abs(one[-1][key]) < 1e-5, (key, one[-1][key], two[-1][key])
