@@ -10,7 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .conftest import EXAMPLES, modelforge_command
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def modelforge_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "modelforge", *args]
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -32,8 +36,15 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_writes_a_complete_run_directory(trained_run: Path) -> None:
     names = {p.name for p in trained_run.iterdir()}
-    assert {"config.yaml", "preprocessing.json", "model.safetensors", "metrics.jsonl", "eval.json",
-            "environment.json", "model.json"} <= names
+    assert {
+        "config.yaml",
+        "preprocessing.json",
+        "model.safetensors",
+        "metrics.jsonl",
+        "eval.json",
+        "environment.json",
+        "model.json",
+    } <= names
     assert not [n for n in names if n.endswith(".tmp")]
     rows = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3] and "valid_accuracy" in rows[0]
@@ -88,8 +99,11 @@ BAD_INPUTS = [
     ("unknown target", "data: {train: DATA, target: diagnosys}\n", "did you mean diagnosis"),
     ("malformed yaml", "data: {train: DATA, target: [\n", "cfg.yaml: line"),
     ("wrong target type", "task: regression\ndata: {train: DATA, target: diagnosis}\n", "regression needs numeric"),
-    ("unknown feature column", "data: {train: DATA, target: diagnosis}\nfeatures: [{name: nope, type: numeric}]\n",
-     "column 'nope' not found"),
+    (
+        "unknown feature column",
+        "data: {train: DATA, target: diagnosis}\nfeatures: [{name: nope, type: numeric}]\n",
+        "column 'nope' not found",
+    ),
 ]
 
 

@@ -52,5 +52,5 @@ def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
 
 def test_feature_sections_are_strict_per_type(tmp_path: Path) -> None:
     path = write(tmp_path, "data: {train: d.csv, target: y}\nfeatures: [{name: a, type: numeric, max_length: 3}]\n")
-    with pytest.raises(ConfigError, match="features.0.max_length: unknown key"):
+    with pytest.raises(ConfigError, match=r"features\.0\.max_length: unknown key"):
         load_config(path)

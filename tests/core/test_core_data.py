@@ -20,7 +20,7 @@ def test_ragged_csv_rows_are_reported_and_dropped_or_rejected(tmp_path: Path) ->
     with pytest.warns(UserWarning, match=r"1 unreadable row\(s\).*rows 2"):
         frame = read_data(path)
     assert frame["a"].tolist() == [1, 7]
-    with pytest.raises(DataError, match="ragged.csv: 1 unreadable row"):
+    with pytest.raises(DataError, match=r"ragged\.csv: 1 unreadable row"):
         read_data(path, bad_rows="error")
 
 

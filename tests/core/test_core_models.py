@@ -35,8 +35,7 @@ def tiny_inputs(spec: InputSpec, n: int = 4) -> dict[str, torch.Tensor]:
     return inputs
 
 
-CORE = [name for name in MODELS.names() if set(MODELS.get(name).accepts) & set(SPECS)
-        and name not in ("hf_encoder",)]
+CORE = [name for name in MODELS.names() if set(MODELS.get(name).accepts) & set(SPECS) and name not in ("hf_encoder",)]
 CASES = [(name, kind) for name in CORE for kind in MODELS.get(name).accepts if kind in SPECS][:40]
 
 

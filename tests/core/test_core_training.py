@@ -12,7 +12,8 @@ import pytest
 import modelforge
 from modelforge.config import load_config
 
-from .conftest import EXAMPLES
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
 
 VOLATILE = {"seconds", "samples_per_second"}
 
@@ -56,8 +57,9 @@ def test_training_options_run_and_learn(overrides: list[str], tmp_path: Path) ->
 
 
 def test_early_stopping_stops_and_keeps_the_best_epoch(tmp_path: Path) -> None:
-    config = load_config(EXAMPLES / "breast_cancer.yaml",
-                         ["train.epochs=200", "train.lr=0.05", "train.early_stopping.patience=3"])
+    config = load_config(
+        EXAMPLES / "breast_cancer.yaml", ["train.epochs=200", "train.lr=0.05", "train.early_stopping.patience=3"]
+    )
     run = modelforge.train(config, tmp_path / "run")
     history = run.history
     best = min(history, key=lambda row: row["valid_loss"])
@@ -66,15 +68,19 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(tmp_path: Path) -> None:
 
 
 def test_regression_floor_diabetes(tmp_path: Path) -> None:
-    scores = [modelforge.train(EXAMPLES / "diabetes.yaml", tmp_path / f"s{seed}", [f"seed={seed}"]).metrics["r2"]
-              for seed in range(3)]
+    scores = [
+        modelforge.train(EXAMPLES / "diabetes.yaml", tmp_path / f"s{seed}", [f"seed={seed}"]).metrics["r2"]
+        for seed in range(3)
+    ]
     assert statistics.mean(scores) >= 0.45, scores
 
 
 @pytest.mark.parametrize(("example", "floor"), [("breast_cancer", 0.96), ("wine", 0.95)])
 def test_tabular_classification_floors(example: str, floor: float, tmp_path: Path) -> None:
-    scores = [modelforge.train(EXAMPLES / f"{example}.yaml", tmp_path / f"s{seed}", [f"seed={seed}"]).metrics["accuracy"]
-              for seed in range(5)]
+    scores = [
+        modelforge.train(EXAMPLES / f"{example}.yaml", tmp_path / f"s{seed}", [f"seed={seed}"]).metrics["accuracy"]
+        for seed in range(5)
+    ]
     assert statistics.mean(scores) >= floor, scores
 
 
