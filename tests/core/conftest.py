@@ -27,13 +27,14 @@ def breast_cancer_csv(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def mixed_csv(tmp_path: Path) -> Path:
-    """Numeric, category and text columns with missing values; label depends on all three."""
+    """Numeric, category and text columns with missing values; the label is the majority vote of all three."""
     rng = np.random.default_rng(0)
     n = 240
     size = rng.normal(10, 3, n)
     color = rng.choice(["red", "green", "blue"], n)
     words = np.where(rng.random(n) < 0.5, "great fun film", "dull boring story")
-    label = np.where((size > 10) ^ (color == "red") ^ (words == "great fun film"), "yes", "no")
+    votes = (size > 10).astype(int) + (color == "red") + (words == "great fun film")
+    label = np.where(votes >= 2, "yes", "no")
     frame = pd.DataFrame({"size": size, "color": color, "review": words, "label": label})
     frame.loc[::17, "size"] = np.nan
     frame.loc[::23, "color"] = None

@@ -38,7 +38,8 @@ def test_mixed_table_learns_and_python_api_mirrors_cli(mixed_csv: Path, tmp_path
     assert run.evaluate(frame)["accuracy"] > 0.9
     predictions = run.predict(frame.drop(columns="label"))
     assert len(predictions) == len(frame) and set(predictions["prediction"]) <= {"yes", "no"}
-    assert modelforge.load_run(run.path).predict(frame.head(5)).equals(predictions.head(5))
+    reloaded = modelforge.load_run(run.path).predict(frame.head(5))
+    pd.testing.assert_frame_equal(reloaded, predictions.head(5), atol=1e-6)  # batch size changes float sums
 
 
 @pytest.mark.parametrize(
@@ -51,7 +52,7 @@ def test_mixed_table_learns_and_python_api_mirrors_cli(mixed_csv: Path, tmp_path
     ],
 )
 def test_training_options_run_and_learn(overrides: list[str], tmp_path: Path) -> None:
-    config = load_config(EXAMPLES / "breast_cancer.yaml", ["train.epochs=8", *overrides])
+    config = load_config(EXAMPLES / "breast_cancer.yaml", ["train.epochs=15", "train.lr=5e-3", *overrides])
     run = modelforge.train(config, tmp_path / "run")
     assert run.metrics["accuracy"] > 0.85
 
