@@ -117,3 +117,35 @@ def live_server(app: Any) -> Iterator[str]:
 def serve_live() -> Any:
     """`live_server` as a fixture (test modules here are not a package, so they cannot import it)."""
     return live_server
+
+
+SHAKESPEARE = REPO.parent / "shared" / "datasets" / "tinyshakespeare" / "input.txt"
+FALLBACK_TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+    "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
+)
+
+
+@pytest.fixture(scope="session")
+def gpt_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 20-step character GPT on 30 kB of tinyshakespeare (a repeated excerpt without the shared folder)."""
+    try:
+        from modelforge.text.generate import load_generator  # noqa: F401
+        from modelforge.train.lm import train_language_model
+    except ImportError as exc:
+        pytest.skip(f"language-model generation is not available ({exc})")
+    from modelforge.config import load_config
+
+    folder = tmp_path_factory.mktemp("corpus")
+    text = SHAKESPEARE.read_text(encoding="utf-8")[:30_000] if SHAKESPEARE.exists() else FALLBACK_TEXT * 300
+    (folder / "shakespeare.txt").write_text(text, encoding="utf-8")
+    config = {
+        "task": "language-modeling",
+        "data": {"train": str(folder / "shakespeare.txt"), "tokenizer": "char", "valid_fraction": 0.1},
+        "model": {"type": "gpt", "layers": 2, "heads": 2, "width": 32, "context": 32, "dropout": 0.0},
+        "train": {"batch_size": 8, "max_steps": 20, "lr": 3e-3, "eval_every": 10, "eval_batches": 2, "threads": 1},
+    }
+    out = tmp_path_factory.mktemp("serve") / "gpt"
+    with one_torch_thread():
+        train_language_model(load_config(config), out, show_progress=False)
+    return out

@@ -1,0 +1,94 @@
+"""Generation endpoint over a real (tiny) GPT run: plain JSON, server-sent events, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from modelforge.serve.app import ServeSettings, create_app
+from modelforge.serve.services import GenerateService, load_services
+
+
+@pytest.fixture(scope="module")
+def client(gpt_run: Path):
+    services = load_services([f"bard={gpt_run}"])
+    with TestClient(create_app(services, ServeSettings(max_new_tokens=64))) as test_client:
+        yield test_client
+
+
+def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines.get("event", "token"), json.loads(lines["data"])))
+    return events
+
+
+def test_listed_as_a_language_model(client: TestClient) -> None:
+    [model] = client.get("/v1/models").json()["models"]
+    assert model == {"name": "bard", "task": "language-modeling", "features": [], "classes": []}
+    assert client.post("/v1/models/bard/predict", json={"records": [{}]}).status_code == 404
+
+
+def test_same_seed_same_text_as_the_generator(client: TestClient, gpt_run: Path) -> None:
+    from modelforge.text.generate import load_generator
+
+    body = {"prompt": "ROMEO:", "max_new_tokens": 20, "temperature": 0.8, "top_k": 10, "seed": 7}
+    answer = client.post("/v1/models/bard/generate", json=body)
+    assert answer.status_code == 200
+    expected = load_generator(gpt_run).generate("ROMEO:", 20, 0.8, 10, None, 7)
+    assert answer.json()["text"] == expected and answer.json()["new_tokens"] == 20
+
+
+def test_streamed_tokens_add_up_to_the_whole_text(client: TestClient) -> None:
+    body = {"prompt": "ROMEO:", "max_new_tokens": 12, "temperature": 0, "stream": True}
+    with client.stream("POST", "/v1/models/bard/generate", json=body) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(response.read().decode())
+    tokens = [data["token"] for kind, data in events if kind == "token"]
+    kind, done = events[-1]
+    assert kind == "done" and len(tokens) == 12 and done["text"] == "".join(tokens)
+    plain = client.post("/v1/models/bard/generate", json={**body, "stream": False}).json()
+    assert plain["text"] == done["text"]  # temperature 0 is greedy: both ways give the same text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"prompt": "x" * 500}, "prompt"),  # longer than the model's context
+        ({"prompt": "hi", "max_new_tokens": 65}, "max_new_tokens"),  # above the server's --max-new-tokens
+        ({"prompt": "hi", "temperature": -1}, "temperature"),
+        ({"prompt": "hi", "top_p": 1.5}, "top_p"),
+        ({"prompt": 3}, "prompt"),
+        ({"prompt": "hi", "stream": "yes please"}, "stream"),
+    ],
+)
+def test_bad_generate_requests_get_422(client: TestClient, body: dict[str, Any], field: str) -> None:
+    answer = client.post("/v1/models/bard/generate", json=body)
+    assert answer.status_code == 422
+    assert any(detail["loc"][-1] == field or field in detail["msg"] for detail in answer.json()["detail"])
+
+
+def test_concurrent_streams_all_finish(gpt_run: Path, serve_live) -> None:
+    services = load_services([f"bard={gpt_run}"])
+    assert isinstance(services["bard"], GenerateService)
+
+    async def streams(url: str) -> list[str]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            calls = [
+                http.post("/v1/models/bard/generate", json={"prompt": "ROMEO:", "max_new_tokens": 16, "seed": i})
+                for i in range(6)
+            ]
+            answers = await asyncio.gather(*calls)
+            assert [r.status_code for r in answers] == [200] * 6, [r.text for r in answers]
+            return [r.json()["text"] for r in answers]
+
+    with serve_live(create_app(services, ServeSettings(max_streams=3))) as url:
+        texts = asyncio.run(streams(url))
+    assert len(texts) == 6 and all(texts) and len(set(texts)) > 1  # different seeds, different text
