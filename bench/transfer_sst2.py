@@ -27,7 +27,7 @@ LORA = ROOT / "examples" / "sst2_minilm_lora.yaml"
 VARIANTS: dict[str, tuple[Path, list[str]]] = {
     "frozen": (FROZEN, []),
     "lora": (LORA, []),
-    "full": (LORA, ["model.lora=null", "train.lr=1e-4", "train.warmup_steps=40"]),
+    "full": (LORA, ["model.lora=null", "train.lr=1e-4"]),
     "scratch": (
         LORA,
         [
@@ -55,7 +55,7 @@ def matmul_gflops(dtype_name: str, threads: int) -> float:
 
 def run_variant(name: str, out: Path, steps: int, threads: int) -> dict[str, object]:
     config, overrides = VARIANTS[name]
-    sets = [*overrides, f"train.max_steps={steps}", f"train.threads={threads}"]
+    sets = [*overrides, f"train.max_steps={steps}", f"train.warmup_steps={steps // 10}", f"train.threads={threads}"]
     command = [str(ROOT / ".venv" / "bin" / "modelforge"), "train", str(config), "--out", str(out), "--no-progress"]
     for item in sets:
         command += ["--set", item]

@@ -606,11 +606,14 @@ def build_report(
         )
         mistakes = _mistake_rows(run, evaluated)
         explained: dict[int, Any] = {}
+        explain_section = Section("explain", "Explanations", note("skipped (--no-explain)"))
         if explain:
-            explain_section, explained = explanation_section(run, evaluated, mistakes[:MAX_MISTAKES])
+            try:
+                explain_section, explained = explanation_section(run, evaluated, mistakes[:MAX_MISTAKES])
+            except ModelforgeError as exc:  # a model whose inputs attributions cannot reach
+                explain_section = Section("explain", "Explanations", note(f"skipped: {exc}"))
         sections.append(mistakes_section(run, evaluated, explained))
-        if explain:
-            sections.append(explain_section)
+        sections.append(explain_section)
         if slice_by:
             section, slice_reports = slices_section(run, evaluated, slice_by)
             sections.append(section)

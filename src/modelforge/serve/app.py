@@ -40,6 +40,7 @@ from modelforge.serve.services import GenerateService, PredictService, Service
 
 MAX_RECORDS_PER_REQUEST = 10_000
 MAX_PROMPT_CHARS = 20_000
+DEFAULT_NEW_TOKENS = 100
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,11 @@ class PredictResponse(BaseModel):
 
 class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    max_new_tokens: int = Field(100, ge=1, le=100_000)
-    temperature: float = Field(1.0, gt=0, le=100, allow_inf_nan=False)
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS, description="text to continue (empty: start from scratch)")
+    max_new_tokens: int | None = Field(
+        None, ge=1, le=100_000, description="default: 100, or the server's --max-new-tokens when lower"
+    )
+    temperature: float = Field(1.0, ge=0, le=100, allow_inf_nan=False, description="0 picks the likeliest token")
     top_k: int | None = Field(None, ge=1, le=1_000_000)
     top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
@@ -380,6 +383,8 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
         service = state.service(name)
         if not isinstance(service, GenerateService):
             raise HTTPException(404, f"model {name!r} is a {service.task} model; use /v1/models/{name}/predict")
+        if body.max_new_tokens is None:
+            body.max_new_tokens = min(DEFAULT_NEW_TOKENS, settings.max_new_tokens)
         if body.max_new_tokens > settings.max_new_tokens:
             detail = {
                 "loc": ["body", "max_new_tokens"],
@@ -397,7 +402,7 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
         except TimeoutError:
             return JSONResponse({"detail": f"no answer within {settings.timeout_s:g} s"}, status_code=504)
         except (ModelforgeError, ValueError, KeyError) as exc:
-            detail = {"loc": ["body", "prompt"], "msg": str(exc).splitlines()[0], "type": "value_error"}
+            detail = {"loc": ["body", "prompt"], "msg": _one_line(exc), "type": "value_error"}
             return JSONResponse({"detail": [detail]}, status_code=422)
         return JSONResponse({"text": text, "new_tokens": count})
 
@@ -454,10 +459,15 @@ class _TokenPump:
                     yield _sse("error", {"detail": f"stopped after {self.state.settings.timeout_s:g} s"})
                     return
         except (ModelforgeError, ValueError, KeyError) as exc:
-            yield _sse("error", {"detail": str(exc).splitlines()[0]})
+            yield _sse("error", {"detail": _one_line(exc)})
             return
         yield _sse("done", {"text": "".join(pieces), "new_tokens": len(pieces)})
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _one_line(exc: Exception) -> str:
+    """The first line of a generator error, without the CLI's option prefix (`--prompt: `)."""
+    return str(exc).splitlines()[0].removeprefix("--prompt: ")

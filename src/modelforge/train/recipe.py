@@ -184,7 +184,7 @@ def train(
     """
     started = time.time()
     seed_everything(config.seed)
-    if config.train.threads:
+    if isinstance(config.train.threads, int):  # "auto" is a language-modeling setting
         torch.set_num_threads(config.train.threads)
 
     train_frame, valid_frame, test_frame = load_splits(config)

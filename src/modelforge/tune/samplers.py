@@ -38,7 +38,14 @@ def random_sampler(params: list[Param], seed: int, total: int) -> Any:
 def grid_sampler(params: list[Param], seed: int, total: int) -> Any:
     import optuna
 
-    return optuna.samplers.GridSampler({p.path: p.grid_values() for p in params}, seed=seed)
+    class Grid(optuna.samplers.GridSampler):
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            # Optuna stops the study here once the grid is covered, which only works inside
+            # study.optimize(); our workers stop by themselves (--trials is capped at the grid size)
+            return None
+
+    # trial k visits grid point k of one fixed order, so every worker must shuffle it alike
+    return Grid({p.path: p.grid_values() for p in params}, seed=0)
 
 
 @SAMPLERS.register("cmaes")
