@@ -31,6 +31,10 @@ def train(
         return train_language_model(  # type: ignore[return-value]
             config, out, show_progress=show_progress, resume=resume, force=force
         )
+    if config.task == "recommendation":
+        from modelforge.train.recommend import train_recommender
+
+        return train_recommender(config, out, show_progress=show_progress)  # type: ignore[no-any-return]
     from modelforge.train.recipe import train as train_recipe
 
     return train_recipe(config, out, show_progress=show_progress, resume=resume, force=force)

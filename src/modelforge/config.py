@@ -245,8 +245,32 @@ class CardConfig(Section):
     contact: str | None = None
 
 
+class RecommendConfig(Section):
+    """task: recommendation — which columns hold users, items, ratings and time, and how to split."""
+
+    format: Literal["table", "movielens-100k"] = Field(
+        "table", description="table: data.train has user/item(/rating/time) columns; movielens-100k: its folder"
+    )
+    user: str = Field("user", description="user id column")
+    item: str = Field("item", description="item id column")
+    rating: str | None = Field("rating", description="rating column (explicit feedback)")
+    time: str | None = Field("timestamp", description="time column (orders interactions for leave-last-out)")
+    feedback: Literal["explicit", "implicit"] = Field("explicit", description="predict ratings, or rank items")
+    min_rating: float | None = Field(None, description="implicit: ratings below this are not interactions")
+    split: Literal["random", "leave_last_out"] | None = Field(
+        None, description="default: random for explicit, leave_last_out (per user) for implicit"
+    )
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="random split: share held out for test")
+    negatives: int = Field(4, ge=1, description="implicit: random unseen items per positive")
+    k: int = Field(10, ge=1, description="cut-off of recall@K / NDCG@K and of predict's top-K")
+    user_features: str | None = Field(None, description="table of user features keyed by the user column")
+    item_features: str | None = Field(None, description="table of item features keyed by the item column")
+
+
 class RunConfig(Section):
-    task: Literal["classification", "regression", "language-modeling"] = "classification"
+    task: Literal["classification", "regression", "language-modeling", "recommendation", "generation"] = (
+        "classification"
+    )
     seed: int = 0
     name: str | None = None
     data: DataConfig
@@ -256,6 +280,7 @@ class RunConfig(Section):
     init_from: str | None = Field(None, description="start from a run directory's or a Hugging Face folder's weights")
     tune: TuneConfig | None = Field(None, description="hyperparameter search (modelforge tune)")
     card: CardConfig | None = Field(None, description="model card fields shown by modelforge report")
+    recommend: RecommendConfig | None = Field(None, description="task recommendation: columns, feedback, split")
 
     @field_validator("features")
     @classmethod
@@ -387,6 +412,10 @@ def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
 
     if config.init_from:
         config = config.model_copy(update={"init_from": resolve(config.init_from)})
+    if config.recommend is not None:
+        tables = {"user_features": resolve(config.recommend.user_features)}
+        tables["item_features"] = resolve(config.recommend.item_features)
+        config = config.model_copy(update={"recommend": config.recommend.model_copy(update=tables)})
     data = config.data
     train = [resolve(p) for p in data.train] if isinstance(data.train, list) else resolve(data.train)
     updated = data.model_copy(update={"train": train, "valid": resolve(data.valid), "test": resolve(data.test)})

@@ -246,6 +246,10 @@ def load_run(path: str | Path) -> Run:
 
     if is_language_model_run(path):
         return load_language_model_run(path)  # type: ignore[return-value]
+    from modelforge.train.recommend import is_recommender_run, load_recommender_run
+
+    if is_recommender_run(path):
+        return load_recommender_run(path)  # type: ignore[return-value]
     missing = [name for name in REQUIRED_FILES if not (path / name).exists()]
     if missing:
         raise RunError(f"{path}: not a finished run (missing {', '.join(missing)})")

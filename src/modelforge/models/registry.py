@@ -14,7 +14,7 @@ from typing import Any
 
 from modelforge.registry import Registry
 
-FAMILIES = ("mlp", "cnn", "resnet", "vit", "rnn", "transformer", "pretrained", "audio", "gpt")
+FAMILIES = ("mlp", "cnn", "resnet", "vit", "rnn", "transformer", "pretrained", "audio", "gpt", "recommend")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,554 @@
+"""The recommendation recipe: interactions → id index + feature tables → split → model → loop → run.
+
+Readable top to bottom like the supervised recipe, but with its own loop: explicit feedback
+regresses ratings (MSE, RMSE reported); implicit feedback learns to score a user's items above
+random unseen ones (binary cross-entropy with `recommend.negatives` samples per positive) and
+is measured by recall@K and NDCG@K with one held-out item per user (leave-last-out), next to
+the popularity baseline. The run directory has the core's files; `interactions.safetensors`
+adds what predict needs to skip seen items and to describe users and items by features.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from modelforge.config import RecommendConfig, RunConfig, config_to_yaml
+from modelforge.data.readers import read_data
+from modelforge.errors import DataError, RunError
+from modelforge.models import build_model
+from modelforge.models.recommend import InteractionSpec
+from modelforge.run import (
+    append_jsonl,
+    atomic_write_json,
+    atomic_write_text,
+    default_run_dir,
+    environment_record,
+    read_jsonl,
+)
+
+Batch = dict[str, torch.Tensor]
+MOVIELENS_GENRES = 19
+
+
+# ----------------------------------------------------------------------------- reading
+def read_movielens_100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """u.data ratings, u.user (age, gender, occupation, zip region), u.item (year, 19 genre flags)."""
+    for name in ("u.data", "u.user", "u.item"):
+        if not (folder / name).is_file():
+            raise DataError(f"{folder}: not a MovieLens 100k folder (missing {name})")
+    ratings = pd.read_csv(folder / "u.data", sep="\t", names=["user", "item", "rating", "timestamp"])
+    users = pd.read_csv(folder / "u.user", sep="|", names=["user", "age", "gender", "occupation", "zip"])
+    users["zip"] = users["zip"].astype(str).str[0]  # first digit: a coarse region
+    genres = [f"genre_{g}" for g in range(MOVIELENS_GENRES)]
+    items = pd.read_csv(
+        folder / "u.item", sep="|", encoding="latin-1", names=["item", "title", "date", "video", "url", *genres]
+    )
+    items["year"] = pd.to_datetime(items["date"], format="%d-%b-%Y", errors="coerce").dt.year
+    return ratings, users[["user", "age", "gender", "occupation", "zip"]], items[["item", "year", *genres]]
+
+
+def load_interactions(config: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """Interactions with columns user, item, rating, time, plus optional user and item feature tables."""
+    rec = config.recommend or RecommendConfig()
+    source = config.data.train if isinstance(config.data.train, str) else config.data.train[0]
+    if rec.format == "movielens-100k":
+        frame, users, items = read_movielens_100k(Path(source))
+        frame = frame.rename(columns={"timestamp": "time"})
+    else:
+        raw = read_data(source, config.data.bad_rows)
+        columns = {rec.user: "user", rec.item: "item"}
+        if rec.rating:
+            columns[rec.rating] = "rating"
+        if rec.time:
+            columns[rec.time] = "time"
+        missing = [c for c in columns if c not in raw.columns]
+        if missing:
+            raise DataError(f"recommend: column {missing[0]!r} not in {source}; columns: {', '.join(raw.columns)}")
+        frame = raw[list(columns)].rename(columns=columns)
+        users = _feature_table(rec.user_features, rec.user, "user", config.data.bad_rows)
+        items = _feature_table(rec.item_features, rec.item, "item", config.data.bad_rows)
+    if rec.feedback == "explicit" and "rating" not in frame.columns:
+        raise DataError("recommend.rating: explicit feedback needs a rating column (or set feedback: implicit)")
+    if "rating" not in frame.columns:
+        frame["rating"] = 1.0
+    if "time" not in frame.columns:
+        frame["time"] = np.arange(len(frame))  # file order stands for time
+    frame = frame.dropna(subset=["user", "item", "rating"])
+    if rec.feedback == "implicit" and rec.min_rating is not None:
+        frame = frame[frame["rating"] >= rec.min_rating]
+    if frame.empty:
+        raise DataError(f"{source}: no interactions")
+    frame = frame.assign(user=frame["user"].astype(str), item=frame["item"].astype(str))
+    return frame.reset_index(drop=True), users, items
+
+
+def _feature_table(path: str | None, key: str, name: str, bad_rows: str) -> pd.DataFrame | None:
+    if path is None:
+        return None
+    table = read_data(path, bad_rows)
+    if key not in table.columns:
+        raise DataError(f"recommend.{name}_features: key column {key!r} not in {path}")
+    return table.rename(columns={key: name})
+
+
+# ----------------------------------------------------------------------------- ids and features
+@dataclass
+class FeatureTable:
+    """Per-id dense features: standardized numbers and one-hot categories, learned on known ids."""
+
+    columns: list[str]
+    numeric: dict[str, list[float]]  # column → [mean, std]
+    categories: dict[str, list[str]]  # column → values
+
+    @property
+    def width(self) -> int:
+        return len(self.numeric) + sum(len(v) for v in self.categories.values())
+
+    @classmethod
+    def fit(cls, table: pd.DataFrame, key: str) -> FeatureTable:
+        numeric, categories = {}, {}
+        for column in table.columns:
+            if column == key:
+                continue
+            values = table[column]
+            if pd.api.types.is_numeric_dtype(values):
+                numeric[column] = [float(values.mean()), float(values.std() or 1.0)]
+            else:
+                categories[column] = sorted(values.dropna().astype(str).unique().tolist())
+        return cls([c for c in table.columns if c != key], numeric, categories)
+
+    def matrix(self, table: pd.DataFrame, key: str, ids: list[str]) -> np.ndarray:
+        """Row r describes ids[r-1]; row 0 (unknown id) and ids missing from the table stay zero."""
+        rows = table.assign(**{key: table[key].astype(str)}).drop_duplicates(key).set_index(key)
+        out = np.zeros((len(ids) + 1, self.width), dtype=np.float32)
+        present = [i for i, value in enumerate(ids) if value in rows.index]
+        known = rows.loc[[ids[i] for i in present]]
+        col = 0
+        for column, (mean, std) in self.numeric.items():
+            values = pd.to_numeric(known[column], errors="coerce").fillna(mean).to_numpy()
+            out[np.array(present, dtype=np.int64) + 1, col] = (values - mean) / std
+            col += 1
+        for column, values in self.categories.items():
+            index = {v: j for j, v in enumerate(values)}
+            for r, value in zip(present, known[column].astype(str), strict=True):
+                if value in index:
+                    out[r + 1, col + index[value]] = 1.0
+            col += len(values)
+        return out
+
+
+@dataclass
+class Vocabulary:
+    users: list[str]
+    items: list[str]
+
+    def user_ids(self, values: pd.Series) -> np.ndarray:
+        index = {u: i + 1 for i, u in enumerate(self.users)}
+        return np.array([index.get(str(v), 0) for v in values], dtype=np.int64)
+
+    def item_ids(self, values: pd.Series) -> np.ndarray:
+        index = {u: i + 1 for i, u in enumerate(self.items)}
+        return np.array([index.get(str(v), 0) for v in values], dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- split
+def split_interactions(frame: pd.DataFrame, rec: RecommendConfig, seed: int) -> tuple[pd.DataFrame, ...]:
+    """train, valid, test: a seeded random split, or each user's last (test) and second-last (valid) item."""
+    mode = rec.split or ("random" if rec.feedback == "explicit" else "leave_last_out")
+    if mode == "random":
+        order = np.random.default_rng(seed).permutation(len(frame))
+        n_test = round(rec.test_fraction * len(frame))
+        n_valid = round(0.05 * (len(frame) - n_test))
+        test, valid, train = order[:n_test], order[n_test : n_test + n_valid], order[n_test + n_valid :]
+        return tuple(frame.iloc[part].reset_index(drop=True) for part in (train, valid, test))
+    ordered = frame.assign(_row=np.arange(len(frame))).sort_values(["user", "time", "_row"], kind="mergesort")
+    position = ordered.groupby("user").cumcount(ascending=False)  # 0 = the user's last interaction
+    count = ordered.groupby("user")["item"].transform("size")
+    test = ordered[(position == 0) & (count >= 3)]
+    valid = ordered[(position == 1) & (count >= 3)]
+    train = ordered[(position >= 2) | (count < 3)]
+    return tuple(part.drop(columns="_row").reset_index(drop=True) for part in (train, valid, test))
+
+
+# ----------------------------------------------------------------------------- metrics
+def rmse(predicted: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((predicted - truth) ** 2)))
+
+
+def ranking_metrics(scores: np.ndarray, targets: np.ndarray, k: int) -> dict[str, float]:
+    """recall@K and NDCG@K for one relevant item per row (scores of seen items already -inf)."""
+    target_scores = scores[np.arange(len(targets)), targets]
+    rank = (scores > target_scores[:, None]).sum(axis=1)  # 0 = ranked first
+    hit = rank < k
+    return {
+        f"recall@{k}": float(hit.mean()),
+        f"ndcg@{k}": float(np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0).mean()),
+    }
+
+
+def mask_seen(scores: np.ndarray, users: np.ndarray, seen: dict[int, np.ndarray]) -> np.ndarray:
+    scores[:, 0] = -np.inf  # the unknown item is never recommended
+    for row, user in enumerate(users):
+        items = seen.get(int(user))
+        if items is not None:
+            scores[row, items] = -np.inf
+    return scores
+
+
+def seen_items(users: np.ndarray, items: np.ndarray) -> dict[int, np.ndarray]:
+    order = np.argsort(users, kind="stable")
+    users, items = users[order], items[order]
+    bounds = np.flatnonzero(np.diff(users)) + 1
+    return {int(u[0]): i for u, i in zip(np.split(users, bounds), np.split(items, bounds), strict=True) if len(u)}
+
+
+# ----------------------------------------------------------------------------- model helpers
+@torch.no_grad()
+def score_all_items(model: torch.nn.Module, users: np.ndarray, tables: Batch) -> np.ndarray:
+    """users × all items score matrix (item 0 included) from the two encoders."""
+    model.eval()
+    n_items = len(tables["item_features"]) if "item_features" in tables else model_item_count(model)
+    item_batch: Batch = {"item": torch.arange(n_items)}
+    if "item_features" in tables:
+        item_batch["item_features"] = tables["item_features"]
+    item_vectors = model.encode_items(item_batch)  # type: ignore[operator]
+    out = []
+    for begin in range(0, len(users), 1024):
+        ids = torch.from_numpy(users[begin : begin + 1024])
+        user_batch: Batch = {"user": ids}
+        if "user_features" in tables:
+            user_batch["user_features"] = tables["user_features"][ids]
+        out.append((model.encode_users(user_batch) @ item_vectors.T + model.global_bias).numpy())  # type: ignore[operator]
+    return np.concatenate(out) if out else np.zeros((0, n_items), dtype=np.float32)
+
+
+def model_item_count(model: torch.nn.Module) -> int:
+    table = model.items if hasattr(model, "items") else model.item_tower.ids  # type: ignore[union-attr]
+    return int(table.num_embeddings)  # type: ignore[union-attr]
+
+
+def with_features(batch: Batch, tables: Batch) -> Batch:
+    if "user_features" in tables:
+        batch["user_features"] = tables["user_features"][batch["user"]]
+    if "item_features" in tables:
+        batch["item_features"] = tables["item_features"][batch["item"]]
+    return batch
+
+
+# ----------------------------------------------------------------------------- the loop
+@dataclass
+class Prepared:
+    vocabulary: Vocabulary
+    spec: InteractionSpec
+    tables: Batch
+    splits: dict[str, dict[str, np.ndarray]]
+    popularity: np.ndarray  # item indices, most interacted first (train split)
+    feature_tables: dict[str, Any]
+
+
+def prepare(config: RunConfig) -> Prepared:
+    rec = config.recommend or RecommendConfig()
+    frame, users, items = load_interactions(config)
+    train, valid, test = split_interactions(frame, rec, config.seed)
+    vocabulary = Vocabulary(sorted(train["user"].unique()), sorted(train["item"].unique()))
+    tables: Batch = {}
+    feature_tables: dict[str, Any] = {}
+    uses_features = config.model.type != "mf"
+    if uses_features and users is not None:
+        table = FeatureTable.fit(users.drop_duplicates("user"), "user")
+        tables["user_features"] = torch.from_numpy(table.matrix(users, "user", vocabulary.users))
+        feature_tables["user"] = asdict(table)
+    if uses_features and items is not None:
+        table = FeatureTable.fit(items.drop_duplicates("item"), "item")
+        tables["item_features"] = torch.from_numpy(table.matrix(items, "item", vocabulary.items))
+        feature_tables["item"] = asdict(table)
+    splits = {
+        name: {
+            "user": vocabulary.user_ids(part["user"]),
+            "item": vocabulary.item_ids(part["item"]),
+            "rating": part["rating"].to_numpy(dtype=np.float32),
+        }
+        for name, part in (("train", train), ("valid", valid), ("test", test))
+    }
+    counts = np.bincount(splits["train"]["item"], minlength=len(vocabulary.items) + 1)
+    counts[0] = -1
+    global_mean = float(splits["train"]["rating"].mean()) if rec.feedback == "explicit" else 0.0
+    spec = InteractionSpec(
+        len(vocabulary.users) + 1,
+        len(vocabulary.items) + 1,
+        int(tables["user_features"].shape[1]) if "user_features" in tables else 0,
+        int(tables["item_features"].shape[1]) if "item_features" in tables else 0,
+        global_mean,
+    )
+    return Prepared(vocabulary, spec, tables, splits, np.argsort(-counts, kind="stable"), feature_tables)
+
+
+def evaluate_split(
+    model: torch.nn.Module, prepared: Prepared, rec: RecommendConfig, name: str, history: dict[int, np.ndarray]
+) -> dict[str, float]:
+    part = prepared.splits[name]
+    if rec.feedback == "explicit":
+        with torch.no_grad():
+            model.eval()
+            batch = with_features(
+                {"user": torch.from_numpy(part["user"]), "item": torch.from_numpy(part["item"])}, prepared.tables
+            )
+            predicted = model(batch).clamp(1, 5).numpy() if len(part["user"]) else np.zeros(0)
+        return {"rmse": rmse(predicted, part["rating"]), "n": len(part["rating"])}
+    keep = (part["user"] > 0) & (part["item"] > 0)
+    users, targets = part["user"][keep], part["item"][keep]
+    scores = mask_seen(score_all_items(model, users, prepared.tables), users, history)
+    return {**ranking_metrics(scores, targets, rec.k), "n": int(keep.sum())}
+
+
+def popularity_metrics(prepared: Prepared, rec: RecommendConfig, name: str, history: dict[int, np.ndarray]) -> dict:
+    part = prepared.splits[name]
+    keep = (part["user"] > 0) & (part["item"] > 0)
+    users, targets = part["user"][keep], part["item"][keep]
+    ranks = np.empty(len(prepared.popularity))
+    ranks[prepared.popularity] = np.arange(len(prepared.popularity))
+    scores = mask_seen(np.tile(-ranks, (len(users), 1)), users, history)
+    return ranking_metrics(scores, targets, rec.k)
+
+
+def train_recommender(config: RunConfig, out: str | Path | None = None, show_progress: bool = False) -> Any:
+    """Train as the config says; returns the loaded RecommenderRun."""
+    started = time.time()
+    rec = config.recommend or RecommendConfig()
+    torch.manual_seed(config.seed)
+    prepared = prepare(config)
+    model = build_model(config.model.type, prepared.spec, 1, config.model.options())
+    run_dir = Path(out) if out else default_run_dir(config.name or f"recommendation-{config.model.type}")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise DataError(f"{run_dir}: output directory exists and is not empty; choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_part = prepared.splits["train"]
+    seen_train = seen_items(train_part["user"], train_part["item"])
+    valid_part = prepared.splits["valid"]
+    seen_before_test = seen_items(
+        np.concatenate([train_part["user"], valid_part["user"]]),
+        np.concatenate([train_part["item"], valid_part["item"]]),
+    )
+
+    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    users, items = torch.from_numpy(train_part["user"]), torch.from_numpy(train_part["item"])
+    ratings = torch.from_numpy(train_part["rating"])
+    monitor = "rmse" if rec.feedback == "explicit" else f"ndcg@{rec.k}"
+    best: tuple[float, int, dict[str, Any]] | None = None
+    metrics_path = run_dir / "metrics.jsonl"
+    for epoch in range(1, config.train.epochs + 1):
+        model.train()
+        epoch_start, total, seen = time.perf_counter(), 0.0, 0
+        order = torch.randperm(len(users), generator=generator)
+        for begin in range(0, len(order), config.train.batch_size):
+            rows = order[begin : begin + config.train.batch_size]
+            batch = with_features({"user": users[rows], "item": items[rows]}, prepared.tables)
+            if rec.feedback == "explicit":
+                loss = torch.nn.functional.mse_loss(model(batch), ratings[rows])
+            else:
+                loss = implicit_loss(model, batch, rec.negatives, prepared, generator)
+            # L2 on the rows this batch touched (the usual MF regularizer), via weight_decay
+            loss = loss + config.train.weight_decay * embedding_penalty(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, seen = total + float(loss) * len(rows), seen + len(rows)
+        row = {"epoch": epoch, "train_loss": total / max(seen, 1)}
+        row.update({f"valid_{k}": v for k, v in evaluate_split(model, prepared, rec, "valid", seen_train).items()})
+        row["seconds"] = time.perf_counter() - epoch_start
+        append_jsonl(metrics_path, row)
+        if show_progress:
+            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+        value = row[f"valid_{monitor}"]
+        better = best is None or (value < best[0] if monitor == "rmse" else value > best[0])
+        if better:
+            best = (value, epoch, copy.deepcopy(model.state_dict()))
+    assert best is not None
+    model.load_state_dict(best[2])
+
+    evaluation: dict[str, Any] = {"split": "test", **evaluate_split(model, prepared, rec, "test", seen_before_test)}
+    if rec.feedback == "explicit":
+        mean = np.full_like(prepared.splits["test"]["rating"], prepared.spec.global_mean)
+        evaluation["baseline_global_mean_rmse"] = rmse(mean, prepared.splits["test"]["rating"])
+    else:
+        baseline = popularity_metrics(prepared, rec, "test", seen_before_test)
+        evaluation.update({f"popularity_{k}": v for k, v in baseline.items()})
+        evaluation["ndcg_ratio_to_popularity"] = evaluation[f"ndcg@{rec.k}"] / max(baseline[f"ndcg@{rec.k}"], 1e-12)
+    evaluation.update(best_epoch=best[1], epochs=config.train.epochs, train_seconds=round(time.time() - started, 3))
+    save_run(run_dir, config, model, prepared, seen_before_test, evaluation)
+    return load_recommender_run(run_dir)
+
+
+def implicit_loss(
+    model: torch.nn.Module, batch: Batch, negatives: int, prepared: Prepared, generator: torch.Generator
+) -> torch.Tensor:
+    """Binary cross-entropy: each positive against `negatives` uniformly drawn items (1..n)."""
+    n = len(batch["user"])
+    sampled = torch.randint(1, prepared.spec.n_items, (n * negatives,), generator=generator)
+    negative = with_features({"user": batch["user"].repeat(negatives), "item": sampled}, prepared.tables)
+    logits = torch.cat([model(batch), model(negative)])
+    labels = torch.cat([torch.ones(n), torch.zeros(n * negatives)])
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+
+
+def embedding_penalty(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    user = model.encode_users({k: v for k, v in batch.items() if k.startswith("user")})  # type: ignore[operator]
+    item = model.encode_items({k: v for k, v in batch.items() if k.startswith("item")})  # type: ignore[operator]
+    return (user[:, :-2].pow(2).sum(-1) + item[:, :-2].pow(2).sum(-1)).mean()
+
+
+# ----------------------------------------------------------------------------- run directory
+def save_run(
+    run_dir: Path,
+    config: RunConfig,
+    model: torch.nn.Module,
+    prepared: Prepared,
+    seen: dict[int, np.ndarray],
+    evaluation: dict[str, Any],
+) -> None:
+    from safetensors.torch import save_file
+
+    preprocessing = {
+        "task": "recommendation",
+        "users": prepared.vocabulary.users,
+        "items": prepared.vocabulary.items,
+        "popularity": [int(i) for i in prepared.popularity[:1000] if i > 0],
+        "feature_tables": prepared.feature_tables,
+    }
+    atomic_write_json(run_dir / "preprocessing.json", preprocessing)
+    users = np.concatenate([np.full(len(v), u) for u, v in seen.items()]) if seen else np.zeros(0)
+    items = np.concatenate(list(seen.values())) if seen else np.zeros(0)
+    tensors = {
+        "seen_users": torch.from_numpy(users.astype(np.int64)),
+        "seen_items": torch.from_numpy(items.astype(np.int64)),
+    }
+    tensors.update({k: v.contiguous() for k, v in prepared.tables.items()})
+    save_file(tensors, str(run_dir / "interactions.safetensors"))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run_dir / "model.safetensors"))
+    data_files = config.data.train if isinstance(config.data.train, list) else [config.data.train]
+    environment = environment_record(data_files)
+    environment["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    atomic_write_json(run_dir / "environment.json", environment)
+    atomic_write_json(run_dir / "eval.json", evaluation)
+    info = {
+        "type": config.model.type,
+        "options": config.model.options(),
+        "output_dim": 1,
+        "input_spec": asdict(prepared.spec),
+    }
+    atomic_write_json(run_dir / "model.json", info)  # written last: its presence marks a finished run
+
+
+@dataclass
+class RecommenderRun:
+    """A trained recommender: `predict` gives each user's top-K unseen items; `evaluate` scores held-out rows."""
+
+    path: Path
+    config: RunConfig
+    model: torch.nn.Module
+    model_info: dict[str, Any]
+    vocabulary: Vocabulary
+    popularity: list[int]
+    tables: Batch
+    seen: dict[int, np.ndarray]
+
+    @property
+    def task(self) -> str:
+        return "recommendation"
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        path = self.path / "eval.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / "metrics.jsonl")
+
+    @property
+    def settings(self) -> RecommendConfig:
+        return self.config.recommend or RecommendConfig()
+
+    def _users(self, data: pd.DataFrame | str | Path | list[Any]) -> pd.Series:
+        if isinstance(data, list):
+            return pd.Series([str(u) for u in data])
+        frame = data if isinstance(data, pd.DataFrame) else read_data(data, self.config.data.bad_rows)
+        column = self.settings.user if self.settings.user in frame.columns else "user"
+        if column not in frame.columns:
+            raise DataError(f"predict: the rows need a {self.settings.user!r} column; got {', '.join(frame.columns)}")
+        return frame[column].astype(str)
+
+    def predict(self, data: pd.DataFrame | str | Path | list[Any], k: int | None = None) -> pd.DataFrame:
+        """Top-K unseen items per user; unknown users get the popularity list with cold_start=True."""
+        k = k or self.settings.k
+        users = self._users(data)
+        ids = self.vocabulary.user_ids(users)
+        scores = mask_seen(score_all_items(self.model, ids, self.tables), ids, self.seen)
+        rows = []
+        for user, index, row in zip(users, ids, scores, strict=True):
+            if index == 0:
+                top = self.popularity[:k]
+                rows += [(user, r + 1, self.vocabulary.items[i - 1], float("nan"), True) for r, i in enumerate(top)]
+                continue
+            top = np.argsort(-row, kind="stable")[:k]
+            rows += [(user, r + 1, self.vocabulary.items[i - 1], float(row[i]), False) for r, i in enumerate(top)]
+        return pd.DataFrame(rows, columns=["user", "rank", "item", "score", "cold_start"])
+
+    def evaluate(self, data: pd.DataFrame | str | Path) -> dict[str, Any]:
+        """RMSE (explicit) or recall@K/NDCG@K (implicit) on held-out interaction rows."""
+        rec = self.settings
+        frame = data if isinstance(data, pd.DataFrame) else read_data(data, self.config.data.bad_rows)
+        for column in (rec.user, rec.item) + ((rec.rating,) if rec.feedback == "explicit" and rec.rating else ()):
+            if column not in frame.columns:
+                raise DataError(f"evaluate: column {column!r} missing; got {', '.join(frame.columns)}")
+        users, items = self.vocabulary.user_ids(frame[rec.user]), self.vocabulary.item_ids(frame[rec.item])
+        known = (users > 0) & (items > 0)
+        result: dict[str, Any] = {"n": int(known.sum()), "unknown_rows": int((~known).sum())}
+        if rec.feedback == "explicit":
+            batch = with_features({"user": torch.from_numpy(users), "item": torch.from_numpy(items)}, self.tables)
+            with torch.no_grad():
+                predicted = self.model(batch).clamp(1, 5).numpy()
+            truth = pd.to_numeric(frame[rec.rating], errors="coerce").to_numpy(dtype=np.float64)
+            result["rmse"] = rmse(predicted[known], truth[known])
+            return result
+        scores = mask_seen(score_all_items(self.model, users[known], self.tables), users[known], self.seen)
+        result.update(ranking_metrics(scores, items[known], rec.k))
+        return result
+
+
+def is_recommender_run(path: Path) -> bool:
+    config = path / "config.yaml"
+    return config.is_file() and "task: recommendation" in config.read_text()
+
+
+def load_recommender_run(path: str | Path) -> RecommenderRun:
+    import yaml
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    missing = [
+        n for n in ("config.yaml", "preprocessing.json", "model.safetensors", "model.json") if not (path / n).exists()
+    ]
+    if missing:
+        raise RunError(f"{path}: not a finished run (missing {', '.join(missing)})")
+    config = RunConfig.model_validate(yaml.safe_load((path / "config.yaml").read_text()))
+    preprocessing = json.loads((path / "preprocessing.json").read_text())
+    info = json.loads((path / "model.json").read_text())
+    model = build_model(info["type"], InteractionSpec(**info["input_spec"]), 1, info["options"])
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    model.eval()
+    stored = load_file(str(path / "interactions.safetensors"))
+    seen = seen_items(stored.pop("seen_users").numpy(), stored.pop("seen_items").numpy())
+    vocabulary = Vocabulary(preprocessing["users"], preprocessing["items"])
+    return RecommenderRun(path, config, model, info, vocabulary, preprocessing["popularity"], stored, seen)
