@@ -15,8 +15,10 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+# plain click help: typer's rich help imports rich.markdown and markdown_it, ~5x the whole start-up
 app = typer.Typer(
     add_completion=False,
+    rich_markup_mode=None,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="From raw data to a trained, evaluated and served model, with one YAML config.",
@@ -149,7 +151,9 @@ class DefaultCommandGroup(TyperGroup):
 
 
 runs_app = typer.Typer(
-    cls=DefaultCommandGroup, help="A table of runs (`runs [DIR]`), or runs side by side (`runs compare A B`)."
+    rich_markup_mode=None,
+    cls=DefaultCommandGroup,
+    help="A table of runs (`runs [DIR]`), or runs side by side (`runs compare A B`).",
 )
 app.add_typer(runs_app, name="runs")
 

@@ -57,6 +57,18 @@ def test_forward_backward_and_round_trip(name: str, kind: str, tmp_path) -> None
     torch.testing.assert_close(clone(inputs), model(inputs))
 
 
+@pytest.mark.parametrize(("name", "kind"), CASES)
+def test_bf16_autocast_forward_and_backward(name: str, kind: str) -> None:
+    """train.precision bf16 runs every model under CPU autocast (oneDNN lacks some bf16 kernels, e.g. LSTM)."""
+    spec = SPECS[kind]
+    torch.manual_seed(0)
+    model = build_model(name, spec, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(tiny_inputs(spec))
+    assert out.shape == (4, 3) and torch.isfinite(out.float()).all()
+    out.float().sum().backward()
+
+
 def test_mixed_inputs_are_fused() -> None:
     spec = InputSpec(numeric_dim=2, category_cardinalities=(3,), text_vocab_size=20, text_length=6)
     model = build_model("lstm", spec, 2)

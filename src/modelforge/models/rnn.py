@@ -42,7 +42,10 @@ class RecurrentEncoder(nn.Module):
         # trim to the longest sequence of the batch: padding costs as much as text in an RNN
         tokens = tokens[:, : max(int(lengths.max()), 1)]
         mask = (tokens != 0).unsqueeze(-1)
-        states, _ = self.rnn(self.embedding_dropout(self.embedding(tokens)))
+        embedded = self.embedding_dropout(self.embedding(tokens))
+        # oneDNN has no bf16 LSTM/GRU kernel on CPU (autocast would fail), so the recurrence stays fp32
+        with torch.autocast(tokens.device.type, enabled=tokens.device.type == "cuda"):
+            states, _ = self.rnn(embedded if tokens.device.type == "cuda" else embedded.float())
         fill = torch.finfo(states.dtype).min
         pooled_max = states.masked_fill(~mask, fill).amax(1)
         pooled_max = torch.where(lengths.unsqueeze(-1) > 0, pooled_max, torch.zeros_like(pooled_max))
