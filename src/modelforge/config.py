@@ -159,6 +159,7 @@ class TrainConfig(Section):
     gamma: float = Field(0.1, gt=0, description="step schedule: decay factor")
     grad_clip: float | None = Field(None, gt=0)
     grad_accum: int = Field(1, ge=1)
+    bucket_by_length: bool = Field(True, description="text inputs: batches of rows of similar length (less padding)")
     precision: Literal["fp32", "bf16"] = "fp32"
     class_weights: Literal["balanced"] | None = None
     early_stopping: EarlyStopping | None = None

@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from modelforge.config import load_config
 from modelforge.data.augment import image_augmenter
@@ -113,3 +114,18 @@ def test_augmentation_keeps_shape_and_changes_pixels() -> None:
     out = augment(images)
     assert out.shape == images.shape and not torch.allclose(out, images)
     assert image_augmenter() is None
+
+
+def test_length_buckets_are_a_seeded_permutation_with_less_padding() -> None:
+    from modelforge.data.split import batch_order
+
+    lengths = torch.randint(1, 60, (5_000,), generator=torch.Generator().manual_seed(0))
+    bucketed = batch_order(5_000, True, seed=3, epoch=2, lengths=lengths, batch_size=32)
+    assert torch.equal(bucketed.sort().values, torch.arange(5_000))
+    assert torch.equal(bucketed, batch_order(5_000, True, seed=3, epoch=2, lengths=lengths, batch_size=32))
+    assert not torch.equal(bucketed, batch_order(5_000, True, seed=3, epoch=3, lengths=lengths, batch_size=32))
+
+    def padded(order: torch.Tensor) -> int:
+        return sum(int(lengths[batch].max()) * len(batch) for batch in order.split(32))
+
+    assert padded(bucketed) < 0.6 * padded(batch_order(5_000, True, seed=3, epoch=2))

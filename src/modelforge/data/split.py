@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+BUCKET_POOL = 50  # batches per length-sorted pool: enough to group lengths, still random
+
 
 def split_indices(
     n: int, valid: float, test: float, seed: int, labels: np.ndarray | None = None
@@ -26,12 +28,25 @@ def split_indices(
     return train, valid_idx, test_idx
 
 
-def batch_order(n: int, shuffle: bool, seed: int, epoch: int) -> torch.Tensor:
-    """Row order of one epoch; a pure function of (seed, epoch) so a resumed run replays it."""
+def batch_order(
+    n: int, shuffle: bool, seed: int, epoch: int, lengths: torch.Tensor | None = None, batch_size: int = 1
+) -> torch.Tensor:
+    """Row order of one epoch; a pure function of (seed, epoch) so a resumed run replays it.
+
+    With `lengths`, rows are bucketed: each pool of BUCKET_POOL batches is sorted by length and
+    the batches are shuffled, so a batch pads to about its own rows' length, not the longest row.
+    """
     if not shuffle:
         return torch.arange(n)
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(n, generator=generator)
+    order = torch.randperm(n, generator=generator)
+    if lengths is None or batch_size <= 1:
+        return order
+    pool = batch_size * BUCKET_POOL
+    pools = [chunk[torch.argsort(lengths[chunk], stable=True)] for chunk in order.split(pool)]
+    batches = torch.cat(pools).split(batch_size)
+    shuffled = torch.randperm(len(batches), generator=generator)
+    return torch.cat([batches[i] for i in shuffled.tolist()])
 
 
 def iterate_batches(

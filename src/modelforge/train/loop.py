@@ -105,6 +105,8 @@ def fit(
     trained = wrap_model(model, cfg.strategy, topology, cfg.precision)  # DDP / FSDP under torchrun
     optimizer = build_optimizer(model, cfg)
     n_rows = len(train_set["target"])
+    text = train_set.get("text")
+    lengths = (text != 0).sum(1).cpu() if cfg.bucket_by_length and text is not None and text.dim() == 2 else None
     batches_per_epoch = math.ceil(n_rows / cfg.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
@@ -123,7 +125,7 @@ def fit(
         model.train()
         progress.start(epoch, cfg.epochs, batches_per_epoch)
         started, rows_done = time.perf_counter(), 0
-        order = batch_order(n_rows, shuffle=True, seed=seed, epoch=epoch).to(device)
+        order = batch_order(n_rows, True, seed, epoch, lengths, cfg.batch_size).to(device)
         for index in range(state.batch, batches_per_epoch):
             global_rows = order[index * cfg.batch_size : (index + 1) * cfg.batch_size]
             rows = topology.shard(global_rows)
