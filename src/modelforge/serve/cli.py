@@ -24,6 +24,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="server processes (each loads every model)")] = 1,
     engine: Annotated[str, typer.Option(help="torch, or onnx (needs `modelforge export RUN --format onnx`)")] = "torch",
     threads: Annotated[int | None, typer.Option(help="CPU threads per forward pass (default: torch's)")] = None,
+    access_log: Annotated[bool, typer.Option(help="log a line per request (off: /metrics counts them)")] = False,
 ) -> None:
     """Serve runs over HTTP: predictions with dynamic batching, generation, metrics, a playground at /."""
     from modelforge.errors import ModelforgeError
@@ -63,7 +64,7 @@ def serve(
         api_key=api_key or None,
         max_new_tokens=max_new_tokens,
     )
-    options = ServerOptions(runs, host, port, workers, engine, threads)
+    options = ServerOptions(runs, host, port, workers, engine, threads, access_log=access_log)
     run_server(options, settings)
 
 
