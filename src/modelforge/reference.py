@@ -1,0 +1,100 @@
+"""The README's reference tables, generated from the schema and the model registry.
+
+`python -m modelforge.reference` prints them; a test checks the README holds exactly this text,
+so the documented keys, defaults and model options cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from modelforge.config import RunConfig, Section
+
+CONFIG_BEGIN, CONFIG_END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
+MODELS_BEGIN, MODELS_END = "<!-- model-reference:begin -->", "<!-- model-reference:end -->"
+
+
+def _type_text(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return " \\| ".join(str(value) for value in get_args(annotation))
+    if origin in (Union, types.UnionType):
+        return " \\| ".join(_type_text(arg) for arg in get_args(annotation) if arg is not type(None))
+    if origin is typing.Annotated:
+        return _type_text(get_args(annotation)[0])
+    if origin in (list, tuple):
+        inner = ", ".join(_type_text(arg) for arg in get_args(annotation) if arg is not Ellipsis)
+        return f"list[{inner}]" if origin is list else f"({inner})"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "section"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _default_text(field: Any) -> str:
+    if field.default is PydanticUndefined and field.default_factory is None:
+        return "required"
+    value = field.default_factory() if field.default_factory is not None else field.default
+    if isinstance(value, BaseModel):
+        return ""
+    return "" if value is None else f"`{value}`"
+
+
+def _sections(annotation: Any) -> list[type[Section]]:
+    """Section models reachable from a field's annotation (through Optional, lists, unions)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _sections(arg)]
+
+
+def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+    rows, nested = [], []
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        sections = _sections(field.annotation)
+        if sections and all(s.__name__ != "ModelConfig" for s in sections):
+            nested += [(f"{prefix}{key}", s) for s in sections]
+            if len(sections) > 1:  # a tagged union: one table per member, named by its tag
+                continue
+        description = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{prefix}{key}` | {_type_text(field.annotation)} | {_default_text(field)} | {description} |")
+    for path, section in nested:
+        tag = section.model_fields.get("type")
+        label = f"{path}[] (type: {tag.default})" if tag is not None and tag.default else path
+        summary = (section.__doc__ or "").strip().split("\n")[0]
+        rows.append(f"| **{label}** | section | | {summary} |")
+        item = f"{path}[]." if path == "features" else f"{path}."
+        rows += [row for row in _rows(section, item) if not row.startswith(f"| `{item}type` | ")]
+    return rows
+
+
+def config_reference() -> str:
+    header = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    return "\n".join(header + _rows(RunConfig, ""))
+
+
+def model_reference() -> str:
+    import inspect
+
+    from modelforge.models.registry import MODELS, load_families
+
+    load_families()
+    lines = ["| model.type | accepts | what it is | options (default) |", "|---|---|---|---|"]
+    for name in MODELS.names():
+        entry = MODELS.get(name)
+        parameters = inspect.signature(entry.builder).parameters.values()
+        options = ", ".join(f"`{p.name}` ({p.default})" for p in parameters if p.kind == p.KEYWORD_ONLY)
+        lines.append(f"| `{name}` | {', '.join(entry.accepts)} | {entry.description} | {options} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    print(CONFIG_BEGIN, config_reference(), CONFIG_END, "", MODELS_BEGIN, model_reference(), MODELS_END, sep="\n")
+
+
+if __name__ == "__main__":
+    main()
