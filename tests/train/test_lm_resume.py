@@ -34,6 +34,13 @@ def test_gpt_killed_at_an_arbitrary_step_resumes_bitwise(tmp_path: Path, shakesp
     expected, actual = read_jsonl(reference / "metrics.jsonl"), read_jsonl(resumed / "metrics.jsonl")
     assert [[row[k] for k in keys] for row in expected] == [[row[k] for k in keys] for row in actual]
 
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(resumed / "tensorboard")).Reload()  # events after the checkpoint purged
+    assert [(e.step, e.value) for e in events.Scalars("eval/val_loss")] == [
+        (row["step"], pytest.approx(row["val_loss"])) for row in expected
+    ]
+
 
 @pytest.mark.slow
 def test_gpt_on_two_gloo_processes_matches_one(tmp_path: Path, shakespeare_txt: Path) -> None:

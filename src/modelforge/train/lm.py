@@ -270,6 +270,7 @@ def _train_into(
     from safetensors.torch import save
 
     from modelforge.train.recipe import start_environment
+    from modelforge.train.tracking import open_trackers
 
     topology = topology or Topology(device=pick_device(config.train.device))
     environment = start_environment(run_dir, config, topology, checkpoint)
@@ -288,14 +289,24 @@ def _train_into(
         )
         if checkpoint is not None:
             checkpointer.resumed_from(checkpoint)
+        purge_step = checkpoint.steps + 1 if checkpoint else None  # a resumed run's curves have no doubles
+        trackers = open_trackers(run_dir, config.model_dump(mode="json"), 1, purge_step) if topology.is_writer else []
+
+        def log(row: dict[str, Any]) -> None:
+            if topology.is_writer:
+                append_jsonl(metrics_path, row)
+            for tracker in trackers:  # TensorBoard (and MLflow): eval/val_loss, eval/lr, ... at the row's step
+                tracker.log_row(row, row["step"], "eval")
+
         try:
-            log = (lambda row: append_jsonl(metrics_path, row)) if topology.is_writer else (lambda row: None)
             outcome = fit_language_model(model, data, config, log, show_progress, checkpointer, checkpoint)
         except TrainingError as exc:
             checkpointer.flush()
             raise TrainingError(f"{exc}; last good checkpoint: {checkpointer.last_saved or 'none yet'}") from None
         finally:
             checkpointer.close()
+            for tracker in trackers:
+                tracker.close()
 
     weights = full_model_state(model)  # a collective under FSDP
     state = {k: v.contiguous() for k, v in weights.items() if k != "head.weight"}  # tied to the embedding

@@ -294,7 +294,7 @@ def _train_into(
 ) -> Run:
     from safetensors.torch import save
 
-    from modelforge.train.tracking import TensorBoardTracker
+    from modelforge.train.tracking import open_trackers
 
     train_set, valid_set, test_set = splits
     metrics_path = run_dir / "metrics.jsonl"
@@ -324,7 +324,7 @@ def _train_into(
         hooks: list[Any] = [checkpointer]
         if topology.is_writer:  # logs first, so a stop raised by the checkpointer comes after the step is logged
             purge_step = checkpoint.steps + 1 if checkpoint else None
-            hooks.insert(0, TensorBoardTracker(run_dir, steps_per_epoch, purge_step=purge_step))
+            hooks[:0] = open_trackers(run_dir, config.model_dump(mode="json"), steps_per_epoch, purge_step)
         try:
             outcome = fit(
                 model,

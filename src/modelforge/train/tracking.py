@@ -5,7 +5,9 @@
 Step scalars (loss, lr, grad norm, throughput) are written about 50 times an epoch, so logging
 costs next to nothing; every numeric column of an epoch's metrics row is written at its end.
 A resumed run purges the events logged after its checkpoint, so the curves have no doubles.
-Set MODELFORGE_MLFLOW_URI (e.g. `file:./mlruns`) to also log to MLflow (`pip install mlflow`).
+Set MODELFORGE_MLFLOW_URI (e.g. `file:./mlruns`) to also log to MLflow (`pip install
+'modelforge[mlflow]'`): the run's config keys as params, each epoch's (or, for language
+models, each evaluation's) numeric metrics at its step.
 """
 
 from __future__ import annotations
@@ -41,9 +43,12 @@ class TensorBoardTracker:
         self._since, self._rows = now, 0
 
     def after_epoch(self, parts: TrainingParts, state: TrainingState, row: dict[str, Any]) -> None:
-        for name, value in row.items():
-            if isinstance(value, int | float) and name not in ("epoch", "step"):
-                self.writer.add_scalar(f"epoch/{name}", value, state.steps)
+        self.log_row(row, state.steps, "epoch")
+
+    def log_row(self, row: dict[str, Any], step: int, prefix: str) -> None:
+        """Every numeric column of a metrics row as `prefix/name` at `step` (the LM logs its evaluations)."""
+        for name, value in numeric_columns(row).items():
+            self.writer.add_scalar(f"{prefix}/{name}", value, step)
         self.writer.flush()
 
     def close(self) -> None:
@@ -61,6 +66,9 @@ class MLflowTracker:
                 "MODELFORGE_MLFLOW_URI is set but mlflow is not installed; pip install 'modelforge[mlflow]'"
             ) from None
         self.mlflow = mlflow
+        if uri.startswith("file:"):
+            # MLflow 3 keeps its file store only behind this switch; a local folder is what we offer
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         mlflow.set_tracking_uri(uri)
         mlflow.start_run(run_name=run_name)
         mlflow.log_params({key: str(value)[:250] for key, value in params.items()})
@@ -69,11 +77,33 @@ class MLflowTracker:
         return None
 
     def after_epoch(self, parts: TrainingParts, state: TrainingState, row: dict[str, Any]) -> None:
-        metrics = {k: float(v) for k, v in row.items() if isinstance(v, int | float) and k not in ("epoch", "step")}
-        self.mlflow.log_metrics(metrics, step=state.steps)
+        self.log_row(row, state.steps, "epoch")
+
+    def log_row(self, row: dict[str, Any], step: int, prefix: str) -> None:
+        self.mlflow.log_metrics(numeric_columns(row), step=step)
 
     def close(self) -> None:
         self.mlflow.end_run()
+
+
+def open_trackers(
+    run_dir: Path, config: dict[str, Any], steps_per_epoch: int, purge_step: int | None
+) -> list[TensorBoardTracker | MLflowTracker]:
+    """The writing rank's trackers: TensorBoard always, MLflow when MODELFORGE_MLFLOW_URI is set."""
+    trackers: list[TensorBoardTracker | MLflowTracker] = [TensorBoardTracker(run_dir, steps_per_epoch, purge_step)]
+    uri = mlflow_uri()
+    if uri is not None:
+        trackers.append(MLflowTracker(uri, run_dir.name, flatten(config)))
+    return trackers
+
+
+def numeric_columns(row: dict[str, Any]) -> dict[str, float]:
+    """A metrics row's numbers (not its epoch / step counters, not booleans or text)."""
+    return {
+        name: float(value)
+        for name, value in row.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and name not in ("epoch", "step")
+    }
 
 
 def mlflow_uri() -> str | None:
