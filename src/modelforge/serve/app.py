@@ -63,7 +63,7 @@ class ServeSettings:
 
 # ----------------------------------------------------------------------------- schemas
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # the types the schema states: no 0 for false
     records: list[dict[str, Any]] = Field(
         min_length=1,
         max_length=MAX_RECORDS_PER_REQUEST,
@@ -85,7 +85,7 @@ class PredictResponse(BaseModel):
 
 
 class GenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # the types the schema states: no 0 for false
     prompt: str = Field(max_length=MAX_PROMPT_CHARS, description="text to continue (empty: start from scratch)")
     max_new_tokens: int | None = Field(
         None, ge=1, le=100_000, description="default: 100, or the server's --max-new-tokens when lower"
@@ -127,6 +127,7 @@ class Health(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Message, "description": "the body is not valid JSON text"},
     404: {"model": Message, "description": "unknown model, or the model has no such endpoint"},
     413: {"model": Message, "description": "request body too large"},
     429: {"model": Message, "description": "queue full; retry after the Retry-After header's seconds"},

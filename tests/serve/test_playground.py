@@ -1,0 +1,81 @@
+"""The playground page in headless Chromium (Debian's `chromium`, driven by Playwright).
+
+One record for the digits CNN, a bad record (the error names row and field), and a prompt whose
+tokens stream into the page; screenshots of the answer must show it (dark text on white).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelforge.run import load_run
+from modelforge.serve.app import ServeSettings, create_app
+from modelforge.serve.services import load_services
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def page(digits_run: Path, gpt_run: Path, serve_live) -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the dev extra)")
+    services = load_services([f"digits={digits_run}", f"bard={gpt_run}"])
+    app = create_app(services, ServeSettings(max_new_tokens=64))
+    with serve_live(app) as url, playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            tab = browser.new_page(viewport={"width": 1000, "height": 900})
+            tab.goto(url)
+            tab.wait_for_selector("#model option", state="attached")
+            yield tab
+        finally:
+            browser.close()
+
+
+def ink(screenshot: bytes) -> float:
+    """The share of clearly dark pixels in a PNG: text drawn on the white answer panel."""
+    import io
+
+    from PIL import Image
+
+    gray = np.asarray(Image.open(io.BytesIO(screenshot)).convert("L"))
+    return float((gray < 100).mean())
+
+
+def test_one_record_gets_its_answer_on_the_page(page: Any, digits_run: Path, digits_pixels) -> None:
+    expected = load_run(digits_run).predict(pd.DataFrame({"x": [digits_pixels[7]]}))["prediction"].iloc[0]
+    page.select_option("#model", "digits")
+    page.fill("#feature-x", json.dumps(digits_pixels[7].tolist()))
+    page.click("#send")
+    page.wait_for_selector("#prediction")
+    assert page.inner_text("#prediction") == str(expected)
+    assert len(page.query_selector_all("#answer .bar")) == 5  # the five likeliest classes
+    assert ink(page.locator("#answer").screenshot()) > 0.01
+
+
+def test_a_bad_record_shows_the_422_naming_row_and_field(page: Any) -> None:
+    page.select_option("#model", "digits")
+    page.fill("#feature-x", '"/etc/passwd"')
+    page.click("#send")
+    page.wait_for_selector("#error")
+    assert page.inner_text("#error").startswith("422: body.records.0.x: expected pixels")
+
+
+def test_a_prompt_streams_tokens_into_the_page(page: Any) -> None:
+    page.select_option("#model", "bard")
+    page.fill("#prompt", "ROMEO:")
+    page.fill("#max_new_tokens", "40")
+    page.click("#send")
+    page.wait_for_selector("#generated[data-done='true']")
+    text = page.inner_text("#generated")
+    assert text.startswith("ROMEO:") and len(text) == len("ROMEO:") + 40
+    assert ink(page.locator("#answer").screenshot()) > 0.005
