@@ -83,7 +83,7 @@ def _print_summary(run: Any) -> None:
     from modelforge.evaluate.metrics import HEADLINE
 
     metrics = run.metrics
-    keys = HEADLINE.get(run.task, ("val_loss", "perplexity", "tokens_per_second"))
+    keys = getattr(run, "headline", None) or HEADLINE.get(run.task, ("val_loss", "perplexity", "tokens_per_second"))
     shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), int | float))
     typer.echo(f"{metrics.get('split', 'valid')}: {shown}")
     typer.echo(f"run: {run.path}")
@@ -104,7 +104,9 @@ def evaluate(
     if as_json:
         _echo_json(metrics)
         return
-    keys = HEADLINE.get(loaded.task, tuple(k for k, v in metrics.items() if isinstance(v, float)))
+    keys = getattr(loaded, "headline", None) or HEADLINE.get(
+        loaded.task, tuple(k for k, v in metrics.items() if isinstance(v, float))
+    )
     for key in keys:
         if key in metrics:
             typer.echo(f"{key:>12}  {metrics[key]:.4f}")

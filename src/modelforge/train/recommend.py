@@ -324,6 +324,8 @@ def train_recommender(config: RunConfig, out: str | Path | None = None, show_pro
     """Train as the config says; returns the loaded RecommenderRun."""
     started = time.time()
     rec = config.recommend or RecommendConfig()
+    if isinstance(config.train.threads, int):  # small embedding batches: 1 thread is fastest on a busy box
+        torch.set_num_threads(config.train.threads)
     torch.manual_seed(config.seed)
     prepared = prepare(config)
     model = build_model(config.model.type, prepared.spec, 1, config.model.options())
@@ -363,7 +365,7 @@ def train_recommender(config: RunConfig, out: str | Path | None = None, show_pro
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total, seen = total + float(loss) * len(rows), seen + len(rows)
+            total, seen = total + loss.item() * len(rows), seen + len(rows)
         row = {"epoch": epoch, "train_loss": total / max(seen, 1)}
         row.update({f"valid_{k}": v for k, v in evaluate_split(model, prepared, rec, "valid", seen_train).items()})
         row["seconds"] = time.perf_counter() - epoch_start
@@ -480,19 +482,47 @@ class RecommenderRun:
     def settings(self) -> RecommendConfig:
         return self.config.recommend or RecommendConfig()
 
-    def _users(self, data: pd.DataFrame | str | Path | list[Any]) -> pd.Series:
-        if isinstance(data, list):
-            return pd.Series([str(u) for u in data])
-        frame = data if isinstance(data, pd.DataFrame) else read_data(data, self.config.data.bad_rows)
-        column = self.settings.user if self.settings.user in frame.columns else "user"
-        if column not in frame.columns:
-            raise DataError(f"predict: the rows need a {self.settings.user!r} column; got {', '.join(frame.columns)}")
-        return frame[column].astype(str)
+    @property
+    def headline(self) -> tuple[str, ...]:
+        """The metrics a summary shows: RMSE beside the global mean, or ranking beside popularity."""
+        if self.settings.feedback == "explicit":
+            return ("rmse", "baseline_global_mean_rmse")
+        k = self.settings.k
+        return (
+            f"recall@{k}",
+            f"ndcg@{k}",
+            f"popularity_recall@{k}",
+            f"popularity_ndcg@{k}",
+            "ndcg_ratio_to_popularity",
+        )
 
     def predict(self, data: pd.DataFrame | str | Path | list[Any], k: int | None = None) -> pd.DataFrame:
+        """Rows with a user and an item column: the predicted rating (explicit) or score (implicit) per row.
+        Rows with users only: each user's top-K unseen items. Unknown users (and, for pairs, unknown
+        items) are answered by the fallback — the popularity list, or the global mean rating — with
+        cold_start=True."""
+        frame = self._frame(data)
+        if self.settings.item in frame.columns:
+            return self.predict_pairs(frame)
+        return self.recommend(self._users(frame), k)
+
+    def _frame(self, data: pd.DataFrame | str | Path | list[Any]) -> pd.DataFrame:
+        if isinstance(data, list):
+            frame = pd.DataFrame({self.settings.user: [str(u) for u in data]})
+        else:
+            frame = data if isinstance(data, pd.DataFrame) else read_data(data, self.config.data.bad_rows)
+        if frame.empty:
+            raise DataError("predict: no rows to predict")
+        return frame
+
+    def _users(self, frame: pd.DataFrame) -> pd.Series:
+        if self.settings.user not in frame.columns:
+            raise DataError(f"predict: the rows need a {self.settings.user!r} column; got {', '.join(frame.columns)}")
+        return frame[self.settings.user].astype(str)
+
+    def recommend(self, users: pd.Series, k: int | None = None) -> pd.DataFrame:
         """Top-K unseen items per user; unknown users get the popularity list with cold_start=True."""
         k = k or self.settings.k
-        users = self._users(data)
         ids = self.vocabulary.user_ids(users)
         scores = mask_seen(score_all_items(self.model, ids, self.tables), ids, self.seen)
         rows = []
@@ -504,6 +534,24 @@ class RecommenderRun:
             top = np.argsort(-row, kind="stable")[:k]
             rows += [(user, r + 1, self.vocabulary.items[i - 1], float(row[i]), False) for r, i in enumerate(top)]
         return pd.DataFrame(rows, columns=["user", "rank", "item", "score", "cold_start"])
+
+    def predict_pairs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """One value per (user, item) row; a row with an unknown user or item gets the fallback."""
+        users = self._users(frame)
+        items = frame[self.settings.item].astype(str)
+        user_ids, item_ids = self.vocabulary.user_ids(users), self.vocabulary.item_ids(items)
+        batch = with_features({"user": torch.from_numpy(user_ids), "item": torch.from_numpy(item_ids)}, self.tables)
+        with torch.no_grad():
+            values = self.model(batch).numpy().astype(np.float64)
+        cold = (user_ids == 0) | (item_ids == 0)
+        explicit = self.settings.feedback == "explicit"
+        if explicit:
+            values = np.clip(values, 1, 5)
+            values[cold] = float(self.model_info["input_spec"]["global_mean"])
+        else:
+            values[cold] = np.nan
+        column = "rating" if explicit else "score"
+        return pd.DataFrame({"user": users, "item": items, column: values, "cold_start": cold})
 
     def evaluate(self, data: pd.DataFrame | str | Path) -> dict[str, Any]:
         """RMSE (explicit) or recall@K/NDCG@K (implicit) on held-out interaction rows."""
