@@ -98,6 +98,24 @@ class TorchPredictor:
 
 
 # ----------------------------------------------------------------------------- predict
+@dataclass(frozen=True)
+class RecordColumns:
+    """A batch's columns, read the way `Preprocessor.transform_inputs` reads a frame (`columns`, `[name]`).
+
+    Building a pandas DataFrame for a one-row request costs ~0.3 ms, a fifth of the quickstart
+    CNN's forward pass; the encoders only need each column as a Series.
+    """
+
+    series: dict[str, Any]
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.series)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.series[name]
+
+
 @dataclass
 class PredictService:
     """A classification/regression run answering batches of validated records."""
@@ -125,13 +143,13 @@ class PredictService:
         from modelforge.data.preprocess import apply_column_policies
 
         records = [record for item in items for record in item]
-        columns = {name: pd.Series([r[name] for r in records], dtype=object) for name in self.schema.features}
-        frame = pd.DataFrame(columns)
-        for name, kind in self.schema.features.items():
-            if kind == "numeric":
-                frame[name] = frame[name].astype(np.float64)
+        columns = {
+            name: pd.Series([r[name] for r in records], dtype=np.float64 if kind == "numeric" else object)
+            for name, kind in self.schema.features.items()
+        }
+        frame: Any = RecordColumns(columns)
         if self.hashed_columns:
-            frame = apply_column_policies(frame, [], self.hashed_columns)
+            frame = apply_column_policies(pd.DataFrame(columns), [], self.hashed_columns)
         values = self.predictor.outputs(frame)
         answers = self._answers(values)
         out, begin = [], 0
