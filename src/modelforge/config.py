@@ -160,7 +160,9 @@ class TrainConfig(Section):
     grad_clip: float | None = Field(None, gt=0)
     grad_accum: int = Field(1, ge=1)
     bucket_by_length: bool = Field(True, description="text inputs: batches of rows of similar length (less padding)")
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32", description="auto: bf16 where the hardware runs it natively"
+    )
     class_weights: Literal["balanced"] | None = None
     early_stopping: EarlyStopping | None = None
     keep_best: bool = Field(True, description="end with the weights of the best validation epoch")
@@ -268,6 +270,14 @@ class RecommendConfig(Section):
     item_features: str | None = Field(None, description="table of item features keyed by the item column")
 
 
+class GenerationConfig(Section):
+    """task: generation — how the finished generator is scored (see modelforge.generation.score)."""
+
+    classifier: str | None = Field(None, description="classification run on the same images that scores the samples")
+    samples: int = Field(1000, ge=2, description="images sampled (classes in turn) for the score")
+    temperature: float = Field(1.0, gt=0, description="scale of the latent noise when sampling for the score")
+
+
 class RunConfig(Section):
     task: Literal["classification", "regression", "language-modeling", "recommendation", "generation"] = (
         "classification"
@@ -282,6 +292,7 @@ class RunConfig(Section):
     tune: TuneConfig | None = Field(None, description="hyperparameter search (modelforge tune)")
     card: CardConfig | None = Field(None, description="model card fields shown by modelforge report")
     recommend: RecommendConfig | None = Field(None, description="task recommendation: columns, feedback, split")
+    generation: GenerationConfig | None = Field(None, description="task generation: scoring the samples")
 
     @field_validator("features")
     @classmethod
@@ -413,6 +424,9 @@ def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
 
     if config.init_from:
         config = config.model_copy(update={"init_from": resolve(config.init_from)})
+    if config.generation is not None and config.generation.classifier:
+        scorer = {"classifier": resolve(config.generation.classifier)}
+        config = config.model_copy(update={"generation": config.generation.model_copy(update=scorer)})
     if config.recommend is not None:
         tables = {"user_features": resolve(config.recommend.user_features)}
         tables["item_features"] = resolve(config.recommend.item_features)

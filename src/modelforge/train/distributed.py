@@ -140,9 +140,8 @@ def _fully_shard(model: nn.Module, topology: Topology, precision: str) -> nn.Mod
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = init_device_mesh("cuda", (topology.world,))
-    policy = (
-        MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if precision == "bf16" else None
-    )
+    bf16 = precision == "bf16" or (precision == "auto" and torch.cuda.is_bf16_supported())
+    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else None
     kwargs: dict[str, Any] = {"mesh": mesh} | ({"mp_policy": policy} if policy else {})
     # one shard group per repeated block (transformer layers), then the rest at the root
     for module in list(model.modules()):
