@@ -35,6 +35,10 @@ def train(
         from modelforge.train.recommend import train_recommender
 
         return train_recommender(config, out, show_progress=show_progress)  # type: ignore[no-any-return]
+    if config.task == "generation":
+        from modelforge.generation.recipe import train_generator
+
+        return train_generator(config, out, show_progress=show_progress)  # type: ignore[no-any-return]
     from modelforge.train.recipe import train as train_recipe
 
     return train_recipe(config, out, show_progress=show_progress, resume=resume, force=force)

@@ -250,6 +250,10 @@ def load_run(path: str | Path) -> Run:
 
     if is_recommender_run(path):
         return load_recommender_run(path)  # type: ignore[return-value]
+    from modelforge.generation.run import is_generator_run, load_generator_run
+
+    if is_generator_run(path):
+        return load_generator_run(path)  # type: ignore[return-value]
     missing = [name for name in REQUIRED_FILES if not (path / name).exists()]
     if missing:
         raise RunError(f"{path}: not a finished run (missing {', '.join(missing)})")

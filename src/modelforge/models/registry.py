@@ -14,7 +14,19 @@ from typing import Any
 
 from modelforge.registry import Registry
 
-FAMILIES = ("mlp", "cnn", "resnet", "vit", "rnn", "transformer", "pretrained", "audio", "gpt", "recommend")
+FAMILIES = (
+    "mlp",
+    "cnn",
+    "resnet",
+    "vit",
+    "rnn",
+    "transformer",
+    "pretrained",
+    "audio",
+    "gpt",
+    "recommend",
+    "generative",
+)
 
 
 @dataclass(frozen=True)

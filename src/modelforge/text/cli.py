@@ -17,8 +17,21 @@ def generate(
     top_p: Annotated[float | None, typer.Option(help="sample from the smallest set with this probability")] = None,
     seed: Annotated[int | None, typer.Option(help="fixed seed: the same text every time")] = None,
     stream: Annotated[bool, typer.Option(help="print tokens as they are decoded")] = False,
+    n: Annotated[int, typer.Option(help="image runs: images to generate")] = 64,
+    out: Annotated[Path | None, typer.Option(help="image runs: PNG grid to write")] = None,
+    label: Annotated[str | None, typer.Option(help="image runs: class to generate (default: all in turn)")] = None,
+    mode: Annotated[
+        str, typer.Option(help="image runs: sample | reconstruct | interpolate (VAE, with --data)")
+    ] = "sample",
+    data: Annotated[Path | None, typer.Option(help="image runs: images to reconstruct or interpolate")] = None,
+    score_with: Annotated[Path | None, typer.Option(help="image runs: classifier run that scores the samples")] = None,
 ) -> None:
-    """Continue a prompt with a trained GPT (KV-cache decoding)."""
+    """Continue a prompt with a trained GPT (KV-cache decoding), or draw images from a generation run."""
+    from modelforge.generation.cli import generate_images, is_image_generation_run
+
+    if is_image_generation_run(run):
+        generate_images(run, n, out, label, seed or 0, temperature, mode, data, score_with)
+        return
     from modelforge.text.generate import load_generator
 
     generator = load_generator(run)

@@ -1,0 +1,213 @@
+"""A generation run directory: save, load, sample, reconstruct, interpolate, and write image grids.
+
+RUN_DIR/  config.yaml  preprocessing.json (image column, classes, layout, pixel scale)
+          model.safetensors  model.json  metrics.jsonl  eval.json  environment.json
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from modelforge.config import RunConfig
+from modelforge.errors import DataError, ModelforgeError, RunError
+from modelforge.models import build_model
+from modelforge.models.generative import ConditionalVAE, ImageGenerationSpec
+from modelforge.run import atomic_write_bytes, atomic_write_json, read_jsonl
+
+
+def save_generator_run(
+    run_dir: Path, model: torch.nn.Module, preprocessing: dict[str, Any], info: dict[str, Any], environment: dict
+) -> None:
+    from safetensors.torch import save_file
+
+    atomic_write_json(run_dir / "preprocessing.json", preprocessing)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run_dir / "model.safetensors"))
+    environment["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    atomic_write_json(run_dir / "environment.json", environment)
+    atomic_write_json(run_dir / "model.json", info)  # written last: its presence marks a finished model
+
+
+@dataclass
+class GeneratorRun:
+    """A trained image generator. Images come out as N × C × H × W floats in [0, 1]."""
+
+    path: Path
+    config: RunConfig
+    model: torch.nn.Module
+    model_info: dict[str, Any]
+    preprocessing: dict[str, Any]
+
+    @property
+    def task(self) -> str:
+        return "generation"
+
+    @property
+    def spec(self) -> ImageGenerationSpec:
+        return ImageGenerationSpec(**self.model_info["input_spec"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.preprocessing["classes"])
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        path = self.path / "eval.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / "metrics.jsonl")
+
+    @property
+    def headline(self) -> tuple[str, ...]:
+        return ("test_loss", "mean_confidence", "classes_covered", "label_agreement", "frechet_distance")
+
+    def labels_for(self, n: int, label: str | None = None) -> torch.Tensor | None:
+        """Conditioning labels: `label` n times, or the classes in turn (0, 1, …, 9, 0, 1, …)."""
+        if not self.classes:
+            if label is not None:
+                raise ModelforgeError(f"--label {label}: {self.path} was trained without labels (unconditional)")
+            return None
+        if label is None:
+            return torch.arange(n) % len(self.classes)
+        if str(label) not in self.classes:
+            raise ModelforgeError(f"--label {label}: not a class of {self.path} (classes: {', '.join(self.classes)})")
+        return torch.full((n,), self.classes.index(str(label)), dtype=torch.int64)
+
+    def sample(
+        self, n: int, label: str | None = None, seed: int = 0, temperature: float = 1.0
+    ) -> tuple[np.ndarray, list[str]]:
+        """n images and the class each was asked for ('' when unconditional)."""
+        if n < 1:
+            raise ModelforgeError(f"--n: expected at least 1 image, got {n}")
+        labels = self.labels_for(n, label)
+        generator = torch.Generator().manual_seed(seed)
+        images = self.model.sample(labels, n, generator, temperature).numpy()  # type: ignore[operator]
+        names = [self.classes[int(i)] for i in labels] if labels is not None else [""] * n
+        return images, names
+
+    def read(self, data: str | Path | pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Images (and labels when the model is conditional) from a file with the training columns."""
+        from modelforge.data.readers import read_data
+        from modelforge.generation.recipe import to_image_set
+
+        frame = data if isinstance(data, pd.DataFrame) else read_data(data, self.config.data.bad_rows)
+        column = self.preprocessing["image_column"]
+        if column not in frame.columns:
+            raise DataError(f"{data}: no image column {column!r} (columns: {', '.join(frame.columns)})")
+        target = self.config.data.target if self.classes else None
+        images = to_image_set(frame, column, target, self.classes, self.preprocessing["scale"])
+        if list(images.images.shape[1:]) != [self.spec.channels, self.spec.height, self.spec.width]:
+            got = "×".join(map(str, images.layout))
+            want = "×".join(map(str, self.preprocessing["layout"]))
+            raise DataError(f"{data}: images are {got}, but {self.path} generates {want} images")
+        labels = None if images.labels is None else torch.from_numpy(images.labels)
+        return torch.from_numpy(images.images), labels
+
+    def held_out_images(self) -> np.ndarray:
+        """The test split of the training data (the reference set of the Fréchet distance)."""
+        from modelforge.generation.recipe import split_rows
+
+        source = self.config.data.train if isinstance(self.config.data.train, str) else self.config.data.train[0]
+        images, _ = self.read(source)
+        rows = split_rows(len(images), self.config)
+        return images[rows["test"] if len(rows["test"]) > 2 else rows["train"]].numpy()
+
+    def _vae(self, what: str) -> ConditionalVAE:
+        if not isinstance(self.model, ConditionalVAE):
+            raise ModelforgeError(f"--mode {what}: needs a vae run; {self.path} is a {self.model_info['type']} run")
+        return self.model
+
+    def reconstruct(self, data: str | Path | pd.DataFrame, n: int) -> np.ndarray:
+        """Rows of (original, reconstruction) pairs for the first n images of `data`."""
+        images, labels = self.read(data)
+        images, labels = images[:n], None if labels is None else labels[:n]
+        rebuilt = self._vae("reconstruct").reconstruct(images, labels)
+        return torch.stack([images, rebuilt], dim=1).flatten(0, 1).numpy()
+
+    def interpolate(self, data: str | Path | pd.DataFrame, pairs: int, steps: int = 8) -> np.ndarray:
+        """`pairs` rows of `steps` images each, walking the latent line between consecutive images of `data`."""
+        images, labels = self.read(data)
+        model = self._vae("interpolate")
+        rows = []
+        for p in range(min(pairs, len(images) // 2)):
+            pair_labels = None if labels is None else labels[2 * p : 2 * p + 2]
+            rows.append(model.interpolate(images[2 * p], images[2 * p + 1], pair_labels, steps))
+        if not rows:
+            raise DataError(f"{data}: interpolation needs at least 2 images")
+        return torch.cat(rows).numpy()
+
+    def to_data_layout(self, images: np.ndarray) -> np.ndarray:
+        """N × C × H × W in [0, 1] → the data's own array layout and pixel scale (what a classifier read)."""
+        out = images * self.preprocessing["scale"]
+        return out[:, 0] if len(self.preprocessing["layout"]) == 2 else out.transpose(0, 2, 3, 1)
+
+    def predict(self, data: Any) -> pd.DataFrame:
+        raise ModelforgeError(
+            f"{self.path} is a generation run: use `modelforge generate {self.path} --n 64 --out grid.png`"
+        )
+
+    def evaluate(self, data: str | Path | pd.DataFrame) -> dict[str, Any]:
+        """VAE: negative ELBO per image (and its parts) on the images of `data`."""
+        from modelforge.generation.recipe import negative_elbo
+
+        return negative_elbo(self._vae("evaluate"), *self.read(data))
+
+
+def write_grid(images: np.ndarray, out: str | Path, columns: int | None = None, zoom: int = 4) -> Path:
+    """Tile N × C × H × W images in [0, 1] into a PNG (1-pixel gaps, each pixel `zoom`× enlarged)."""
+    from PIL import Image
+
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise ModelforgeError(f"--out {out}: the grid is written as PNG; name it *.png")
+    n, channels, height, width = images.shape
+    columns = columns or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / columns))
+    grid = np.ones((channels, rows * (height + 1) + 1, columns * (width + 1) + 1), dtype=np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        grid[
+            :, 1 + r * (height + 1) : 1 + r * (height + 1) + height, 1 + c * (width + 1) : 1 + c * (width + 1) + width
+        ] = image
+    pixels = (np.clip(grid, 0, 1) * 255).round().astype(np.uint8)
+    pixels = pixels.repeat(zoom, axis=1).repeat(zoom, axis=2)
+    picture = Image.fromarray(pixels[0] if channels == 1 else pixels.transpose(1, 2, 0))
+    import io
+
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    atomic_write_bytes(out, buffer.getvalue())
+    return out
+
+
+def is_generator_run(path: Path) -> bool:
+    config = path / "config.yaml"
+    return config.is_file() and "task: generation" in config.read_text()
+
+
+def load_generator_run(path: str | Path) -> GeneratorRun:
+    import yaml
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    missing = [
+        n for n in ("config.yaml", "preprocessing.json", "model.safetensors", "model.json") if not (path / n).exists()
+    ]
+    if missing:
+        raise RunError(f"{path}: not a finished run (missing {', '.join(missing)})")
+    config = RunConfig.model_validate(yaml.safe_load((path / "config.yaml").read_text()))
+    info = json.loads((path / "model.json").read_text())
+    model = build_model(info["type"], ImageGenerationSpec(**info["input_spec"]), 0, info["options"])
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    model.eval()
+    preprocessing = json.loads((path / "preprocessing.json").read_text())
+    return GeneratorRun(path, config, model, info, preprocessing)
