@@ -250,6 +250,8 @@ def load_services(texts: list[str], engine: str = "torch", threads: int | None =
         if spec.name in services:
             raise ServeError(f"model name {spec.name!r} is used twice; name them with NAME=RUN_DIR")
         task = read_task(spec.path)
+        if task in ("recommendation", "generation"):  # no HTTP schema for these yet: say so, no traceback
+            raise ServeError(f"{spec.path}: a {task} run cannot be served yet; use modelforge predict / generate")
         if task == "language-modeling":
             services[spec.name] = load_generate_service(spec)
         else:
