@@ -68,7 +68,8 @@ class GeneratorRun:
 
     @property
     def headline(self) -> tuple[str, ...]:
-        return ("test_loss", "mean_confidence", "classes_covered", "label_agreement", "frechet_distance")
+        scored = ("mean_confidence", "classes_covered", "label_agreement", "frechet_distance")
+        return ("test_loss", "loss", "reconstruction", "kl", *scored)  # eval.json, or evaluate --data
 
     def labels_for(self, n: int, label: str | None = None) -> torch.Tensor | None:
         """Conditioning labels: `label` n times, or the classes in turn (0, 1, …, 9, 0, 1, …)."""
