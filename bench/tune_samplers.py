@@ -6,6 +6,7 @@ validation loss. The same seed gives both samplers the same data split and the s
 seed, so the comparison is paired.
 
     .venv/bin/python bench/tune_samplers.py --seeds 5 --trials 20
+    .venv/bin/python bench/tune_samplers.py --seed-start 3 --seeds 2   # seeds 3 and 4 only (split a long run)
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--seed-start", type=int, default=0, help="first seed (seeds seed-start .. +seeds-1)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tune-samplers-") as temp:
@@ -82,11 +84,14 @@ def main() -> None:
         config = write_config(folder, write_digits(folder), args.epochs)
         results: dict[str, list[float]] = {"random": [], "tpe": []}
         started = time.perf_counter()
-        for seed in range(args.seeds):
+        for seed in range(args.seed_start, args.seed_start + args.seeds):
             for sampler in results:
                 value = best_value(config, folder / f"{sampler}-{seed}", sampler, seed, args.trials)
                 results[sampler].append(value)
-            print(f"seed {seed}: best valid_loss  random {results['random'][-1]:.4f}  tpe {results['tpe'][-1]:.4f}")
+            print(
+                f"seed {seed}: best valid_loss  random {results['random'][-1]:.4f}  tpe {results['tpe'][-1]:.4f}",
+                flush=True,
+            )
         wins = sum(t < r for t, r in zip(results["tpe"], results["random"], strict=True))
         mean_random, mean_tpe = statistics.mean(results["random"]), statistics.mean(results["tpe"])
         print(f"\ndigits MLP, {args.trials} trials x {args.seeds} seeds, {args.epochs} epochs per trial")
