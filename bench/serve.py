@@ -1,0 +1,370 @@
+"""Serving benchmark: a real `modelforge serve` process answering a keep-alive load generator.
+
+    .venv/bin/python bench/serve.py                   # trains the quickstart digits CNN and a GPT first
+    .venv/bin/python bench/serve.py --run runs/digits --gpt-run runs/gpt --seconds 3
+
+Printed, all from the same run:
+
+1. the model's own forward time for one record, measured in this process with the server's
+   thread count: the torch module alone, and the whole in-process predict path (records →
+   frame → preprocessing → forward → answers) that the server runs per batch;
+2. requests/s (one record per request) at concurrency 1, 8, 32, 64 with dynamic batching on
+   (`--max-batch-size 64 --max-wait-ms 5`) and off (`--max-batch-size 1`), the ratio, and the
+   mean rows per forward pass read from the server's /metrics. Floor: ≥ 3× at concurrency 32;
+3. latency p50/p99 at concurrency 1, batching on. Floor: p99 ≤ the model's forward time + 2 ms;
+4. GPT generation over server-sent events: time to first token and tokens/s with 1 and 8
+   concurrent streams.
+
+Every answer is checked against the label the run gives in-process, so a fast wrong server fails.
+The load generator is a minimal HTTP/1.1 keep-alive client on asyncio (one connection per
+concurrent client), so on a small machine the client costs the server as little as possible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "examples" / "quickstart.yaml"
+SHAKESPEARE = ROOT.parent / "shared" / "datasets" / "tinyshakespeare" / "input.txt"
+MODEL = "digits"
+BATCHING = {"off": ("--max-batch-size", "1"), "on": ("--max-batch-size", "64", "--max-wait-ms", "5")}
+GPT = "bard"
+
+
+# ----------------------------------------------------------------------------- runs
+def one_thread_env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def train_digits(out: Path, epochs: int) -> Path:
+    """The quickstart digits CNN (channels 32-64-128), trained for a few epochs by the CLI."""
+    command = [sys.executable, "-m", "modelforge", "train", str(QUICKSTART), "--out", str(out)]
+    command += ["--set", f"train.epochs={epochs}"]
+    subprocess.run(command, check=True, cwd=ROOT, env=one_thread_env(), stdout=subprocess.DEVNULL)
+    return out
+
+
+def train_gpt(out: Path, steps: int) -> Path:
+    """A character GPT (4 layers, 4 heads, 128 wide, context 64) on tinyshakespeare."""
+    import modelforge
+
+    config = {
+        "task": "language-modeling",
+        "seed": 0,
+        "data": {"train": str(SHAKESPEARE), "tokenizer": "char", "valid_fraction": 0.1},
+        "model": {"type": "gpt", "layers": 4, "heads": 4, "width": 128, "context": 64, "dropout": 0.0},
+        "train": {"batch_size": 12, "max_steps": steps, "lr": 1e-3, "eval_every": steps, "threads": 1},
+    }
+    modelforge.train(config, out)
+    return out
+
+
+# ----------------------------------------------------------------------------- server
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server(spec: str, threads: int, *options: str) -> Iterator[int]:
+    """`modelforge serve SPEC` in its own process; yields the port once /readyz answers 200."""
+    import httpx
+
+    port = free_port()
+    command = [sys.executable, "-m", "modelforge", "serve", spec, "--port", str(port), "--threads", str(threads)]
+    process = subprocess.Popen([*command, *options], cwd=ROOT, env=one_thread_env(), stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start: {' '.join(command)}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+        if code != 0:
+            raise RuntimeError(f"the server exited {code} after SIGTERM (expected 0)")
+
+
+def metric(port: int, name: str) -> float:
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+# ----------------------------------------------------------------------------- load generator
+def predict_request(port: int, record: dict[str, Any]) -> bytes:
+    body = json.dumps({"records": [record]}).encode()
+    head = (
+        f"POST /v1/models/{MODEL}/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    assert length is not None, head
+    return status, await reader.readexactly(int(length.group(1)))
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+
+async def client(port: int, requests: list[bytes], labels: list[Any], stop_at: float, out: list[float]) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    done, index = 0, int.from_bytes(os.urandom(2), "little") % len(requests)
+    try:
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            writer.write(requests[index])
+            status, body = await read_response(reader)
+            out.append((time.perf_counter() - started) * 1000)
+            if status != 200:
+                raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
+            label = json.loads(body)["predictions"][0]["label"]
+            if label != labels[index]:
+                raise RuntimeError(f"wrong answer for record {index}: {label} instead of {labels[index]}")
+            done += 1
+            index = (index + 1) % len(requests)
+    finally:
+        writer.close()
+    return done
+
+
+async def load(port: int, requests: list[bytes], labels: list[Any], concurrency: int, seconds: float) -> Load:
+    latencies: list[float] = []
+    warm_stop = time.perf_counter() + min(1.0, seconds / 3)
+    await asyncio.gather(*(client(port, requests, labels, warm_stop, []) for _ in range(concurrency)))
+    started = time.perf_counter()
+    stop_at = started + seconds
+    counts = await asyncio.gather(*(client(port, requests, labels, stop_at, latencies) for _ in range(concurrency)))
+    return Load(sum(counts), time.perf_counter() - started, latencies)
+
+
+# ----------------------------------------------------------------------------- forward time
+@dataclass
+class ForwardTimes:
+    module_ms: float  # median of the torch module alone on one preprocessed row
+    module_p99_ms: float
+    predict_ms: float  # median of the whole in-process predict path for one record
+    predict_p99_ms: float
+
+
+def forward_times(run_dir: Path, record: dict[str, Any], threads: int, repeats: int = 500) -> ForwardTimes:
+    import pandas as pd
+    import torch
+
+    from modelforge.run import load_run
+    from modelforge.serve.services import load_services
+
+    torch.set_num_threads(threads)
+    service = load_services([f"{MODEL}={run_dir}"])[MODEL]
+    [cleaned] = service.schema.validate([record])
+    run = load_run(run_dir)
+    inputs = {k: torch.from_numpy(v) for k, v in run.preprocessor.transform_inputs(pd.DataFrame([cleaned])).items()}
+    model = run.model.eval()
+
+    def module() -> None:
+        with torch.inference_mode():
+            model(inputs)
+
+    def predict() -> None:
+        service.predict_batch([[cleaned]])
+
+    return ForwardTimes(*percentiles(module, repeats), *percentiles(predict, repeats))
+
+
+def percentiles(call: Any, repeats: int) -> tuple[float, float]:
+    for _ in range(50):
+        call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
+
+
+# ----------------------------------------------------------------------------- generation
+async def stream_once(port: int, prompt: str, tokens: int, seed: int) -> tuple[float, int, float]:
+    """(time to first token, tokens received, seconds) for one streamed generation."""
+    import httpx
+
+    body = {"prompt": prompt, "max_new_tokens": tokens, "temperature": 0.8, "seed": seed, "stream": True}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+        started = time.perf_counter()
+        first, count = None, 0
+        async with http.stream("POST", f"/v1/models/{GPT}/generate", json=body) as response:
+            assert response.status_code == 200, await response.aread()
+            async for line in response.aiter_lines():
+                if line.startswith("data: ") and '"token"' in line:
+                    count += 1
+                    if first is None:
+                        first = time.perf_counter() - started
+                elif line.startswith("event: error"):
+                    raise RuntimeError("the server sent an error event")
+        assert first is not None and count == tokens, (count, tokens)
+        return first, count, time.perf_counter() - started
+
+
+async def streams(port: int, concurrency: int, tokens: int) -> tuple[float, float, float]:
+    """(median time to first token in ms, tokens/s per stream, tokens/s over all streams)."""
+    await stream_once(port, "ROMEO:", 8, 0)  # warm-up
+    started = time.perf_counter()
+    results = await asyncio.gather(*(stream_once(port, "ROMEO:", tokens, seed) for seed in range(concurrency)))
+    wall = time.perf_counter() - started
+    first = float(np.median([r[0] for r in results])) * 1000
+    per_stream = float(np.median([r[1] / r[2] for r in results]))
+    return first, per_stream, sum(r[1] for r in results) / wall
+
+
+# ----------------------------------------------------------------------------- main
+def digit_records(run_dir: Path, count: int) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Test-set-like digits and the labels the run predicts for them in-process."""
+    import pandas as pd
+
+    from modelforge.run import load_run
+
+    with np.load(ROOT / "examples" / "data" / "digits.npz") as arrays:
+        pixels = arrays["x"][-count:].astype(float)
+    labels = load_run(run_dir).predict(pd.DataFrame({"x": list(pixels)}))["prediction"].tolist()
+    return [{"x": p.tolist()} for p in pixels], labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, help="a digits run to serve (default: train the quickstart CNN)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs when training the digits run")
+    parser.add_argument("--gpt-run", type=Path, help="a GPT run (default: train one on tinyshakespeare)")
+    parser.add_argument("--gpt-steps", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per concurrency level")
+    parser.add_argument("--concurrency", default="1,8,32,64")
+    parser.add_argument("--threads", type=int, default=1, help="server torch threads (the box has few cores)")
+    parser.add_argument("--latency-requests", type=int, default=2000)
+    parser.add_argument("--tokens", type=int, default=200, help="tokens per generation stream")
+    parser.add_argument("--skip-gpt", action="store_true")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; server threads {args.threads}")
+
+    with tempfile.TemporaryDirectory() as folder:
+        run_dir = args.run or train_digits(Path(folder) / "digits", args.epochs)
+        records, labels = digit_records(run_dir, 64)
+        spec = f"{MODEL}={run_dir}"
+
+        times = forward_times(run_dir, records[0], args.threads)
+        print(
+            f"forward time, one record ({args.threads} thread): torch module p50 {times.module_ms:.3f} ms "
+            f"(p99 {times.module_p99_ms:.3f}); whole predict path p50 {times.predict_ms:.3f} ms "
+            f"(p99 {times.predict_p99_ms:.3f})"
+        )
+
+        levels = [int(c) for c in args.concurrency.split(",")]
+        table: dict[str, dict[int, tuple[float, float]]] = {}
+        for mode, options in BATCHING.items():
+            table[mode] = {}
+            with server(spec, args.threads, *options) as port:
+                requests = [predict_request(port, r) for r in records]
+                for level in levels:
+                    batches_before = metric(port, f'modelforge_batch_size_rows_count{{model="{MODEL}"}}')
+                    rows_before = metric(port, f'modelforge_batch_size_rows_sum{{model="{MODEL}"}}')
+                    result = asyncio.run(load(port, requests, labels, level, args.seconds))
+                    batches = metric(port, f'modelforge_batch_size_rows_count{{model="{MODEL}"}}') - batches_before
+                    rows = metric(port, f'modelforge_batch_size_rows_sum{{model="{MODEL}"}}') - rows_before
+                    table[mode][level] = (result.per_second, rows / max(batches, 1))
+                if mode == "on":
+                    latency = asyncio.run(latency_run(port, requests, labels, args.latency_requests))
+
+        print(f"\nrequests/s, one record per request ({args.seconds:g} s per cell, every answer checked)")
+        print("| concurrency | batching off | batching on | on/off | rows per pass (on) |")
+        print("|---:|---:|---:|---:|---:|")
+        for level in levels:
+            off, on = table["off"][level][0], table["on"][level]
+            print(f"| {level} | {off:,.0f} | {on[0]:,.0f} | {on[0] / off:.2f}x | {on[1]:.1f} |")
+        if 32 in levels:
+            ratio = table["on"][32][0] / table["off"][32][0]
+            verdict = "met" if ratio >= 3 else "NOT met"
+            print(f"floor: batching on/off at concurrency 32 = {ratio:.2f}x (>= 3x): {verdict}")
+
+        p50, p99 = (float(np.percentile(latency, q)) for q in (50, 99))
+        print(f"\nlatency at concurrency 1, batching on ({len(latency)} requests): p50 {p50:.3f} ms, p99 {p99:.3f} ms")
+        for name, forward in (("torch module", times.module_ms), ("whole predict path", times.predict_ms)):
+            verdict = "met" if p99 <= forward + 2 else "NOT met"
+            print(f"floor: p99 <= forward ({name}, {forward:.3f} ms) + 2 ms = {forward + 2:.3f} ms: {verdict}")
+
+        if not args.skip_gpt:
+            gpt_dir = args.gpt_run or train_gpt(Path(folder) / "gpt", args.gpt_steps)
+            print(f"\nGPT generation, {args.tokens} tokens per stream, server-sent events")
+            print("| streams | time to first token (median) | tokens/s per stream | tokens/s in all |")
+            print("|---:|---:|---:|---:|")
+            with server(f"{GPT}={gpt_dir}", args.threads) as port:
+                for concurrency in (1, 8):
+                    first, per_stream, total = asyncio.run(streams(port, concurrency, args.tokens))
+                    print(f"| {concurrency} | {first:.1f} ms | {per_stream:,.0f} | {total:,.0f} |")
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+
+
+async def latency_run(port: int, requests: list[bytes], labels: list[Any], count: int) -> list[float]:
+    """Sequential requests on one keep-alive connection; every answer checked."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    latencies = []
+    try:
+        for i in range(count + 100):
+            index = i % len(requests)
+            started = time.perf_counter()
+            writer.write(requests[index])
+            status, body = await read_response(reader)
+            elapsed = (time.perf_counter() - started) * 1000
+            assert status == 200 and json.loads(body)["predictions"][0]["label"] == labels[index], body[:200]
+            if i >= 100:  # the first hundred warm up
+                latencies.append(elapsed)
+    finally:
+        writer.close()
+    return latencies
+
+
+if __name__ == "__main__":
+    main()
