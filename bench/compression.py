@@ -8,7 +8,12 @@
 2. A CNN (channels 32-64-128) on the digits images: 50 % structured channel pruning + fine-tune,
    static int8 with calibration, and a distilled student CNN (channels 12-24-48, about 1/7 of the
    teacher's parameters).
+3. A text model: a bidirectional LSTM (embedding 128, hidden 256) on SST-2 sentiment (10,000
+   training phrases, the 1,821 labelled test sentences), int8-dynamic (LSTM, Linear and the
+   embedding table).
 Prints one table per model with ratios against the float baseline, then the floors checklist.
+Runs already in --out are reused, so `--sections` can split the work into shorter timed runs;
+the floors need all three sections (a run with fewer prints only its tables).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from modelforge.train.recipe import train as train_run
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "data" / "digits.npz"
+SST2 = ROOT.parent / "shared" / "datasets" / "sst2"
+SST2_TRAIN_ROWS = 10_000
 
 
 def flat_digits(folder: Path) -> Path:
@@ -84,7 +91,7 @@ def cnn_section(folder: Path, epochs: int) -> list[BenchmarkRow]:
     }
     base = train(config, folder / "cnn")
     variants = {
-        "cnn-struct50": CompressOptions(prune=0.5, prune_method="structured", finetune_epochs=3),
+        "cnn-struct50": CompressOptions(prune=0.5, prune_method="structured", finetune_epochs=5, finetune_lr=1e-3),
         "cnn-int8-static": CompressOptions(quantize="int8-static"),
     }
     for name, options in variants.items():
@@ -101,25 +108,64 @@ def cnn_section(folder: Path, epochs: int) -> list[BenchmarkRow]:
     return [benchmark_run(folder / n) for n in names]
 
 
-def floors(mlp: list[BenchmarkRow], cnn: list[BenchmarkRow], extra: dict[str, float]) -> list[str]:
-    by = {r.variant + ("/onnx" if r.engine == "onnx" else ""): r for r in mlp + cnn}
+def sst2_subset(folder: Path) -> Path:
+    """A fixed random 10,000 of the 67,349 training phrases (training all of them takes too long here)."""
+    import pandas as pd
 
-    def check(label: str, ok: bool, detail: str) -> str:
-        return f"- [{'x' if ok else ' '}] {label}: {detail}"
+    path = folder / "sst2_train_10k.csv"
+    if not path.exists():
+        frame = pd.read_csv(SST2 / "train.csv", keep_default_na=False)
+        frame.sample(SST2_TRAIN_ROWS, random_state=0).to_csv(path, index=False)
+    return path
 
-    base, q = by["mlp"], by["mlp-int8"]
+
+def text_section(folder: Path, epochs: int) -> list[BenchmarkRow]:
+    config = {
+        "task": "classification",
+        "data": {
+            "train": str(sst2_subset(folder)),
+            "valid": str(SST2 / "validation.csv"),
+            "test": str(SST2 / "test.csv"),
+            "target": "label",
+        },
+        "features": [{"name": "text", "type": "text", "tokenizer": "word", "max_length": 48, "vocab_size": 10000}],
+        "model": {"type": "lstm", "embedding_dim": 128, "hidden": 256, "dropout": 0.4},
+        "train": {"epochs": epochs, "batch_size": 128, "lr": 3e-3, "schedule": "onecycle", "weight_decay": 0.01},
+    }
+    base = train(config, folder / "lstm")
+    if not done(folder / "lstm-int8"):
+        compress_run(base, folder / "lstm-int8", CompressOptions(quantize="int8-dynamic"))
+    return [benchmark_run(base), benchmark_run(folder / "lstm-int8")]
+
+
+def int8_floors(label: str, base: BenchmarkRow, q: BenchmarkRow) -> list[str]:
     size, speed, drop = (
         base.file_bytes / q.file_bytes,
         base.latency_p50_ms / q.latency_p50_ms,
         100 * (base.value - q.value),
     )
+    return [
+        check(f"int8-dynamic {label} ≥ 3.5× smaller", size >= 3.5, f"{size:.2f}×"),
+        check(f"int8-dynamic {label} ≥ 1.3× faster batch-1", speed >= 1.3, f"{speed:.2f}× (p50)"),
+        check(f"int8-dynamic {label} ≤ 1 point drop", drop <= 1.0, f"{drop:+.2f} points"),
+    ]
+
+
+def check(label: str, ok: bool, detail: str) -> str:
+    return f"- [{'x' if ok else ' '}] {label}: {detail}"
+
+
+def floors(
+    mlp: list[BenchmarkRow], cnn: list[BenchmarkRow], text: list[BenchmarkRow], extra: dict[str, float]
+) -> list[str]:
+    by = {r.variant + ("/onnx" if r.engine == "onnx" else ""): r for r in mlp + cnn + text}
+    base = by["mlp"]
     p50, s50 = by["mlp-prune50"], by["mlp-struct50"]
     cb, cs, st = by["cnn"], by["cnn-struct50"], by["cnn-student"]
     onnx = by["mlp/onnx"]
     return [
-        check("int8-dynamic ≥ 3.5× smaller", size >= 3.5, f"{size:.2f}×"),
-        check("int8-dynamic ≥ 1.3× faster batch-1", speed >= 1.3, f"{speed:.2f}× (p50)"),
-        check("int8-dynamic ≤ 1 point drop", drop <= 1.0, f"{drop:+.2f} points"),
+        *int8_floors("(mlp)", base, by["mlp-int8"]),
+        *int8_floors("(lstm text)", by["lstm"], by["lstm-int8"]),
         check(
             "50 % magnitude + fine-tune ≤ 1 point drop",
             100 * (base.value - p50.value) <= 1.0,
@@ -157,25 +203,29 @@ def floors(mlp: list[BenchmarkRow], cnn: list[BenchmarkRow], extra: dict[str, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="folder for the runs (default: a temp dir)")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs of the mlp and cnn baselines")
+    parser.add_argument("--text-epochs", type=int, default=2, help="training epochs of the lstm baseline")
+    parser.add_argument("--sections", default="cnn,mlp,text", help="comma-separated subset of cnn,mlp,text")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     folder = args.out or Path(tempfile.mkdtemp(prefix="compression-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    cnn = cnn_section(folder, args.epochs)
-    mlp, extra = mlp_section(folder, args.epochs)
-    report = (
-        "### MLP 2048-2048-1024 on digits (64 numeric columns)\n\n"
-        + markdown_table(mlp)
-        + "\n### CNN 32-64-128 on digits (8×8 images)\n\n"
-        + markdown_table(cnn)
-        + "\n### Floors\n\n"
-        + "\n".join(floors(mlp, cnn, extra))
-        + "\n"
-    )
+    sections = set(args.sections.split(","))
+    report = ""
+    cnn = cnn_section(folder, args.epochs) if "cnn" in sections else []
+    mlp, extra = mlp_section(folder, args.epochs) if "mlp" in sections else ([], {})
+    text = text_section(folder, args.text_epochs) if "text" in sections else []
+    if mlp:
+        report += "### MLP 2048-2048-1024 on digits (64 numeric columns)\n\n" + markdown_table(mlp)
+    if cnn:
+        report += "\n### CNN 32-64-128 on digits (8×8 images)\n\n" + markdown_table(cnn)
+    if text:
+        report += "\n### BiLSTM (embedding 128, hidden 256) on SST-2 text\n\n" + markdown_table(text)
+    if mlp and cnn and text:
+        report += "\n### Floors\n\n" + "\n".join(floors(mlp, cnn, text, extra)) + "\n"
     print(report)
-    (folder / "compression.md").write_text(report)
-    print(f"runs and compression.md in {folder}")
+    (folder / f"compression-{'-'.join(sorted(sections))}.md").write_text(report)
+    print(f"runs and tables in {folder}")
 
 
 if __name__ == "__main__":

@@ -40,24 +40,42 @@ def test_static_int8_cnn_with_calibration_reloads_exactly(cnn_run, tmp_path) -> 
     assert (out / "model.safetensors").stat().st_size < 0.5 * (cnn_run / "model.safetensors").stat().st_size
 
 
-def test_lstm_dynamic_int8_round_trips_through_compact_tensors(tmp_path) -> None:
+def _round_trip(model_type: str, spec, options: dict, path) -> tuple[torch.nn.Module, torch.nn.Module, float]:
+    """Quantize a fresh model, save it compactly, load it back; also the file/float-size ratio."""
     from safetensors.torch import save_file
 
-    from modelforge.compress.quantize import compact_state, load_quantized
-    from modelforge.data.preprocess import InputSpec
+    from modelforge.compress.quantize import compact_state, example_inputs, load_quantized
     from modelforge.models import build_model
 
-    spec = InputSpec(text_vocab_size=50, text_length=12)
-    options = {"embedding_dim": 16, "hidden": 24}
     torch.manual_seed(0)
-    quantized = dynamic_int8(build_model("lstm", spec, 3, options).eval())
-    save_file(compact_state(quantized), str(tmp_path / "model.safetensors"))
-    rebuilt = load_quantized(
-        build_model("lstm", spec, 3, options), tmp_path / "model.safetensors", {"quantization": "int8-dynamic"}, spec
-    )
-    tokens = {"text": torch.randint(1, 50, (4, 12))}
+    float_model = build_model(model_type, spec, 3, options).eval()
+    quantized = dynamic_int8(float_model, [example_inputs(spec)])
+    save_file(compact_state(quantized), str(path))
+    rebuilt = load_quantized(build_model(model_type, spec, 3, options), path, {"quantization": "int8-dynamic"}, spec)
+    float_bytes = 4 * sum(p.numel() for p in float_model.parameters())
+    return quantized, rebuilt, path.stat().st_size / float_bytes
+
+
+def test_lstm_dynamic_int8_quantizes_the_embedding_and_round_trips(tmp_path) -> None:
+    from modelforge.data.preprocess import InputSpec
+
+    spec = InputSpec(text_vocab_size=500, text_length=12)
+    quantized, rebuilt, ratio = _round_trip("lstm", spec, {"embedding_dim": 16, "hidden": 24}, tmp_path / "m.st")
+    assert not isinstance(quantized.encoders["text"].embedding, torch.nn.Embedding)  # int8 rows, not float
+    tokens = {"text": torch.randint(1, 500, (4, 12))}
+    tokens["text"][:, 9:] = 0  # padding: the encoder passes a trimmed (non-contiguous) slice to the table
     with torch.no_grad():
         assert torch.equal(quantized(tokens), rebuilt(tokens))
-    assert (tmp_path / "model.safetensors").stat().st_size < 0.6 * 4 * sum(
-        p.numel() for p in build_model("lstm", spec, 3, options).parameters()
-    )
+    assert ratio < 0.4  # int8 values plus per-row/per-tensor scales
+
+
+def test_embedding_read_by_the_forward_stays_float(tmp_path) -> None:
+    """The default text encoder reads `embedding.weight.dtype`: its table must stay float, and still load."""
+    from modelforge.data.preprocess import InputSpec
+
+    spec = InputSpec(numeric_dim=3, text_vocab_size=500, text_length=12)
+    quantized, rebuilt, _ = _round_trip("mlp", spec, {"hidden": [16]}, tmp_path / "m.st")
+    assert isinstance(quantized.encoders["text"].embedding, torch.nn.Embedding)
+    inputs = {"numeric": torch.randn(4, 3), "text": torch.randint(1, 500, (4, 12))}
+    with torch.no_grad():
+        assert torch.equal(quantized(inputs), rebuilt(inputs))

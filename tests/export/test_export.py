@@ -45,10 +45,10 @@ def test_quantized_runs_are_not_exported(mlp_run, tmp_path) -> None:
 
 
 def test_export_and_predict_with_onnx_engine_cli(cnn_run, tmp_path, cli) -> None:
-    result = cli("export", cnn_run, "--format", "onnx", "--out", tmp_path / "x.onnx")
+    (cnn_run / "model.onnx").unlink(missing_ok=True)
+    result = cli("export", cnn_run, "--format", "onnx")
     assert result.returncode == 0, result.stderr
-    assert "max abs diff" in result.stdout and (tmp_path / "x.onnx").exists()
-    export_run(cnn_run, "onnx")
+    assert "max abs diff" in result.stdout and (cnn_run / "model.onnx").exists()
     rows = tmp_path / "rows.npz"
     run = load_run(cnn_run)
     data = np.load(run.config.data.train)
@@ -74,3 +74,22 @@ def test_export_bad_inputs_in_process(mlp_run, tmp_path) -> None:
     compress_run(mlp_run, lonely, CompressOptions(prune=0.3))
     with pytest.raises(ExportError, match=r"model\.onnx"):
         load_onnx_predictor(lonely)
+
+
+def test_serve_with_onnx_engine_answers_like_the_run(cnn_run) -> None:
+    from fastapi.testclient import TestClient
+
+    from modelforge.serve.app import create_app
+    from modelforge.serve.services import load_services
+
+    export_run(cnn_run, "onnx")
+    run = load_run(cnn_run)
+    pixels = np.load(run.config.data.train)["x"][:12]
+    with TestClient(create_app(load_services([f"digits={cnn_run}"], engine="onnx"))) as client:
+        answer = client.post("/v1/models/digits/predict", json={"records": [{"x": p.tolist()} for p in pixels]})
+    assert answer.status_code == 200, answer.text
+    expected = run.predict(pd.DataFrame({"x": list(pixels)}))
+    predictions = answer.json()["predictions"]
+    assert [str(p["label"]) for p in predictions] == [str(v) for v in expected["prediction"]]
+    for p, (_, row) in zip(predictions, expected.iterrows(), strict=True):
+        assert p["probabilities"]["3"] == pytest.approx(row["probability_3"], abs=1e-5)

@@ -1,8 +1,9 @@
-"""int8 quantization: dynamic (Linear/LSTM/GRU weights) and static with calibration (CNNs, FX graph mode).
+"""int8 quantization: dynamic (Linear/LSTM/GRU/Embedding weights) and static with calibration (CNNs, FX mode).
 
 Quantized weights are saved compactly in safetensors: per quantized weight an int8 tensor
 plus its scales and zero points (`NAME.int8`, `NAME.scale`, `NAME.zero_point`); every other
-tensor is saved as is. `model.json` records `"quantization": "int8-dynamic" | "int8-static"`,
+tensor is saved as is (embedding rows keep float zero points: torch's per-row float qparams).
+`model.json` records `"quantization": "int8-dynamic" | "int8-static"`,
 and `load_quantized` rebuilds the quantized skeleton from the float architecture, then puts
 the saved int8 values back exactly (no second rounding).
 
@@ -41,13 +42,49 @@ def quiet_quantization() -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------------- building
-def dynamic_int8(model: nn.Module) -> nn.Module:
-    """Linear weights int8 per output channel, LSTM/GRU weights int8 per tensor; activations float."""
-    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+def dynamic_int8(model: nn.Module, batches: list[dict[str, torch.Tensor]] | None = None) -> nn.Module:
+    """Linear weights int8 per output channel, LSTM/GRU weights int8 per tensor; activations float.
 
-    spec = {nn.Linear: per_channel_dynamic_qconfig, nn.LSTM: default_dynamic_qconfig, nn.GRU: default_dynamic_qconfig}
+    Embedding tables (most of a text model's file) are stored as uint8 rows with a float scale
+    and offset per row when the quantized model still runs on `batches[0]`; a forward that
+    reads `embedding.weight` itself fails that check, and then its tables stay float.
+    """
+    from torch.ao.quantization import (
+        default_dynamic_qconfig,
+        float_qparams_weight_only_qconfig,
+        per_channel_dynamic_qconfig,
+        quantize_dynamic,
+    )
+
+    spec: dict[type[nn.Module], Any] = {
+        nn.Linear: per_channel_dynamic_qconfig,
+        nn.LSTM: default_dynamic_qconfig,
+        nn.GRU: default_dynamic_qconfig,
+    }
     with quiet_quantization():
+        if batches and any(isinstance(m, nn.Embedding) for m in model.modules()):
+            with_tables = {**spec, nn.Embedding: float_qparams_weight_only_qconfig}
+            quantized = quantize_dynamic(copy.deepcopy(model).eval(), with_tables, dtype=torch.qint8)
+            for module in quantized.modules():
+                if _is_embedding(module):
+                    module.register_forward_pre_hook(_contiguous_indices)
+            if _runs_on(quantized, batches[0]):
+                return quantized
         return quantize_dynamic(copy.deepcopy(model).eval(), spec, dtype=torch.qint8)
+
+
+def _contiguous_indices(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The int8 lookup kernel needs contiguous indices; text encoders pass slices (padding trimmed)."""
+    return tuple(a.contiguous() for a in args)
+
+
+def _runs_on(model: nn.Module, inputs: dict[str, torch.Tensor]) -> bool:
+    try:
+        with torch.no_grad():
+            model(inputs)
+    except Exception:  # any failure means: keep the float tables
+        return False
+    return True
 
 
 def static_int8(model: nn.Module, calibration: list[dict[str, torch.Tensor]]) -> nn.Module:
@@ -85,9 +122,10 @@ def example_inputs(spec: Any, rows: int = 2) -> dict[str, torch.Tensor]:
 
 # ----------------------------------------------------------------------------- compact tensors
 def _packed_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """Modules whose weights live in packed int8 form (quantized Linear/Conv, dynamic LSTM/GRU)."""
+    """Modules whose weights live in packed int8 form (quantized Linear/Conv/Embedding, dynamic LSTM/GRU)."""
     for name, module in model.named_modules():
-        if hasattr(module, "set_weight_bias") and (callable(getattr(module, "weight", None)) or _is_rnn(module)):
+        packed = hasattr(module, "set_weight_bias") and (callable(getattr(module, "weight", None)) or _is_rnn(module))
+        if packed or _is_embedding(module):
             yield name, module
 
 
@@ -95,24 +133,40 @@ def _is_rnn(module: nn.Module) -> bool:
     return hasattr(module, "_weight_bias") and hasattr(module, "_all_weight_values")
 
 
+def _is_embedding(module: nn.Module) -> bool:
+    """A quantized embedding table: uint8 rows, weight-only (no bias)."""
+    has_table = hasattr(module, "set_weight") and callable(getattr(module, "weight", None))
+    return has_table and not hasattr(module, "set_weight_bias")
+
+
 def _weights_of(module: nn.Module) -> dict[str, torch.Tensor | None]:
     if _is_rnn(module):
         parts = module._weight_bias()  # type: ignore[operator]
         return {**parts["weight"], **parts["bias"]}
+    if _is_embedding(module):
+        return {"weight": module.weight()}  # type: ignore[operator]
     return {"weight": module.weight(), "bias": module.bias()}  # type: ignore[operator]
 
 
 def _set_weights(module: nn.Module, values: dict[str, torch.Tensor | None]) -> None:
     if _is_rnn(module):
         module.set_weight_bias(values)  # type: ignore[operator]  # one flat name → tensor dict
+    elif _is_embedding(module):
+        module.set_weight(values["weight"])  # type: ignore[operator]
     else:
         module.set_weight_bias(values["weight"], values["bias"])  # type: ignore[operator]
 
 
+PER_CHANNEL = (torch.per_channel_affine, torch.per_channel_symmetric, torch.per_channel_affine_float_qparams)
+
+
 def pack_quantized(tensor: torch.Tensor, key: str) -> dict[str, torch.Tensor]:
-    if tensor.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+    """int8 values, scales and zero points (float offsets for embedding rows, integers otherwise)."""
+    if tensor.qscheme() in PER_CHANNEL:
         assert tensor.q_per_channel_axis() == 0, "per-channel weights are quantized along output channels"
-        scale, zero_point = tensor.q_per_channel_scales().float(), tensor.q_per_channel_zero_points().int()
+        scale, zero_point = tensor.q_per_channel_scales().float(), tensor.q_per_channel_zero_points()
+        if tensor.qscheme() != torch.per_channel_affine_float_qparams:
+            zero_point = zero_point.int()
     else:
         scale, zero_point = torch.tensor([tensor.q_scale()]), torch.tensor([tensor.q_zero_point()], dtype=torch.int32)
     return {f"{key}.int8": tensor.int_repr(), f"{key}.scale": scale, f"{key}.zero_point": zero_point}
@@ -120,6 +174,8 @@ def pack_quantized(tensor: torch.Tensor, key: str) -> dict[str, torch.Tensor]:
 
 def unpack_quantized(tensors: dict[str, torch.Tensor], key: str, per_channel: bool) -> torch.Tensor:
     values, scale, zero_point = (tensors[key + suffix] for suffix in SUFFIXES)
+    if per_channel and zero_point.is_floating_point():  # embedding rows: float scale and offset per row
+        return torch._make_per_channel_quantized_tensor(values, scale, zero_point, 0)
     if per_channel:
         return torch._make_per_channel_quantized_tensor(values, scale.double(), zero_point.long(), 0)
     return torch._make_per_tensor_quantized_tensor(values, float(scale[0]), int(zero_point[0]))
@@ -159,7 +215,7 @@ def quantized_parameter_count(model: nn.Module) -> int:
 def quantized_skeleton(float_model: nn.Module, kind: str, spec: Any) -> nn.Module:
     """The quantized module structure for this architecture (weights are overwritten next)."""
     if kind == "int8-dynamic":
-        return dynamic_int8(float_model)
+        return dynamic_int8(float_model, [example_inputs(spec)])
     if kind == "int8-static":
         return static_int8(float_model, [example_inputs(spec)])
     raise ModelforgeError(f"model.json quantization: unknown kind {kind!r}; known: {', '.join(QUANTIZERS.names())}")
@@ -181,7 +237,7 @@ def load_quantized(float_model: nn.Module, weights_path: Path, info: dict[str, A
             for key, current in _weights_of(module).items():
                 full = f"{name}.{key}"
                 if current is not None and current.is_quantized:
-                    per_channel = current.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
+                    per_channel = current.qscheme() in PER_CHANNEL
                     values[key] = unpack_quantized(tensors, full, per_channel)
                 else:
                     values[key] = tensors.get(full)

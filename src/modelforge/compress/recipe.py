@@ -17,7 +17,13 @@ import torch
 from torch import nn
 
 from modelforge.compress.prune import finetune, magnitude_prune, make_permanent, nonzero_share, structured_prune
-from modelforge.compress.quantize import QUANTIZERS, STATIC_MODEL_TYPES, compact_state, quantized_parameter_count
+from modelforge.compress.quantize import (
+    QUANTIZERS,
+    STATIC_MODEL_TYPES,
+    compact_state,
+    example_inputs,
+    quantized_parameter_count,
+)
 from modelforge.compress.variant import (
     copy_run_metadata,
     finish_variant,
@@ -56,8 +62,8 @@ class CompressOptions:
             raise ModelforgeError(f"--prune-scope: expected global or layer, got {self.prune_scope!r}")
         if self.finetune_epochs < 0:
             raise ModelforgeError(f"--finetune-epochs: must be >= 0, got {self.finetune_epochs}")
-        if self.quantize is not None:
-            QUANTIZERS.get(self.quantize)  # unknown kind: error with the known ones
+        if self.quantize is not None and self.quantize not in QUANTIZERS:
+            raise ModelforgeError(f"--quantize: expected {' or '.join(QUANTIZERS.names())}, got {self.quantize!r}")
         model_type = run.model_info["type"]
         if self.quantize == "int8-static" and model_type not in STATIC_MODEL_TYPES:
             raise ModelforgeError(
@@ -140,7 +146,7 @@ def compress_run(source: str | Path, out: str | Path, options: CompressOptions) 
             save_weights(model.state_dict(), dest)
         else:
             quantizer = QUANTIZERS.get(options.quantize)
-            scored = quantizer(model, calibration) if calibration is not None else quantizer(model)
+            scored = quantizer(model, calibration or [example_inputs(spec)])
             save_weights(compact_state(scored), dest)
             info.update(quantization=options.quantize, parameters=quantized_parameter_count(scored))
             record["quantize"] = options.quantize
