@@ -35,7 +35,8 @@ def write_config(folder: Path, csv: Path, epochs: int) -> Path:
         "task": "classification",
         "data": {"train": str(csv), "target": "target", "split": {"valid": 0.2, "test": 0.2}},
         "model": {"type": "mlp"},
-        "train": {"epochs": epochs, "batch_size": 64},
+        # one torch thread: on a shared 2-core box two threads on this tiny MLP mostly wait for each other
+        "train": {"epochs": epochs, "batch_size": 64, "threads": 1},
         "tune": {
             "space": {
                 "train.lr": {"loguniform": [1.0e-5, 1.0]},
