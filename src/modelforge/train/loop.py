@@ -42,10 +42,14 @@ class TrainingError(ModelforgeError):
 
 @dataclass
 class StepInfo:
-    """What one optimizer step saw, for hooks that log it (tensors: read them only when logging)."""
+    """What one optimizer step saw, for hooks that log it (tensors: read them only when logging).
+
+    The gradients are still in the model while hooks run; `grad_norm` is the pre-clip norm when
+    train.grad_clip computed it, else None (a hook that logs it calls `gradient_norm`).
+    """
 
     loss: torch.Tensor
-    grad_norm: torch.Tensor
+    grad_norm: torch.Tensor | None
     rows: int
     lr: float
 
@@ -171,20 +175,21 @@ def fit(
                 state.batch = index + 1
                 continue
             weight = topology.batch_weight(len(target), len(global_rows))
-            (loss * weight / cfg.grad_accum if weight != 1.0 else loss / cfg.grad_accum).backward()
+            scale = weight / cfg.grad_accum
+            (loss * scale if scale != 1.0 else loss).backward()
             state.running_loss += loss.detach() * len(target)
             state.seen += len(target)
             rows_done += len(target)
             state.batch = index + 1
             if state.batch % cfg.grad_accum == 0 or state.batch == batches_per_epoch:
-                grad_norm = gradient_norm(model, cfg.grad_clip)
+                grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
                 optimizer.step()
                 scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
                 state.steps += 1
                 step = StepInfo(loss.detach(), grad_norm, len(global_rows), scheduler.get_last_lr()[0])
                 for hook in hooks:
                     hook.after_step(parts, state, step)
+                optimizer.zero_grad(set_to_none=True)
                 if state.steps >= total_steps:
                     break
             progress.update(index + 1, rows_done, loss.detach())
@@ -222,10 +227,8 @@ def fit(
     return state
 
 
-def gradient_norm(model: nn.Module, clip: float | None) -> torch.Tensor:
-    """Total gradient norm (clipping to `clip` when set); a tensor, so no device sync here."""
-    if clip:
-        return nn.utils.clip_grad_norm_(model.parameters(), clip)
+def gradient_norm(model: nn.Module) -> torch.Tensor:
+    """Total gradient norm; a tensor, so no device sync here."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     return nn.utils.get_total_norm(grads) if grads else torch.zeros(())
 

@@ -1,0 +1,121 @@
+"""Our training loop vs a hand-written PyTorch loop: same model, same tensors, same run.
+
+    .venv/bin/python bench/overhead.py [--epochs 5]
+
+For each workload both loops train an identical copy of the model; per-epoch time is compared
+as medians (ours / hand-written). Ours runs `modelforge.train.loop.fit` exactly as a run does,
+with the TensorBoard hook on; validation is off in both so only the loop counts. Time is the
+process's CPU time (all its threads, TensorBoard's writer included) at one torch thread, so
+other jobs on a shared machine do not skew the ratio; `--wall` uses wall-clock time instead.
+Floor: ours ≤ 1.05× the hand-written loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from modelforge.config import TrainConfig
+from modelforge.data.preprocess import InputSpec
+from modelforge.data.split import batch_order
+from modelforge.models import build_model
+from modelforge.train.loop import fit
+from modelforge.train.optim import LOSSES, build_optimizer
+from modelforge.train.tracking import TensorBoardTracker
+
+clock = time.process_time
+
+
+def workloads() -> dict[str, tuple[nn.Module, dict[str, torch.Tensor], int]]:
+    generator = torch.Generator().manual_seed(0)
+    tabular = {"numeric": torch.randn(20_000, 32, generator=generator)}
+    tabular["target"] = (tabular["numeric"][:, :4].sum(1) > 0).long()
+    images = {"image": torch.randn(4_000, 1, 8, 8, generator=generator)}
+    images["target"] = torch.randint(0, 10, (4_000,), generator=generator)
+    torch.manual_seed(0)
+    return {
+        "mlp 20k×32, batch 64": (build_model("mlp", InputSpec(numeric_dim=32), 2, {"hidden": [128, 64]}), tabular, 64),
+        "cnn digits 4k×8×8, batch 64": (build_model("cnn", InputSpec(image_shape=(1, 8, 8)), 10), images, 64),
+    }
+
+
+def hand_written_epochs(
+    model: nn.Module, tensors: dict[str, torch.Tensor], cfg: TrainConfig, epochs: int
+) -> list[float]:
+    loss_fn = nn.CrossEntropyLoss()
+    optimizer = build_optimizer(model, cfg)
+    inputs = {k: v for k, v in tensors.items() if k != "target"}
+    target, n_rows, times = tensors["target"], len(tensors["target"]), []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        started = clock()
+        order = batch_order(n_rows, shuffle=True, seed=0, epoch=epoch)
+        for begin in range(0, n_rows, cfg.batch_size):
+            rows = order[begin : begin + cfg.batch_size]
+            loss = loss_fn(model({k: v[rows] for k, v in inputs.items()}), target[rows])
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        times.append(clock() - started)
+    return times
+
+
+def our_epochs(model: nn.Module, tensors: dict[str, torch.Tensor], cfg: TrainConfig, epochs: int) -> list[float]:
+    marks = [clock()]
+    with tempfile.TemporaryDirectory() as run_dir:
+        tracker = TensorBoardTracker(Path(run_dir), steps_per_epoch=len(tensors["target"]) // cfg.batch_size)
+        fit(
+            model,
+            tensors,
+            None,
+            cfg.model_copy(update={"epochs": epochs}),
+            LOSSES.get("cross_entropy")(),
+            score=lambda m, t: {},
+            seed=0,
+            log_epoch=lambda row: marks.append(clock()),
+            show_progress=False,
+            hooks=[tracker],
+        )
+        tracker.close()
+    return [end - begin for begin, end in itertools.pairwise(marks)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--wall", action="store_true", help="wall-clock time at torch's default threads")
+    args = parser.parse_args()
+    global clock
+    if args.wall:
+        clock = time.perf_counter
+    else:
+        torch.set_num_threads(1)
+    timing = "wall-clock" if args.wall else "process CPU time"
+    threads = torch.get_num_threads()
+    print(f"torch {torch.__version__}, {threads} threads, {args.epochs} epochs each, medians of {timing}")
+    print(f"{'workload':<30} {'hand-written s/epoch':>21} {'modelforge s/epoch':>19} {'ratio':>7}")
+    worst = 0.0
+    for name, (model, tensors, batch_size) in workloads().items():
+        cfg = TrainConfig(batch_size=batch_size, lr=1e-3, optimizer="adamw", keep_best=False)
+        hand_model, our_model = copy.deepcopy(model), copy.deepcopy(model)
+        # alternate the two loops so drifting machine load hits both alike
+        hand, ours = [], []
+        for _ in range(2):
+            hand += hand_written_epochs(hand_model, tensors, cfg, args.epochs)
+            ours += our_epochs(our_model, tensors, cfg, args.epochs)
+        hand_s, ours_s = statistics.median(hand), statistics.median(ours)
+        worst = max(worst, ours_s / hand_s)
+        print(f"{name:<30} {hand_s:>21.4f} {ours_s:>19.4f} {ours_s / hand_s:>6.3f}×")
+    print(f"worst ratio {worst:.3f}× (floor ≤ 1.05×): {'PASS' if worst <= 1.05 else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
