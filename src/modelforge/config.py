@@ -113,6 +113,7 @@ class AudioFeature(Section):
     normalize: Literal["band", "utterance"] = Field(
         "band", description="band: per-band mean/std fitted on train; utterance: also remove each clip's band mean"
     )
+    gain: Literal["peak", "none"] = Field("peak", description="peak: scale each clip to peak 1 (recording level)")
     augment: AudioAugment = AudioAugment()
 
 

@@ -124,11 +124,13 @@ class AudioEncoder:
         hop_ms: float = 10.0,
         normalize: str = "band",
         augment: dict[str, Any] | None = None,
+        gain: str = "none",
     ) -> None:
         self.name, self.root, self.sample_rate, self.duration = name, root, sample_rate, duration
         self.representation, self.n_mels, self.n_mfcc = representation, n_mels, n_mfcc
         self.window_ms, self.hop_ms, self.normalize = window_ms, hop_ms, normalize
         self.augment = augment or {}
+        self.gain = gain
         self.sample_rate_: int | None = None
         self.samples_: int | None = None
         self.mean_: list[float] | None = None
@@ -171,7 +173,10 @@ class AudioEncoder:
 
     def _waveform(self, value: Any, row: int) -> np.ndarray:
         samples, rate = self._decode(value, row)
-        return resample(samples, rate, self.sample_rate_)  # type: ignore[arg-type]
+        samples = resample(samples, rate, self.sample_rate_)  # type: ignore[arg-type]
+        if self.gain == "peak":  # recording level differs ~13x between FSDD speakers; the padding floor does not
+            samples = samples / max(float(np.abs(samples).max(initial=0.0)), 1e-8)
+        return samples
 
     def fit(self, series: pd.Series) -> AudioEncoder:
         if len(series) == 0:
@@ -186,7 +191,7 @@ class AudioEncoder:
             self.samples_ = int(np.percentile([len(w) for w in waves], 95))
         features = self._features(waves)  # N × bands × frames
         if self.normalize == "utterance":
-            features = features - features.mean(axis=2, keepdims=True)
+            features = self._remove_utterance_mean(features, waves)
         self.mean_ = features.mean(axis=(0, 2)).tolist()
         self.std_ = [s or 1.0 for s in features.std(axis=(0, 2)).tolist()]
         return self
@@ -201,11 +206,23 @@ class AudioEncoder:
             out = np.einsum("km,nmt->nkt", dct_matrix(self.n_mfcc, self.n_mels), out)
         return out.astype(np.float32)
 
+    def _remove_utterance_mean(self, features: np.ndarray, waves: list[np.ndarray]) -> np.ndarray:
+        """Subtract each clip's band mean over its own frames; the padding frames become that mean (0 after).
+
+        Averaging over the padding too made the offset depend on clip length and recording level."""
+        out = np.zeros_like(features)
+        for row, samples in enumerate(waves):
+            frames = min(features.shape[2], 1 + min(len(samples), int(self.samples_)) // self._hop)  # type: ignore[arg-type]
+            own = features[row, :, :frames]
+            out[row, :, :frames] = own - own.mean(axis=1, keepdims=True)
+        return out
+
     def transform(self, series: pd.Series) -> np.ndarray:
         self._check_fitted("mean_")
-        features = self._features([self._waveform(v, i) for i, v in enumerate(series)])
+        waves = [self._waveform(v, i) for i, v in enumerate(series)]
+        features = self._features(waves)
         if self.normalize == "utterance":
-            features = features - features.mean(axis=2, keepdims=True)
+            features = self._remove_utterance_mean(features, waves)
         mean = np.asarray(self.mean_, dtype=np.float32)[None, :, None]
         std = np.asarray(self.std_, dtype=np.float32)[None, :, None]
         return ((features - mean) / std)[:, None]
@@ -222,6 +239,7 @@ class AudioEncoder:
             "hop_ms": self.hop_ms,
             "normalize": self.normalize,
             "augment": self.augment,
+            "gain": self.gain,
             "sample_rate_": self.sample_rate_,
             "samples_": self.samples_,
             "mean_": self.mean_,
