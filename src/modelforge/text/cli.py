@@ -9,7 +9,7 @@ import typer
 
 
 def generate(
-    run: Annotated[Path, typer.Argument(help="language-modeling run directory")],
+    run: Annotated[Path, typer.Argument(help="language-modeling or generation run directory")],
     prompt: Annotated[str, typer.Option(help="text to continue")] = "",
     max_new_tokens: Annotated[int, typer.Option(help="tokens to generate")] = 200,
     temperature: Annotated[float, typer.Option(help="0 = greedy; higher = more varied")] = 1.0,
