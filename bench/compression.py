@@ -147,7 +147,7 @@ def int8_floors(label: str, base: BenchmarkRow, q: BenchmarkRow) -> list[str]:
     return [
         check(f"int8-dynamic {label} ≥ 3.5× smaller", size >= 3.5, f"{size:.2f}×"),
         check(f"int8-dynamic {label} ≥ 1.3× faster batch-1", speed >= 1.3, f"{speed:.2f}× (p50)"),
-        check(f"int8-dynamic {label} ≤ 1 point drop", drop <= 1.0, f"{drop:+.2f} points"),
+        check(f"int8-dynamic {label} ≤ 1 point drop", drop <= 1.0, f"Δ {-drop:+.2f} points"),
     ]
 
 
@@ -169,7 +169,7 @@ def floors(
         check(
             "50 % magnitude + fine-tune ≤ 1 point drop",
             100 * (base.value - p50.value) <= 1.0,
-            f"{100 * (base.value - p50.value):+.2f} points, non-zero {p50.nonzero_share:.1%}",
+            f"Δ {100 * (p50.value - base.value):+.2f} points, non-zero {p50.nonzero_share:.1%}",
         ),
         check(
             "structured 50 % speed-up (mlp)",
@@ -181,12 +181,12 @@ def floors(
             "structured 50 % speed-up (cnn)",
             cs.latency_p50_ms < cb.latency_p50_ms,
             f"batch-1 {cb.latency_p50_ms / cs.latency_p50_ms:.2f}×, batch-64 "
-            f"{cs.throughput_rows_per_s / cb.throughput_rows_per_s:.2f}×, {100 * (cs.value - cb.value):+.2f} points",
+            f"{cs.throughput_rows_per_s / cb.throughput_rows_per_s:.2f}×, Δ {100 * (cs.value - cb.value):+.2f} points",
         ),
         check(
             "student ≤ 1/4 params within 1.5 points",
             st.parameters * 4 <= cb.parameters and 100 * (cb.value - st.value) <= 1.5,
-            f"{st.parameters / cb.parameters:.1%} of params, {100 * (st.value - cb.value):+.2f} points",
+            f"{st.parameters / cb.parameters:.1%} of params, Δ {100 * (st.value - cb.value):+.2f} points",
         ),
         check(
             "ONNX parity ≤ 1e-4", extra["onnx_max_abs_diff"] <= 1e-4, f"max abs diff {extra['onnx_max_abs_diff']:.2g}"

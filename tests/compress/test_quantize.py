@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from modelforge.compress.quantize import dynamic_int8
@@ -29,6 +30,7 @@ def test_dynamic_int8_run_is_compact_and_reloads_exactly(mlp_run, tmp_path) -> N
     )
 
 
+@pytest.mark.slow  # FX prepare/convert of a CNN: ~5 s; the calibration CLI path runs in make test
 def test_static_int8_cnn_with_calibration_reloads_exactly(cnn_run, tmp_path) -> None:
     out = compress_run(cnn_run, tmp_path / "static", CompressOptions(quantize="int8-static"))
     loaded = load_run(out)
