@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    parts = [path.read_text(encoding="utf-8").strip() for path in sorted((ROOT / "docs" / "readme").glob("*.md"))]
+    sections = sorted((ROOT / "docs" / "readme").glob("*.md"), key=lambda path: int(path.name.split("-")[0]))
+    parts = [path.read_text(encoding="utf-8").strip() for path in sections]
     text = "\n\n".join(parts) + "\n"
     text = text.replace("CONFIG_REFERENCE", f"{CONFIG_BEGIN}\n{config_reference()}\n{CONFIG_END}")
     text = text.replace("MODEL_REFERENCE", f"{MODELS_BEGIN}\n{model_reference()}\n{MODELS_END}")

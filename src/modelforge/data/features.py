@@ -107,7 +107,7 @@ class CategoryEncoder:
 
     def transform(self, series: pd.Series) -> np.ndarray:
         _check_fitted(self, "vocabulary_")
-        index = {v: i + 1 for i, v in enumerate(self.vocabulary_)}  # type: ignore[arg-type]
+        index = vocabulary_index(self, offset=1)
         return np.array([index.get(str(v), 0) if pd.notna(v) else 0 for v in series], dtype=np.int64)
 
     def to_json(self) -> dict[str, Any]:
@@ -117,6 +117,15 @@ class CategoryEncoder:
             "embedding_dim": self.embedding_dim,
             "vocabulary_": self.vocabulary_,
         }
+
+
+def vocabulary_index(encoder: Any, offset: int) -> dict[str, int]:
+    """value → id for a fitted vocabulary, built once per vocabulary (serving calls transform per batch)."""
+    cached = encoder.__dict__.get("_vocabulary_index")
+    if cached is None or cached[0] is not encoder.vocabulary_:
+        cached = (encoder.vocabulary_, {v: i + offset for i, v in enumerate(encoder.vocabulary_)})
+        encoder.__dict__["_vocabulary_index"] = cached
+    return cached[1]  # type: ignore[no-any-return]
 
 
 def tokenize(text: str, tokenizer: str, lowercase: bool) -> list[str]:
@@ -160,7 +169,7 @@ class TextEncoder:
         _check_fitted(self, "vocabulary_")
         if self.tokenizer == "hf":
             return self._transform_hf(series)
-        index = {t: i for i, t in enumerate(self.vocabulary_)}  # type: ignore[arg-type]
+        index = vocabulary_index(self, offset=0)
         out = np.zeros((len(series), self.max_length), dtype=np.int64)
         for row, text in enumerate(series.fillna("").astype(str)):
             ids = [index.get(t, UNK) for t in tokenize(text, self.tokenizer, self.lowercase)[: self.max_length]]
