@@ -32,7 +32,7 @@ def cnn_config() -> dict:
         "data": {"train": str(DIGITS), "target": "y", "split": {"valid": 0.1, "test": 0.2}},
         "features": [{"name": "x", "type": "image"}],
         "model": {"type": "cnn", "channels": [8, 16]},
-        "train": {"epochs": 2, "batch_size": 64, "lr": 3e-3},
+        "train": {"epochs": 1, "batch_size": 64, "lr": 3e-3},
     }
 
 
