@@ -1,5 +1,5 @@
-"""Tiny trained runs for the compression and export tests (tests/compress and tests/export keep
-identical copies of this file; the runs are trained once per session, a few seconds)."""
+"""Shared fixtures: tiny trained runs (used by the compression and export tests), trained once
+per session in a few seconds, and helpers for one-line CLI errors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from modelforge.config import load_config
 from modelforge.train.recipe import train
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BREAST_CANCER = ROOT / "examples" / "data" / "breast_cancer.csv"
 DIGITS = ROOT / "examples" / "data" / "digits.npz"
 
