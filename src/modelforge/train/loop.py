@@ -184,9 +184,10 @@ def fit(
             if state.batch % cfg.grad_accum == 0 or state.batch == batches_per_epoch:
                 grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
                 optimizer.step()
-                scheduler.step()
+                if scheduler is not None:
+                    scheduler.step()
                 state.steps += 1
-                step = StepInfo(loss.detach(), grad_norm, len(global_rows), scheduler.get_last_lr()[0])
+                step = StepInfo(loss.detach(), grad_norm, len(global_rows), optimizer.param_groups[0]["lr"])
                 for hook in hooks:
                     hook.after_step(parts, state, step)
                 optimizer.zero_grad(set_to_none=True)
@@ -200,7 +201,8 @@ def fit(
         row: dict[str, Any] = {"epoch": epoch, "step": state.steps, "train_loss": train_loss}
         if valid_set is not None:
             row.update(score(model, valid_set))
-        row.update(lr=scheduler.get_last_lr()[0], samples_per_second=rows_done * topology.world / max(elapsed, 1e-9))
+        row.update(lr=optimizer.param_groups[0]["lr"])
+        row.update(samples_per_second=rows_done * topology.world / max(elapsed, 1e-9))
         row.update(seconds=elapsed)
         state.history.append(row)
         if topology.is_writer:

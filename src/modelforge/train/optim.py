@@ -94,7 +94,10 @@ def _onecycle(cfg: TrainConfig, total: int, per_epoch: int) -> Callable[[int], f
 
 def build_schedule(
     optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
+) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """The per-step LR schedule; None for a constant rate (a scheduler step costs ~20 µs of Python)."""
+    if cfg.schedule == "constant" and not cfg.warmup_steps:
+        return None
     factor = SCHEDULES.get(cfg.schedule)(cfg, total_steps, steps_per_epoch)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
