@@ -158,7 +158,58 @@ def default_run_dir(name: str, root: str | Path = "runs") -> Path:
 
 # ----------------------------------------------------------------------------- loading
 @dataclass
-class Run:
+class RunDirectory:
+    """What every kind of finished run has: its folder, test metrics and per-epoch history."""
+
+    path: Path
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        path = self.path / "eval.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / "metrics.jsonl")
+
+
+def recorded_task(path: Path) -> str | None:
+    """The task in a run directory's config.yaml; None when there is no readable one."""
+    import yaml
+
+    config_path = path / "config.yaml"
+    if not config_path.is_file():
+        return None
+    try:
+        raw = yaml.safe_load(config_path.read_text())
+    except yaml.YAMLError:
+        return None
+    return raw.get("task", "classification") if isinstance(raw, dict) else None
+
+
+def read_finished_run(path: Path, required: tuple[str, ...] = REQUIRED_FILES) -> tuple[Any, dict[str, Any]]:
+    """A finished run's config and model.json; RunError naming the files a run lacks."""
+    import yaml
+
+    from modelforge.config import RunConfig
+
+    missing = [name for name in required if not (path / name).exists()]
+    if missing:
+        raise RunError(f"{path}: not a finished run (missing {', '.join(missing)})")
+    config = RunConfig.model_validate(yaml.safe_load((path / "config.yaml").read_text()))
+    return config, json.loads((path / "model.json").read_text())
+
+
+# tasks whose runs have their own loader: task → (module, function)
+RUN_LOADERS = {
+    "language-modeling": ("modelforge.text.run", "load_language_model_run"),
+    "recommendation": ("modelforge.train.recommend", "load_recommender_run"),
+    "generation": ("modelforge.generation.run", "load_generator_run"),
+}
+
+
+@dataclass
+class Run(RunDirectory):
     """A trained run loaded from its directory: predict and evaluate on new data frames."""
 
     path: Path
@@ -170,15 +221,6 @@ class Run:
     @property
     def task(self) -> str:
         return str(self.config.task)
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        path = self.path / "eval.json"
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.path / "metrics.jsonl")
 
     def _prepare(self, data: pd.DataFrame | str | Path) -> pd.DataFrame:
         from modelforge.data.preprocess import apply_column_policies
@@ -235,33 +277,20 @@ def load_run(path: str | Path) -> Run:
     """Rebuild config, preprocessing and model from a run directory."""
     from safetensors.torch import load_file
 
-    from modelforge.config import RunConfig
     from modelforge.data.preprocess import InputSpec, Preprocessor
     from modelforge.models import build_model
 
     path = Path(path)
     if not path.is_dir():
         raise RunError(f"{path}: run directory not found")
-    from modelforge.text.run import is_language_model_run, load_language_model_run
+    loader = RUN_LOADERS.get(recorded_task(path) or "")
+    if loader is not None:
+        import importlib
 
-    if is_language_model_run(path):
-        return load_language_model_run(path)  # type: ignore[return-value]
-    from modelforge.train.recommend import is_recommender_run, load_recommender_run
-
-    if is_recommender_run(path):
-        return load_recommender_run(path)  # type: ignore[return-value]
-    from modelforge.generation.run import is_generator_run, load_generator_run
-
-    if is_generator_run(path):
-        return load_generator_run(path)  # type: ignore[return-value]
-    missing = [name for name in REQUIRED_FILES if not (path / name).exists()]
-    if missing:
-        raise RunError(f"{path}: not a finished run (missing {', '.join(missing)})")
-    import yaml
-
-    config = RunConfig.model_validate(yaml.safe_load((path / "config.yaml").read_text()))
+        module, function = loader
+        return getattr(importlib.import_module(module), function)(path)  # type: ignore[no-any-return]
+    config, info = read_finished_run(path)
     preprocessor = Preprocessor.from_json(json.loads((path / "preprocessing.json").read_text()))
-    info = json.loads((path / "model.json").read_text())
     spec = InputSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in info["input_spec"].items()})
     model = build_model(info["type"], spec, info["output_dim"], info["options"])
     try:

@@ -17,10 +17,10 @@ import pandas as pd
 import torch
 
 from modelforge.config import RunConfig
-from modelforge.errors import DataError, ModelforgeError, RunError
+from modelforge.errors import DataError, ModelforgeError
 from modelforge.models import build_model
 from modelforge.models.generative import ConditionalVAE, ImageGenerationSpec
-from modelforge.run import atomic_write_bytes, atomic_write_json, read_jsonl
+from modelforge.run import RunDirectory, atomic_write_bytes, atomic_write_json, read_finished_run
 
 
 def save_generator_run(
@@ -36,7 +36,7 @@ def save_generator_run(
 
 
 @dataclass
-class GeneratorRun:
+class GeneratorRun(RunDirectory):
     """A trained image generator. Images come out as N × C × H × W floats in [0, 1]."""
 
     path: Path
@@ -56,15 +56,6 @@ class GeneratorRun:
     @property
     def classes(self) -> list[str]:
         return list(self.preprocessing["classes"])
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        path = self.path / "eval.json"
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.path / "metrics.jsonl")
 
     @property
     def headline(self) -> tuple[str, ...]:
@@ -190,23 +181,11 @@ def write_grid(images: np.ndarray, out: str | Path, columns: int | None = None, 
     return out
 
 
-def is_generator_run(path: Path) -> bool:
-    config = path / "config.yaml"
-    return config.is_file() and "task: generation" in config.read_text()
-
-
 def load_generator_run(path: str | Path) -> GeneratorRun:
-    import yaml
     from safetensors.torch import load_file
 
     path = Path(path)
-    missing = [
-        n for n in ("config.yaml", "preprocessing.json", "model.safetensors", "model.json") if not (path / n).exists()
-    ]
-    if missing:
-        raise RunError(f"{path}: not a finished run (missing {', '.join(missing)})")
-    config = RunConfig.model_validate(yaml.safe_load((path / "config.yaml").read_text()))
-    info = json.loads((path / "model.json").read_text())
+    config, info = read_finished_run(path)
     model = build_model(info["type"], ImageGenerationSpec(**info["input_spec"]), 0, info["options"])
     model.load_state_dict(load_file(str(path / "model.safetensors")))
     model.eval()

@@ -12,7 +12,6 @@ RUN_DIR/
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +19,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch.nn import functional as F
 
 from modelforge.errors import RunError
 from modelforge.models.gpt import GPT, gpt_config
-from modelforge.run import read_jsonl
+from modelforge.run import RunDirectory, read_finished_run, recorded_task
 from modelforge.text.tokenizers import Tokenizer, load_tokenizer
 
 LM_REQUIRED_FILES = ("config.yaml", "tokenizer.json", "model.safetensors", "model.json")
@@ -33,7 +31,7 @@ MAX_EVAL_TOKENS = 1 << 20
 
 
 @dataclass
-class LanguageModelRun:
+class LanguageModelRun(RunDirectory):
     path: Path
     config: Any
     tokenizer: Tokenizer
@@ -43,15 +41,6 @@ class LanguageModelRun:
     @property
     def task(self) -> str:
         return "language-modeling"
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        path = self.path / "eval.json"
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.path / "metrics.jsonl")
 
     def evaluate(self, data: str | Path) -> dict[str, Any]:
         """val_loss and perplexity of the model on another text file (all of it, up to 1M tokens)."""
@@ -88,30 +77,17 @@ def sequence_loss(model: GPT, tokens: np.ndarray, context: int, batch_size: int 
 
 
 def is_language_model_run(path: Path) -> bool:
-    config_path = path / "config.yaml"
-    if not config_path.is_file():
-        return False
-    try:
-        raw = yaml.safe_load(config_path.read_text()) or {}
-    except yaml.YAMLError:
-        return False
-    return isinstance(raw, dict) and raw.get("task") == "language-modeling"
+    return recorded_task(path) == "language-modeling"
 
 
 def load_language_model_run(path: str | Path) -> LanguageModelRun:
     """Rebuild config, tokenizer and GPT from a language-modeling run directory."""
     from safetensors.torch import load_file
 
-    from modelforge.config import RunConfig
-
     path = Path(path)
     if not path.is_dir():
         raise RunError(f"{path}: run directory not found")
-    missing = [name for name in LM_REQUIRED_FILES if not (path / name).exists()]
-    if missing:
-        raise RunError(f"{path}: not a finished run (missing {', '.join(missing)})")
-    config = RunConfig.model_validate(yaml.safe_load((path / "config.yaml").read_text()))
-    info = json.loads((path / "model.json").read_text())
+    config, info = read_finished_run(path, LM_REQUIRED_FILES)
     tokenizer = load_tokenizer(path / "tokenizer.json")
     model = GPT(gpt_config(info["vocab_size"], info["options"]))
     try:

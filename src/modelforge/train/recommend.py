@@ -23,16 +23,17 @@ import torch
 
 from modelforge.config import RecommendConfig, RunConfig, config_to_yaml
 from modelforge.data.readers import read_data
-from modelforge.errors import DataError, RunError
+from modelforge.errors import DataError
 from modelforge.models import build_model
 from modelforge.models.recommend import InteractionSpec
 from modelforge.run import (
+    RunDirectory,
     append_jsonl,
     atomic_write_json,
     atomic_write_text,
     default_run_dir,
     environment_record,
-    read_jsonl,
+    read_finished_run,
 )
 
 Batch = dict[str, torch.Tensor]
@@ -453,7 +454,7 @@ def save_run(
 
 
 @dataclass
-class RecommenderRun:
+class RecommenderRun(RunDirectory):
     """A trained recommender: `predict` gives each user's top-K unseen items; `evaluate` scores held-out rows."""
 
     path: Path
@@ -468,15 +469,6 @@ class RecommenderRun:
     @property
     def task(self) -> str:
         return "recommendation"
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        path = self.path / "eval.json"
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.path / "metrics.jsonl")
 
     @property
     def settings(self) -> RecommendConfig:
@@ -575,24 +567,12 @@ class RecommenderRun:
         return result
 
 
-def is_recommender_run(path: Path) -> bool:
-    config = path / "config.yaml"
-    return config.is_file() and "task: recommendation" in config.read_text()
-
-
 def load_recommender_run(path: str | Path) -> RecommenderRun:
-    import yaml
     from safetensors.torch import load_file
 
     path = Path(path)
-    missing = [
-        n for n in ("config.yaml", "preprocessing.json", "model.safetensors", "model.json") if not (path / n).exists()
-    ]
-    if missing:
-        raise RunError(f"{path}: not a finished run (missing {', '.join(missing)})")
-    config = RunConfig.model_validate(yaml.safe_load((path / "config.yaml").read_text()))
+    config, info = read_finished_run(path)
     preprocessing = json.loads((path / "preprocessing.json").read_text())
-    info = json.loads((path / "model.json").read_text())
     model = build_model(info["type"], InteractionSpec(**info["input_spec"]), 1, info["options"])
     model.load_state_dict(load_file(str(path / "model.safetensors")))
     model.eval()
