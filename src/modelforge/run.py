@@ -156,6 +156,20 @@ def default_run_dir(name: str, root: str | Path = "runs") -> Path:
     return candidate
 
 
+def finish_run_directory(
+    run_dir: Path, evaluation: dict[str, Any], environment: dict[str, Any], model_info: dict[str, Any]
+) -> None:
+    """The last writes of a run: test metrics, environment with its end time, then model.json (its
+    presence marks a finished run), then the sha256 manifest `modelforge audit` verifies."""
+    from modelforge.evaluate.audit import write_manifest
+
+    environment["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    atomic_write_json(run_dir / "eval.json", evaluation)
+    atomic_write_json(run_dir / "environment.json", environment)
+    atomic_write_json(run_dir / "model.json", model_info)
+    write_manifest(run_dir)
+
+
 # ----------------------------------------------------------------------------- loading
 @dataclass
 class RunDirectory:

@@ -25,7 +25,13 @@ from torch.nn import functional as F
 from modelforge.config import ModelConfig, RunConfig, TrainConfig, config_to_yaml
 from modelforge.errors import ConfigError
 from modelforge.models.gpt import GPT, gpt_config
-from modelforge.run import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text
+from modelforge.run import (
+    append_jsonl,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    finish_run_directory,
+)
 from modelforge.text.data import TokenData, check_lengths, prepare_tokens, random_windows
 from modelforge.text.run import LanguageModelRun, load_language_model_run, sequence_loss
 from modelforge.text.tokenizers import save_tokenizer
@@ -329,14 +335,8 @@ def _train_into(
         "train_seconds": round(outcome.train_seconds, 3),
         "total_seconds": round(time.time() - started, 3),
     }
-    environment["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if topology.is_writer:
-        atomic_write_json(run_dir / "eval.json", evaluation)
-        atomic_write_json(run_dir / "environment.json", environment)
-        atomic_write_json(run_dir / "model.json", model_info)  # written last: its presence marks a finished run
-        from modelforge.evaluate.audit import write_manifest
-
-        write_manifest(run_dir)  # sha256 of every run file, verified by `modelforge audit`
+        finish_run_directory(run_dir, evaluation, environment, model_info)
     topology.barrier()
     return load_language_model_run(run_dir)
 

@@ -37,6 +37,7 @@ from modelforge.run import (
     atomic_write_text,
     default_run_dir,
     environment_record,
+    finish_run_directory,
     load_run,
     outputs_to_predictions,
 )
@@ -376,14 +377,8 @@ def _train_into(
         stopped_early=outcome.stopped_early,
         train_seconds=round(time.time() - started, 3),
     )
-    environment["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if topology.is_writer:
-        atomic_write_json(run_dir / "eval.json", evaluation)
-        atomic_write_json(run_dir / "environment.json", environment)
-        atomic_write_json(run_dir / "model.json", model_info)  # written last: its presence marks a finished run
-        from modelforge.evaluate.audit import write_manifest
-
-        write_manifest(run_dir)  # sha256 of every run file, verified by `modelforge audit`
+        finish_run_directory(run_dir, evaluation, environment, model_info)
     topology.barrier()
     return load_run(run_dir)
 
