@@ -171,13 +171,22 @@ class TrainConfig(Section):
     eval_batches: int = Field(20, ge=1)
     checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints")
     keep_checkpoints: int = Field(2, ge=1)
+    checkpoint_budget: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="largest share of training time for epoch-end checkpoints (skipped while over it); "
+        "1: every epoch, 0: only the last",
+    )
     compile: bool | None = Field(None, description="torch.compile; default per device (LM: on for CUDA, off for CPU)")
     threads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = Field(
         None, description="torch CPU threads (default: torch's); auto: language modeling re-measures 1 vs all"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     strategy: Literal["single", "ddp", "fsdp"] = "single"
-    on_nonfinite: Literal["stop", "skip"] = "stop"
+    on_nonfinite: Literal["stop", "skip"] = Field(
+        "stop", description="non-finite loss: stop naming the step and last checkpoint, or skip the batch"
+    )
     freeze: list[str] = Field(default_factory=list, description="parameter name prefixes kept fixed in training")
 
 

@@ -157,6 +157,8 @@ def pick_token(
 ) -> int:
     """Argmax when temperature is 0; else a sample from the tempered, top-k / top-p filtered softmax."""
     logits = logits.float().cpu()
+    if not bool(torch.isfinite(logits).all()):
+        raise GenerationError("the model's outputs are not finite (nan/inf): its weights diverged in training")
     if temperature == 0:
         return int(logits.argmax())
     logits = logits / temperature

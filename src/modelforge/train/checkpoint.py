@@ -19,6 +19,7 @@ import hashlib
 import json
 import random
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from modelforge.config import TrainConfig
 from modelforge.errors import ModelforgeError
 from modelforge.run import atomic_write_bytes
 from modelforge.train.distributed import Topology, full_model_state, full_optimizer_state, load_full_state
@@ -61,7 +63,8 @@ class TrainingState:
     best_epoch: int | None = None
     epochs_without_gain: int = 0
     stopped_early: bool = False
-    running_loss: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # this rank's epoch loss sum
+    skipped: int = 0  # steps skipped for a non-finite loss (train.on_nonfinite: skip)
+    running_loss: float = 0.0  # this rank's loss sum over the epoch (the LM: over the evaluation window)
     seen: int = 0  # rows this rank has trained on this epoch
     best_weights: dict[str, torch.Tensor] | None = None
 
@@ -74,6 +77,7 @@ class TrainingState:
         "best_epoch",
         "epochs_without_gain",
         "stopped_early",
+        "skipped",
     )
 
     def progress(self) -> dict[str, Any]:
@@ -225,7 +229,7 @@ class Checkpoint:
         best = {name[len("best/") :]: value for name, value in tensors.items() if name.startswith("best/")}
         return TrainingState(
             **meta["state"],
-            running_loss=tensors[f"rank{rank}/running_loss"].to(topology.device),
+            running_loss=float(tensors[f"rank{rank}/running_loss"]),
             seen=int(tensors[f"rank{rank}/seen"]),
             best_weights={name: value.to(topology.device) for name, value in best.items()} or None,
         )
@@ -263,7 +267,7 @@ def capture(
     optimizer_state = full_optimizer_state(parts.model, parts.optimizer)
     per_rank = {
         "torch_rng": topology.gather(torch.get_rng_state()),
-        "running_loss": topology.gather(state.running_loss.reshape(())),
+        "running_loss": topology.gather(torch.tensor(state.running_loss, dtype=torch.float64, device=topology.device)),
         "seen": topology.gather(torch.tensor(state.seen, dtype=torch.int64, device=topology.device)),
     }
     if topology.device.type == "cuda":
@@ -289,8 +293,13 @@ def capture(
 # ----------------------------------------------------------------------------- the loop hook
 @dataclass
 class Checkpointer:
-    """The loop's checkpoint hook: saves every `every_steps` steps and at each epoch end, and on
-    SIGTERM/SIGINT saves after the current step and stops the run.
+    """The loop's checkpoint hook: saves every `every_steps` steps, at epoch ends, at the end of
+    training, and on SIGTERM/SIGINT (after the current step, then stops the run).
+
+    Epoch-end saves keep within `budget`, a share of training time: one is skipped while the time
+    since the last save is under that save's cost (blocking + background write) ÷ budget, so
+    tiny epochs are not dominated by their checkpoints; budget 1 saves at every epoch end. Any
+    checkpoint resumes exactly, so skipping one costs only the steps redone after a kill.
 
     A save takes a snapshot at once (every rank: it may need collectives) and rank 0 writes it
     in a background thread while training goes on; at most one write is in flight, and its
@@ -301,11 +310,16 @@ class Checkpointer:
     every_steps: int | None = None
     keep: int = 2
     stop: StopSignal = field(default_factory=StopSignal)
+    budget: float = 0.05
     extra: dict[str, Any] = field(default_factory=dict)  # run facts stored in every checkpoint
     last_saved: Path | None = None
     best_name: str | None = None
     _writing: threading.Thread | None = field(default=None, repr=False)
     _failure: BaseException | None = field(default=None, repr=False)
+    _saved_steps: int | None = field(default=None, repr=False)
+    _saved_at: float = field(default=0.0, repr=False)  # perf_counter when the last save returned
+    _blocked: float = field(default=0.0, repr=False)  # seconds the last save held the loop up
+    _written: float = field(default=0.0, repr=False)  # seconds its background write took
 
     def __post_init__(self) -> None:
         if self.topology.is_writer:
@@ -314,6 +328,7 @@ class Checkpointer:
 
     def resumed_from(self, checkpoint: Checkpoint) -> None:
         self.last_saved, self.best_name = checkpoint.path, checkpoint.meta.get("best_checkpoint")
+        self._saved_steps = checkpoint.steps
 
     def after_step(self, parts: TrainingParts, state: TrainingState, step: Any) -> None:
         if self.topology.any(self.stop.requested):
@@ -322,11 +337,29 @@ class Checkpointer:
             self.save(parts, state)
 
     def after_epoch(self, parts: TrainingParts, state: TrainingState, row: dict[str, Any]) -> None:
-        self.save(parts, state, best=state.best_epoch is not None and state.best_epoch == row.get("epoch"))
+        if self.within_budget():
+            self.save(parts, state, best=state.best_epoch is not None and state.best_epoch == row.get("epoch"))
         if self.topology.any(self.stop.requested):
             self.flush()
             self.topology.barrier()
             raise self.stop.interrupted(state.steps, self.last_saved)
+
+    def after_training(self, parts: TrainingParts, state: TrainingState) -> None:
+        """The final checkpoint, unless the last save already holds this state."""
+        if self._saved_steps != state.steps:
+            self.save(parts, state)
+
+    def within_budget(self) -> bool:
+        """Whether an epoch-end save now keeps checkpoint time within `budget` of training time.
+
+        A save happens only when every rank finds it due, so all ranks join its collectives."""
+        if self.budget <= 0 or self.budget >= 1:
+            return self.budget >= 1
+        if self._saved_steps is None:
+            return True
+        cost = self._blocked + self._written
+        due = time.perf_counter() - self._saved_at >= cost / self.budget
+        return not self.topology.any(not due)
 
     def save_and_stop(self, parts: TrainingParts, state: TrainingState) -> None:
         self.save(parts, state)
@@ -335,8 +368,11 @@ class Checkpointer:
         raise self.stop.interrupted(state.steps, self.last_saved)
 
     def save(self, parts: TrainingParts, state: TrainingState, best: bool = False) -> None:
+        started = time.perf_counter()
+        self._saved_steps = state.steps
         captured = capture(parts, state, self.topology)
         if captured is None:
+            self._blocked, self._saved_at = time.perf_counter() - started, time.perf_counter()
             return
         meta, tensors = captured
         path = self.directory / checkpoint_name(state.steps)
@@ -347,10 +383,14 @@ class Checkpointer:
         self.flush()
         self._writing = threading.Thread(target=self._write, args=(path, meta, snapshot), daemon=True)
         self._writing.start()
+        self._saved_at = time.perf_counter()
+        self._blocked = self._saved_at - started
 
     def _write(self, path: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        started = time.perf_counter()
         try:
             write_checkpoint(path, meta, tensors)
+            self._written = time.perf_counter() - started
             self.last_saved = path
             self._prune()
         except BaseException as exc:  # handed to the training thread by flush()
@@ -373,3 +413,15 @@ class Checkpointer:
         for path in list_checkpoints(self.directory):
             if path.name not in keep:
                 path.unlink(missing_ok=True)
+
+
+def open_checkpointer(
+    run_dir: Path, topology: Topology, cfg: TrainConfig, stop: StopSignal, resume: Checkpoint | None
+) -> Checkpointer:
+    """A run's checkpoint hook as its train config asks, continuing from `resume` when given."""
+    checkpointer = Checkpointer(
+        run_dir / "checkpoints", topology, cfg.checkpoint_every, cfg.keep_checkpoints, stop, cfg.checkpoint_budget
+    )
+    if resume is not None:
+        checkpointer.resumed_from(resume)
+    return checkpointer

@@ -35,7 +35,7 @@ from modelforge.run import (
 from modelforge.text.data import TokenData, check_lengths, prepare_tokens, random_windows
 from modelforge.text.run import LanguageModelRun, load_language_model_run, sequence_loss
 from modelforge.text.tokenizers import save_tokenizer
-from modelforge.train.checkpoint import Checkpoint, Checkpointer, TrainingParts, TrainingState
+from modelforge.train.checkpoint import Checkpoint, Checkpointer, TrainingParts, TrainingState, open_checkpointer
 from modelforge.train.distributed import Topology, full_model_state, is_sharded, teardown, wrap_model
 from modelforge.train.distributed import setup as setup_distributed
 from modelforge.train.interrupt import StopSignal
@@ -290,11 +290,7 @@ def _train_into(
         atomic_write_text(metrics_path, "".join(json.dumps(row) + "\n" for row in history))
 
     with StopSignal() as stop:
-        checkpointer = Checkpointer(
-            run_dir / "checkpoints", topology, config.train.checkpoint_every, config.train.keep_checkpoints, stop
-        )
-        if checkpoint is not None:
-            checkpointer.resumed_from(checkpoint)
+        checkpointer = open_checkpointer(run_dir, topology, config.train, stop, checkpoint)
         purge_step = checkpoint.steps + 1 if checkpoint else None  # a resumed run's curves have no doubles
         trackers = open_trackers(run_dir, config.model_dump(mode="json"), 1, purge_step) if topology.is_writer else []
 
@@ -353,7 +349,8 @@ def fit_language_model(
 ) -> LMOutcome:
     """Train `model` in place on `data.train`; calls `log(row)` after every evaluation.
 
-    With a checkpointer: saves every `train.checkpoint_every` steps and at each evaluation, and
+    With a checkpointer: saves every `train.checkpoint_every` steps, at evaluations (within
+    `train.checkpoint_budget`) and at the end, and
     stops cleanly on SIGTERM/SIGINT; `resume` restores weights, optimizer, RNGs and the batch
     sampler, so the run goes on exactly as if it had never stopped."""
     from modelforge.text.generate import Generator
@@ -378,8 +375,9 @@ def fit_language_model(
     outcome = LMOutcome(compiled=compiled)
     parts = TrainingParts(model, optimizer, generators={"batches": batches})
     state = resume.restore(parts, checkpointer.topology) if resume and checkpointer else TrainingState()
-    outcome.steps, outcome.tokens = state.steps, state.steps * cfg.grad_accum * cfg.batch_size * context
-    window_loss, window_steps, window_started = float(state.running_loss), state.seen, time.perf_counter()
+    trained_steps = state.steps - state.skipped
+    outcome.steps, outcome.tokens = state.steps, trained_steps * cfg.grad_accum * cfg.batch_size * context
+    window_loss, window_steps, window_started = state.running_loss, state.seen, time.perf_counter()
 
     for step in range(state.steps, steps):
         threads = chooser.threads_for(step)
@@ -401,32 +399,44 @@ def fit_language_model(
             step_loss += loss.detach().float().cpu() / cfg.grad_accum
         if topology.distributed:
             step_loss = topology.sum(step_loss) / topology.world  # the global batch's mean loss
-        if not math.isfinite(float(step_loss)):
-            raise TrainingError(f"loss is {float(step_loss)} at step {step + 1}; lower train.lr or add train.grad_clip")
-        if cfg.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        finite = math.isfinite(float(step_loss))
+        if not finite and cfg.on_nonfinite == "stop":
+            raise TrainingError(
+                f"loss is {float(step_loss)} at step {step + 1}; lower train.lr, add train.grad_clip "
+                "or set train.on_nonfinite: skip"
+            )
+        if finite:
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)  # a skipped step: no update; schedule and data move on
         chooser.record(step, threads, time.perf_counter() - step_started)
         outcome.steps += 1
-        outcome.tokens += cfg.grad_accum * cfg.batch_size * context
-        window_loss += float(step_loss)
-        window_steps += 1
+        if finite:  # the window's loss and tokens/s count the steps that trained
+            outcome.tokens += cfg.grad_accum * cfg.batch_size * context
+            window_loss += float(step_loss)
+            window_steps += 1
+        else:
+            state.skipped += 1
         elapsed = outcome.train_seconds + time.perf_counter() - window_started
         progress.update(outcome.steps, float(step_loss), outcome.tokens / max(elapsed, 1e-9))
 
         if outcome.steps % eval_every == 0 or outcome.steps == steps:
             window_seconds = time.perf_counter() - window_started
             outcome.train_seconds += window_seconds
+            val_loss = estimate_loss(model, data.valid, cfg, context, device, config.seed + 1)
             row = {
                 "step": outcome.steps,
-                "train_loss": window_loss / window_steps,
-                "val_loss": estimate_loss(model, data.valid, cfg, context, device, config.seed + 1),
+                "train_loss": window_loss / window_steps if window_steps else math.nan,
+                "val_loss": val_loss,
                 "lr": lr,
                 "tokens_per_second": window_steps * cfg.grad_accum * cfg.batch_size * context / window_seconds,
+                "skipped_steps": state.skipped,
                 "seconds": round(outcome.train_seconds, 3),
                 "threads": chooser.chosen,
-                "sample": sampler.generate("", SAMPLE_TOKENS, temperature=1.0, seed=config.seed),
+                "sample": sampler.generate("", SAMPLE_TOKENS, temperature=1.0, seed=config.seed)
+                if math.isfinite(val_loss)
+                else "",  # a diverged model (on_nonfinite: skip) has nothing to sample
             }
             if topology.is_writer:
                 progress.line(row)
@@ -436,10 +446,12 @@ def fit_language_model(
             state.history.append(row)
         if checkpointer is not None:
             state.steps = outcome.steps
-            state.running_loss, state.seen = torch.tensor(window_loss, dtype=torch.float64), window_steps
+            state.running_loss, state.seen = window_loss, window_steps
             if outcome.steps % eval_every == 0 or outcome.steps == steps:
                 checkpointer.after_epoch(parts, state, {})  # each evaluation closes a checkpointed "epoch"
             else:
                 checkpointer.after_step(parts, state, None)
+    if checkpointer is not None:
+        checkpointer.after_training(parts, state)
     progress.close()
     return outcome

@@ -1,7 +1,7 @@
 """The supervised training loop, readable top to bottom.
 
 autocast → forward → loss → backward → accumulate → clip → step → hooks (checkpoint, track)
-→ log → evaluate → keep best → early stop. Data are in-memory tensors; each epoch's row order
+→ log → evaluate → keep best → early stop → final hooks. Data are in-memory tensors; each epoch's row order
 is a pure function of (seed, epoch), so a run resumed from a checkpoint (epoch, batch index,
 weights, optimizer, scheduler, RNG) replays exactly what the uninterrupted run would have done.
 Under torchrun each rank takes its share of every global batch (see train/distributed.py).
@@ -48,18 +48,21 @@ class StepInfo:
     train.grad_clip computed it, else None (a hook that logs it calls `gradient_norm`).
     """
 
-    loss: torch.Tensor
+    loss: float
     grad_norm: torch.Tensor | None
     rows: int
     lr: float
 
 
 class LoopHook(Protocol):
-    """Called by the loop after each optimizer step and after each epoch's evaluation."""
+    """Called by the loop after each optimizer step, after each epoch's evaluation, and once when
+    the last epoch is done (before the best weights are restored)."""
 
     def after_step(self, parts: TrainingParts, state: TrainingState, step: StepInfo) -> None: ...
 
     def after_epoch(self, parts: TrainingParts, state: TrainingState, row: dict[str, Any]) -> None: ...
+
+    def after_training(self, parts: TrainingParts, state: TrainingState) -> None: ...
 
 
 def pick_device(name: str) -> torch.device:
@@ -140,7 +143,7 @@ def fit(
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
     scheduler = build_schedule(optimizer, cfg, total_steps, steps_per_epoch)
     parts = TrainingParts(model, optimizer, scheduler)
-    state = TrainingState(running_loss=torch.zeros((), device=device))
+    state = TrainingState()
     if resume is not None:
         state = resume.restore(parts, topology)
     autocast = autocast_context(cfg.precision, device)
@@ -165,19 +168,20 @@ def fit(
                 loss = loss_fn(trained(batch), target)
             if cfg.l1:
                 loss = loss + cfg.l1 * l1_penalty(model)
-            if topology.any(not torch.isfinite(loss)):
+            loss_value = loss.item()  # the step's one host sync: the non-finite check and the epoch's sum
+            if topology.any(not math.isfinite(loss_value)):
                 if cfg.on_nonfinite == "stop":
                     raise TrainingError(
-                        f"loss is {loss.item()} at epoch {epoch} step {state.steps + 1}; "
+                        f"loss is {loss_value} at epoch {epoch} step {state.steps + 1}; "
                         "lower train.lr or set train.on_nonfinite: skip"
                     )
                 optimizer.zero_grad(set_to_none=True)
-                state.batch = index + 1
+                state.batch, state.skipped = index + 1, state.skipped + 1
                 continue
             weight = topology.batch_weight(len(target), len(global_rows))
             scale = weight / cfg.grad_accum
             (loss * scale if scale != 1.0 else loss).backward()
-            state.running_loss += loss.detach() * len(target)
+            state.running_loss += loss_value * len(target)
             state.seen += len(target)
             rows_done += len(target)
             state.batch = index + 1
@@ -187,18 +191,21 @@ def fit(
                 if scheduler is not None:
                     scheduler.step()
                 state.steps += 1
-                step = StepInfo(loss.detach(), grad_norm, len(global_rows), optimizer.param_groups[0]["lr"])
+                step = StepInfo(loss_value, grad_norm, len(global_rows), optimizer.param_groups[0]["lr"])
                 for hook in hooks:
                     hook.after_step(parts, state, step)
                 optimizer.zero_grad(set_to_none=True)
                 if state.steps >= total_steps:
                     break
-            progress.update(index + 1, rows_done, loss.detach())
+            progress.update(index + 1, rows_done, loss_value)
 
         elapsed = time.perf_counter() - started
         seen = int(topology.sum(torch.tensor(float(state.seen))).item())
-        train_loss = float(topology.sum(state.running_loss)) / max(seen, 1)
+        loss_sum = float(topology.sum(torch.tensor(state.running_loss, dtype=torch.float64, device=device)))
+        train_loss = loss_sum / seen if seen else math.nan  # nan: every batch was skipped
         row: dict[str, Any] = {"epoch": epoch, "step": state.steps, "train_loss": train_loss}
+        if state.skipped:
+            row.update(skipped_batches=state.skipped)
         if valid_set is not None:
             row.update(score(model, valid_set))
         row.update(lr=optimizer.param_groups[0]["lr"])
@@ -220,10 +227,12 @@ def fit(
             state.epochs_without_gain += 1
         state.stopped_early = bool(cfg.early_stopping and state.epochs_without_gain >= cfg.early_stopping.patience)
         state.epoch, state.batch, state.seen = epoch + 1, 0, 0
-        state.running_loss.zero_()
+        state.running_loss = 0.0
         for hook in hooks:
             hook.after_epoch(parts, state, row)
 
+    for hook in hooks:
+        hook.after_training(parts, state)
     if state.best_weights is not None:
         model.load_state_dict(state.best_weights)
     return state

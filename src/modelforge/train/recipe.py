@@ -41,7 +41,7 @@ from modelforge.run import (
     load_run,
     outputs_to_predictions,
 )
-from modelforge.train.checkpoint import Checkpoint, Checkpointer, load_latest, storable_tensors
+from modelforge.train.checkpoint import Checkpoint, load_latest, open_checkpointer, storable_tensors
 from modelforge.train.distributed import Topology, full_model_state, is_sharded, teardown
 from modelforge.train.distributed import setup as setup_distributed
 from modelforge.train.interrupt import StopSignal
@@ -317,11 +317,7 @@ def _train_into(
     scorer = make_scorer(config.task, loss_fn, preprocessor, config.train.precision, 1024)
     steps_per_epoch = -(-len(train_set["target"]) // (config.train.batch_size * config.train.grad_accum))
     with StopSignal() as stop:
-        checkpointer = Checkpointer(
-            run_dir / "checkpoints", topology, config.train.checkpoint_every, config.train.keep_checkpoints, stop
-        )
-        if checkpoint is not None:
-            checkpointer.resumed_from(checkpoint)
+        checkpointer = open_checkpointer(run_dir, topology, config.train, stop, checkpoint)
         hooks: list[Any] = [checkpointer]
         if topology.is_writer:  # logs first, so a stop raised by the checkpointer comes after the step is logged
             purge_step = checkpoint.steps + 1 if checkpoint else None

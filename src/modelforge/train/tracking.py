@@ -38,7 +38,7 @@ class TensorBoardTracker:
         if state.steps % self.every:
             return
         now = time.perf_counter()
-        self.writer.add_scalar("train/loss", float(step.loss), state.steps)
+        self.writer.add_scalar("train/loss", step.loss, state.steps)
         self.writer.add_scalar("train/lr", step.lr, state.steps)
         grad_norm = step.grad_norm if step.grad_norm is not None else gradient_norm(parts.model)
         self.writer.add_scalar("train/grad_norm", float(grad_norm), state.steps)
@@ -47,6 +47,9 @@ class TensorBoardTracker:
 
     def after_epoch(self, parts: TrainingParts, state: TrainingState, row: dict[str, Any]) -> None:
         self.log_row(row, state.steps, "epoch")
+
+    def after_training(self, parts: TrainingParts, state: TrainingState) -> None:
+        return None
 
     def log_row(self, row: dict[str, Any], step: int, prefix: str) -> None:
         """Every numeric column of a metrics row as `prefix/name` at `step` (the LM logs its evaluations)."""
@@ -81,6 +84,9 @@ class MLflowTracker:
 
     def after_epoch(self, parts: TrainingParts, state: TrainingState, row: dict[str, Any]) -> None:
         self.log_row(row, state.steps, "epoch")
+
+    def after_training(self, parts: TrainingParts, state: TrainingState) -> None:
+        return None
 
     def log_row(self, row: dict[str, Any], step: int, prefix: str) -> None:
         self.mlflow.log_metrics(numeric_columns(row), step=step)
