@@ -36,6 +36,35 @@ def test_bert_matches_transformers() -> None:
     assert torch.allclose(packed, expected, atol=1e-4), (packed - expected).abs().max()
 
 
+def test_frozen_encoder_in_training_encodes_each_row_once() -> None:
+    from modelforge.data.preprocess import InputSpec
+    from modelforge.models import build_model
+
+    folder = default_encoder_folder()
+    tokenizer = load_hf_tokenizer(folder, 16)
+    texts = ["a gripping , funny film .", "it 's not very good at all , sadly", "flat", "a gem"]
+    ids = torch.tensor([e.ids for e in tokenizer.encode_batch(texts)])
+    spec = InputSpec(text_vocab_size=30522, text_length=16, text_tokenizer="hf")
+    model = build_model("hf_encoder", spec, 2, {"freeze": True, "head_dropout": 0.0})
+    encoder = model.encoders["text"]
+    encoded_rows: list[int] = []
+    encoder.backbone.register_forward_hook(lambda module, args, out: encoded_rows.append(len(args[0])))
+    model.train()
+    first = model({"text": ids[:2]})
+    again = model({"text": ids[[1, 3, 0]]})  # rows 1 and 0 come from the cache, row 3 is new
+    assert encoded_rows == [2, 1]
+    assert torch.equal(again[0], first[1]) and torch.equal(again[2], first[0])
+    model.eval()
+    with torch.no_grad():
+        fresh = model({"text": ids[[1, 3, 0]]})  # eval (and export) always run the encoder
+    assert encoded_rows == [2, 1, 3]
+    assert torch.allclose(fresh, again, atol=1e-5)
+    uncached = build_model("hf_encoder", spec, 2, {"freeze": True, "cache_rows": 0}).train()
+    uncached({"text": ids[:2]})
+    uncached({"text": ids[:2]})
+    assert not uncached.encoders["text"].cache
+
+
 def test_frozen_minilm_trains_and_predicts_via_cli(sst2_csv: Path, tmp_path: Path) -> None:
     config = tiny_config(sst2_csv, freeze=True)
     config["train"]["lr"] = 5e-3  # type: ignore[index]
