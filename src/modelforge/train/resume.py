@@ -20,7 +20,7 @@ from modelforge.errors import ConfigError, RunError
 from modelforge.run import file_sha256
 from modelforge.train.tracking import flatten
 
-NEUTRAL = frozenset({"name", "train.checkpoint_every", "train.keep_checkpoints"})
+NEUTRAL = frozenset({"name", "train.checkpoint_every", "train.checkpoint_budget", "train.keep_checkpoints"})
 FORCEABLE = frozenset(
     {
         "train.epochs",
