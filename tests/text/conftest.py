@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lm_cli import modelforge
+
+from cli_runner import modelforge
 
 SHAKESPEARE = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "tinyshakespeare" / "input.txt"
 FALLBACK = (

@@ -33,8 +33,9 @@ def test_hf_export_refuses_rope(tiny_run: Path, tmp_path: Path) -> None:
 
 
 def test_export_hf_cli_writes_a_loadable_folder_and_refuses_other_runs(tiny_run: Path, tmp_path: Path) -> None:
-    from lm_cli import modelforge_in_process
     from safetensors.torch import load_file
+
+    from cli_runner import modelforge_in_process
 
     result = modelforge_in_process("export", str(tiny_run), "--format", "hf", "--out", str(tmp_path / "hf"))
     assert result.returncode == 0, result.stderr

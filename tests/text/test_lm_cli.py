@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lm_cli import modelforge, modelforge_in_process
 
 import modelforge as mf
+from cli_runner import modelforge, modelforge_in_process
 from modelforge.config import load_config
 from modelforge.errors import ConfigError
 from modelforge.text.generate import GenerationError, load_generator

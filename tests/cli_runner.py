@@ -1,13 +1,14 @@
-"""Run the modelforge CLI (shared by the language-model tests).
+"""Run the modelforge CLI from tests.
 
 `modelforge(...)` is a real subprocess (`python -m modelforge`); `modelforge_in_process(...)` calls
 the same entry point, `modelforge.cli.main`, in this process — no interpreter and torch start-up
-(~3 s of CPU each), for the many small bad-input cases.
+(~3 s of CPU each), for the many small bad-input cases. Both run offline (HF_HUB_OFFLINE=1).
 """
 
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -15,14 +16,16 @@ from pathlib import Path
 
 
 def modelforge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "modelforge", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "modelforge", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
     )
 
 
 def modelforge_in_process(*args: str) -> subprocess.CompletedProcess[str]:
     from modelforge.cli import main
 
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     stdout, stderr, saved_argv, code = io.StringIO(), io.StringIO(), sys.argv, 0
     sys.argv = ["modelforge", *args]
     try:
