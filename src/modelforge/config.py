@@ -93,6 +93,7 @@ class AudioAugment(Section):
     shift: float = Field(0.0, ge=0.0, lt=1.0, description="random time shift, max share of the frames")
     noise: float = Field(0.0, ge=0.0, description="std of Gaussian noise added to the normalized spectrogram")
     warp: float = Field(0.0, ge=0.0, lt=0.5, description="random stretch of the band axis (vocal tract length)")
+    stretch: float = Field(0.0, ge=0.0, lt=0.5, description="random stretch of the time axis (speaking rate)")
     freq_masks: int = Field(0, ge=0, description="SpecAugment: number of frequency masks")
     freq_mask_width: int = Field(4, ge=1, description="SpecAugment: max bands per frequency mask")
     time_masks: int = Field(0, ge=0, description="SpecAugment: number of time masks")

@@ -91,6 +91,18 @@ def test_augmenter_keeps_shape_and_changes_values() -> None:
     assert whole_bands > 0.5  # most clips lost at least one whole band to the masks
 
 
+def test_stretch_moves_events_along_time_from_the_first_frame() -> None:
+    torch.manual_seed(0)
+    batch = torch.zeros(64, 1, 8, 40)
+    batch[..., 0] = 5.0  # anchored: the first frame stays where it is
+    batch[..., 20] = 1.0  # an event halfway: read from frame 20·a, it lands near 20 / a
+    out = audio_augmenter(stretch=0.3)(batch)  # type: ignore[misc]
+    assert out.shape == batch.shape and torch.allclose(out[..., 0], batch[..., 0])
+    peaks = out[:, 0, 0, 5:].argmax(dim=1) + 5
+    assert peaks.min() >= 20 / 1.3 - 1 and peaks.max() <= 20 / 0.7 + 1
+    assert len(set(peaks.tolist())) > 5  # each clip its own rate
+
+
 @pytest.mark.parametrize("name", ["audio_cnn", "audio_transformer"])
 def test_audio_models_forward_backward(name: str) -> None:
     spec = InputSpec(audio_shape=(1, 20, 30))

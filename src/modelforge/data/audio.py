@@ -257,6 +257,7 @@ def audio_augmenter(
     shift: float = 0.0,
     noise: float = 0.0,
     warp: float = 0.0,
+    stretch: float = 0.0,
     freq_masks: int = 0,
     freq_mask_width: int = 4,
     time_masks: int = 0,
@@ -266,7 +267,7 @@ def audio_augmenter(
 
     Works on normalized features, so 0 is the training mean: masks set bands/frames to it.
     """
-    if not (shift or noise or warp or freq_masks or time_masks):
+    if not (shift or noise or warp or stretch or freq_masks or time_masks):
         return None
     import torch
     import torch.nn.functional as F
@@ -288,11 +289,16 @@ def audio_augmenter(
             batch = torch.gather(batch, 3, index[:, None, None, :].expand(n, 1, bands, frames))
         if warp:
             # band b of the output reads band b·a of the input (anchored at the lowest band)
-            stretch = 1.0 + (torch.rand(n, device=device) * 2 - 1) * warp
-            zeros, ones = torch.zeros_like(stretch), torch.ones_like(stretch)
-            theta = torch.stack(
-                [torch.stack([ones, zeros, zeros], 1), torch.stack([zeros, stretch, stretch - 1], 1)], 1
-            )
+            scale = 1.0 + (torch.rand(n, device=device) * 2 - 1) * warp
+            zeros, ones = torch.zeros_like(scale), torch.ones_like(scale)
+            theta = torch.stack([torch.stack([ones, zeros, zeros], 1), torch.stack([zeros, scale, scale - 1], 1)], 1)
+            grid = F.affine_grid(theta.to(batch.dtype), list(batch.shape), align_corners=True)
+            batch = F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        if stretch:
+            # frame t of the output reads frame t·a of the input (anchored at the first frame): tempo
+            rate = 1.0 + (torch.rand(n, device=device) * 2 - 1) * stretch
+            zeros, ones = torch.zeros_like(rate), torch.ones_like(rate)
+            theta = torch.stack([torch.stack([rate, zeros, rate - 1], 1), torch.stack([zeros, ones, zeros], 1)], 1)
             grid = F.affine_grid(theta.to(batch.dtype), list(batch.shape), align_corners=True)
             batch = F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=True)
         if noise:
