@@ -2,10 +2,13 @@
 
     .venv/bin/python bench/gpt_shakespeare.py            # the reference: 2,000 steps
     .venv/bin/python bench/gpt_shakespeare.py --steps 200  # a quick look
+    .venv/bin/python bench/gpt_shakespeare.py --set model.rope=false   # learned positions instead of RoPE
 
-Reference configuration (../shared/datasets/README.md): 4 layers, 4 heads, 128 wide, context 64,
-batch 12, lr 1e-3 cosine to 1e-4 after 100 warm-up steps, AdamW (0.9, 0.99), weight decay 0.1,
-grad clip 1, no dropout. Both loops train the same `GPT` module on the same token file.
+Reference configuration (../shared/datasets/README.md), read from examples/shakespeare_char.yaml:
+4 layers, 4 heads, 128 wide, context 64, batch 12, lr 1e-3 cosine to 1e-4 after 100 warm-up
+steps, AdamW (0.9, 0.99), weight decay 0.1, grad clip 1, no dropout; positions by RoPE (the
+example's choice; `--set model.rope=false` for learned position embeddings as in the minimal
+reference). Both loops train the same `GPT` module on the same token file.
 
 1. ours: `modelforge.train` with that config and `train.threads: auto`; its val loss at the last
    step (whole validation split) and training tokens/s (periodic evaluations excluded);
@@ -28,35 +31,22 @@ import torch
 from torch.nn import functional as F
 
 import modelforge
+from modelforge.config import RunConfig, load_config
 from modelforge.models.gpt import GPT
 from modelforge.text.data import prepare_tokens, random_windows
 from modelforge.text.generate import Generator, load_generator
 from modelforge.text.run import sequence_loss
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "tinyshakespeare" / "input.txt"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "datasets" / "tinyshakespeare" / "input.txt"
+EXAMPLE = ROOT / "examples" / "shakespeare_char.yaml"
 REFERENCE_VAL_LOSS = 1.886
 
 
-def reference_config(data: Path, steps: int) -> dict:
-    return {
-        "task": "language-modeling",
-        "seed": 0,
-        "data": {"train": str(data), "tokenizer": "char", "valid_fraction": 0.1},
-        "model": {"type": "gpt", "layers": 4, "heads": 4, "width": 128, "context": 64, "dropout": 0.0},
-        "train": {
-            "batch_size": 12,
-            "max_steps": steps,
-            "lr": 1.0e-3,
-            "min_lr": 1.0e-4,
-            "warmup_steps": 100,
-            "weight_decay": 0.1,
-            "betas": [0.9, 0.99],
-            "grad_clip": 1.0,
-            "eval_every": max(1, steps // 4),
-            "eval_batches": 20,
-            "threads": "auto",
-        },
-    }
+def reference_config(data: Path, steps: int, overrides: list[str]) -> RunConfig:
+    """examples/shakespeare_char.yaml (the reference configuration) on `data`, for `steps` steps."""
+    sets = [f"data.train={data}", f"train.max_steps={steps}", f"train.eval_every={max(1, steps // 4)}"]
+    return load_config(EXAMPLE, [*sets, *overrides])
 
 
 def baseline_loop(model: GPT, tokens, steps: int, budget_seconds: float) -> tuple[int, float]:  # type: ignore[no-untyped-def]
@@ -100,12 +90,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--generate-tokens", type=int, default=500)
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="config override, e.g. model.rope=false"
+    )
     args = parser.parse_args()
     default_threads = torch.get_num_threads()
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; torch threads {default_threads}")
 
     with tempfile.TemporaryDirectory() as folder:
-        run = modelforge.train(reference_config(args.data, args.steps), Path(folder) / "ours")
+        config = reference_config(args.data, args.steps, args.overrides)
+        print(f"model: {config.model.model_dump(exclude_none=True)}")
+        run = modelforge.train(config, Path(folder) / "ours")
         ours = run.metrics
         budget = ours["train_seconds"]
         threads_used = sorted({row["threads"] for row in run.history})

@@ -2,9 +2,11 @@
 
     RUN_DIR/tensorboard/events.out.tfevents.*     `tensorboard --logdir RUN_DIR/tensorboard`
 
-Step scalars (loss, lr, grad norm, throughput) are written about 10 times an epoch and at most
-every 10 steps, so logging costs next to nothing (each write is ~1 ms of protobuf and queueing);
-every numeric column of an epoch's metrics row is written at its end.
+Step scalars (loss, lr, grad norm, throughput) are taken every 50 steps (or a tenth of an epoch
+when that is longer) and written in one burst at the epoch's end, or when 30 s have passed:
+a SummaryWriter write wakes its writer thread, and scattered through the step loop those
+wake-ups cost a small-model epoch ~4 % (measured), against ~0 % at its end. Every numeric column
+of an epoch's metrics row is written at its end too.
 A resumed run purges the events logged after its checkpoint, so the curves have no doubles.
 Set MODELFORGE_MLFLOW_URI (e.g. `file:./mlruns`) to also log to MLflow (`pip install
 'modelforge[mlflow]'`): the run's config keys as params, each epoch's (or, for language
@@ -26,38 +28,53 @@ from modelforge.train.loop import gradient_norm
 class TensorBoardTracker:
     """A loop hook writing scalars to RUN_DIR/tensorboard (tensorboard imported only here)."""
 
+    WRITE_EVERY_S = 30.0
+
     def __init__(self, run_dir: Path, steps_per_epoch: int, purge_step: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
-        self.every = max(10, steps_per_epoch // 10)
+        self.every = max(50, steps_per_epoch // 10)  # as Lightning's default, log_every_n_steps=50
         self._since, self._rows = time.perf_counter(), 0
+        self._pending: list[tuple[str, float, int]] = []
+        self._written_at = time.perf_counter()
 
     def after_step(self, parts: TrainingParts, state: TrainingState, step: Any) -> None:
         self._rows += step.rows
         if state.steps % self.every:
             return
         now = time.perf_counter()
-        self.writer.add_scalar("train/loss", step.loss, state.steps)
-        self.writer.add_scalar("train/lr", step.lr, state.steps)
         grad_norm = step.grad_norm if step.grad_norm is not None else gradient_norm(parts.model)
-        self.writer.add_scalar("train/grad_norm", float(grad_norm), state.steps)
-        self.writer.add_scalar("train/samples_per_second", self._rows / max(now - self._since, 1e-9), state.steps)
+        self._pending += [
+            ("train/loss", float(step.loss), state.steps),
+            ("train/lr", step.lr, state.steps),
+            ("train/grad_norm", float(grad_norm), state.steps),
+            ("train/samples_per_second", self._rows / max(now - self._since, 1e-9), state.steps),
+        ]
         self._since, self._rows = now, 0
+        if now - self._written_at > self.WRITE_EVERY_S:
+            self.write_pending()
 
     def after_epoch(self, parts: TrainingParts, state: TrainingState, row: dict[str, Any]) -> None:
         self.log_row(row, state.steps, "epoch")
 
     def after_training(self, parts: TrainingParts, state: TrainingState) -> None:
-        return None
+        self.write_pending()
+
+    def write_pending(self) -> None:
+        for tag, value, step in self._pending:
+            self.writer.add_scalar(tag, value, step)
+        self._pending.clear()
+        self._written_at = time.perf_counter()
+        self.writer.flush()
 
     def log_row(self, row: dict[str, Any], step: int, prefix: str) -> None:
         """Every numeric column of a metrics row as `prefix/name` at `step` (the LM logs its evaluations)."""
-        for name, value in numeric_columns(row).items():
-            self.writer.add_scalar(f"{prefix}/{name}", value, step)
-        self.writer.flush()
+        self._pending += [(f"{prefix}/{name}", value, step) for name, value in numeric_columns(row).items()]
+        self.write_pending()
 
     def close(self) -> None:
+        self.write_pending()
         self.writer.close()
 
 
