@@ -5,8 +5,8 @@
 For each workload both loops train an identical copy of the model, one epoch at a time in
 alternating order; the ratio is the median over the rounds of (ours / hand-written) for the
 same round, so a machine whose speed drifts (other jobs, clock changes) hits both alike. Ours
-is a whole one-epoch `fit` call: set-up, loop, hooks and the end-of-training hooks. Ours runs `modelforge.train.loop.fit` exactly as a run does,
-with the TensorBoard hook on; validation is off in both so only the loop counts. Time is the
+is a whole one-epoch `modelforge.train.loop.fit` call as a run makes it (set-up, loop, the
+TensorBoard hook, end-of-training hooks); validation is off in both so only the loop counts. Time is the
 process's CPU time (all its threads, TensorBoard's writer included) at one torch thread, so
 other jobs on a shared machine do not skew the ratio; `--wall` uses wall-clock time instead.
 Floor: ours ≤ 1.05× the hand-written loop.
