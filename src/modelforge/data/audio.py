@@ -279,6 +279,18 @@ def audio_augmenter(
         starts = (torch.rand(n, count, 1, device=device) * (size - widths + 1).clamp(min=1)).long()
         return ((positions >= starts) & (positions < starts + widths)).any(dim=1)
 
+    def stretched(batch: torch.Tensor, amount: float, bands_axis: bool) -> torch.Tensor:
+        """Each clip stretched along one axis by its own random factor in [1 - amount, 1 + amount]."""
+        factor = 1.0 + (torch.rand(len(batch), device=batch.device) * 2 - 1) * amount
+        zeros, ones = torch.zeros_like(factor), torch.ones_like(factor)
+        if bands_axis:  # affine_grid rows: x (frames), then y (bands)
+            rows = [torch.stack([ones, zeros, zeros], 1), torch.stack([zeros, factor, factor - 1], 1)]
+        else:
+            rows = [torch.stack([factor, zeros, factor - 1], 1), torch.stack([zeros, ones, zeros], 1)]
+        theta = torch.stack(rows, 1)
+        grid = F.affine_grid(theta.to(batch.dtype), list(batch.shape), align_corners=True)
+        return F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
     def augment(batch: torch.Tensor) -> torch.Tensor:
         n, _, bands, frames = batch.shape
         device = batch.device
@@ -287,20 +299,10 @@ def audio_augmenter(
             offsets = torch.randint(-limit, limit + 1, (n, 1), device=device)
             index = (torch.arange(frames, device=device)[None] - offsets) % frames
             batch = torch.gather(batch, 3, index[:, None, None, :].expand(n, 1, bands, frames))
-        if warp:
-            # band b of the output reads band b·a of the input (anchored at the lowest band)
-            scale = 1.0 + (torch.rand(n, device=device) * 2 - 1) * warp
-            zeros, ones = torch.zeros_like(scale), torch.ones_like(scale)
-            theta = torch.stack([torch.stack([ones, zeros, zeros], 1), torch.stack([zeros, scale, scale - 1], 1)], 1)
-            grid = F.affine_grid(theta.to(batch.dtype), list(batch.shape), align_corners=True)
-            batch = F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=True)
-        if stretch:
-            # frame t of the output reads frame t·a of the input (anchored at the first frame): tempo
-            rate = 1.0 + (torch.rand(n, device=device) * 2 - 1) * stretch
-            zeros, ones = torch.zeros_like(rate), torch.ones_like(rate)
-            theta = torch.stack([torch.stack([rate, zeros, rate - 1], 1), torch.stack([zeros, ones, zeros], 1)], 1)
-            grid = F.affine_grid(theta.to(batch.dtype), list(batch.shape), align_corners=True)
-            batch = F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        if warp:  # band b of the output reads band b·a of the input (anchored at the lowest band)
+            batch = stretched(batch, warp, bands_axis=True)
+        if stretch:  # frame t of the output reads frame t·a of the input (anchored at the first frame)
+            batch = stretched(batch, stretch, bands_axis=False)
         if noise:
             batch = batch + noise * torch.randn_like(batch)
         if freq_masks:

@@ -46,7 +46,7 @@ class TensorBoardTracker:
         now = time.perf_counter()
         grad_norm = step.grad_norm if step.grad_norm is not None else gradient_norm(parts.model)
         self._pending += [
-            ("train/loss", float(step.loss), state.steps),
+            ("train/loss", step.loss, state.steps),
             ("train/lr", step.lr, state.steps),
             ("train/grad_norm", float(grad_norm), state.steps),
             ("train/samples_per_second", self._rows / max(now - self._since, 1e-9), state.steps),
@@ -59,7 +59,7 @@ class TensorBoardTracker:
         self.log_row(row, state.steps, "epoch")
 
     def after_training(self, parts: TrainingParts, state: TrainingState) -> None:
-        self.write_pending()
+        return None  # the last epoch's end wrote everything; close() writes what a stop left
 
     def write_pending(self) -> None:
         for tag, value, step in self._pending:
