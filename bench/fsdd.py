@@ -10,6 +10,7 @@ from, none of them the held-out one. The test rows stay real recordings only.
 
     .venv/bin/python bench/fsdd.py                      # audio_cnn, both protocols
     .venv/bin/python bench/fsdd.py --model audio_transformer --only own
+    .venv/bin/python bench/fsdd.py --only speakers --jobs 2 --set train.threads=1
     .venv/bin/python bench/fsdd.py --only speakers --synthetic   # needs espeak-ng (apt-get install espeak-ng)
 """
 
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import multiprocessing
 import shutil
 import subprocess
 import tempfile
 import time
 import wave
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +93,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["own", "speakers"], help="run one protocol only")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra config override")
     parser.add_argument("--synthetic", action="store_true", help="add espeak-ng voices to the training rows")
+    parser.add_argument("--jobs", type=int, default=1, help="speaker folds trained at once (one process each)")
     args = parser.parse_args()
     overrides = [f"model.type={args.model}", *args.overrides]
     if args.model != "audio_cnn":
@@ -109,15 +113,24 @@ def main() -> None:
             seconds = time.time() - started
             print(f"own split   {args.model}: test accuracy {accuracy:.4f}  ({seconds:.0f} s)", flush=True)
         if args.only in (None, "speakers"):
-            scores = {}
+            folds = {}
             for speaker in sorted(frame["speaker"].unique()):
-                started = time.time()
                 fold = frame.assign(split=["test" if s == speaker else "train" for s in frame["speaker"]])
-                files = work / f"without-{speaker}.csv"
-                pd.concat([fold, extra]).to_csv(files, index=False)
-                scores[speaker] = train_and_test(files, overrides, work / f"fold-{speaker}")
-                seconds = time.time() - started
-                print(f"held-out {speaker:<10} accuracy {scores[speaker]:.4f}  ({seconds:.0f} s)", flush=True)
+                folds[speaker] = work / f"without-{speaker}.csv"
+                pd.concat([fold, extra]).to_csv(folds[speaker], index=False)
+            started = time.time()
+            scores = {}
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+                running = {
+                    pool.submit(train_and_test, files, overrides, work / f"fold-{speaker}"): speaker
+                    for speaker, files in folds.items()
+                }
+                for done in as_completed(running):
+                    speaker = running[done]
+                    scores[speaker] = done.result()
+                    seconds = time.time() - started
+                    print(f"held-out {speaker:<10} accuracy {scores[speaker]:.4f}  (at {seconds:.0f} s)", flush=True)
             mean = sum(scores.values()) / len(scores)
             print(f"speaker-independent {args.model}: mean accuracy {mean:.4f} over {len(scores)} speakers")
 

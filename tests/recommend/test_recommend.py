@@ -116,10 +116,3 @@ def test_reloaded_run_predicts_the_same(explicit_run: RecommenderRun) -> None:
     pd.testing.assert_frame_equal(again.predict(["u3", "u4"]), explicit_run.predict(["u3", "u4"]))
     held_out = pd.read_csv(explicit_run.config.data.train).head(50)
     assert again.evaluate(held_out)["rmse"] == pytest.approx(explicit_run.evaluate(held_out)["rmse"])
-
-
-def test_serving_a_recommender_is_a_clear_error_not_a_traceback(explicit_run: RecommenderRun) -> None:
-    from modelforge.serve.services import ServeError, load_services
-
-    with pytest.raises(ServeError, match="recommendation run cannot be served yet"):
-        load_services([str(explicit_run.path)])

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
+
+import modelforge
 
 REPO = Path(__file__).resolve().parents[2]
 DIGITS = REPO / "examples" / "data" / "digits.npz"
@@ -77,8 +80,6 @@ def digits_pixels() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def diabetes_rows() -> list[dict[str, float]]:
-    import pandas as pd
-
     frame = pd.read_csv(DIABETES).drop(columns=["progression"])
     return frame.to_dict(orient="records")
 
@@ -150,3 +151,37 @@ def gpt_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with one_torch_thread():
         train_language_model(load_config(config), out, show_progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def recommend_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Matrix factorization on 30 users × 16 items: even users like even items, odd users odd ones."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(30):
+        for step, item in enumerate(rng.choice(16, size=10, replace=False)):
+            liked = item % 2 == user % 2
+            rows.append((f"u{user}", f"i{item}", int(rng.integers(4, 6)) if liked else 1, step))
+    folder = tmp_path_factory.mktemp("ratings")
+    pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]).to_csv(folder / "ratings.csv", index=False)
+    config = {
+        "task": "recommendation",
+        "seed": 0,
+        "data": {"train": str(folder / "ratings.csv")},
+        "recommend": {"k": 5},
+        "model": {"type": "mf", "dim": 4},
+        "train": {"epochs": 15, "batch_size": 64, "lr": 0.05, "weight_decay": 0.0, "threads": 1},
+    }
+    return modelforge.train(config, folder / "run")
+
+
+@pytest.fixture(scope="session")
+def vae_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    config = {
+        "task": "generation",
+        "seed": 0,
+        "data": {"train": str(DIGITS), "target": "y"},
+        "model": {"type": "vae"},
+        "train": {"epochs": 1, "batch_size": 64, "lr": 1e-3, "threads": 1},
+    }
+    return modelforge.train(config, tmp_path_factory.mktemp("vae") / "run")

@@ -16,15 +16,18 @@ from modelforge.serve.services import load_services
 
 
 @pytest.fixture(scope="module")
-def live_url(digits_run: Path, diabetes_run: Path, gpt_run: Path, serve_live) -> Iterator[str]:
-    services = load_services([f"digits={digits_run}", f"diabetes={diabetes_run}", f"bard={gpt_run}"])
+def live_url(
+    digits_run: Path, diabetes_run: Path, gpt_run: Path, recommend_run: Any, vae_run: Any, serve_live
+) -> Iterator[str]:
+    runs = [f"digits={digits_run}", f"diabetes={diabetes_run}", f"bard={gpt_run}"]
+    services = load_services([*runs, f"films={recommend_run.path}", f"faces={vae_run.path}"])
     with serve_live(create_app(services, ServeSettings(max_new_tokens=16, timeout_s=10))) as url:
         yield url
 
 
 # The schema does not depend on the models served, so it is read from an app without any.
 schema = schemathesis.openapi.from_dict(create_app({}).openapi())
-NAMES = ("digits", "diabetes", "bard", "nope")
+NAMES = ("digits", "diabetes", "bard", "films", "faces", "nope")
 
 
 @schema.parametrize()

@@ -156,11 +156,15 @@ class GeneratorRun(RunDirectory):
 
 def write_grid(images: np.ndarray, out: str | Path, columns: int | None = None, zoom: int = 4) -> Path:
     """Tile N × C × H × W images in [0, 1] into a PNG (1-pixel gaps, each pixel `zoom`× enlarged)."""
-    from PIL import Image
-
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise ModelforgeError(f"--out {out}: the grid is written as PNG; name it *.png")
+    atomic_write_bytes(out, grid_png(images, columns, zoom))
+    return out
+
+
+def grid_png(images: np.ndarray, columns: int | None = None, zoom: int = 4) -> bytes:
+    """N × C × H × W images in [0, 1] tiled with 1-pixel gaps, as PNG bytes."""
     n, channels, height, width = images.shape
     columns = columns or int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / columns))
@@ -170,15 +174,21 @@ def write_grid(images: np.ndarray, out: str | Path, columns: int | None = None, 
         grid[
             :, 1 + r * (height + 1) : 1 + r * (height + 1) + height, 1 + c * (width + 1) : 1 + c * (width + 1) + width
         ] = image
-    pixels = (np.clip(grid, 0, 1) * 255).round().astype(np.uint8)
-    pixels = pixels.repeat(zoom, axis=1).repeat(zoom, axis=2)
-    picture = Image.fromarray(pixels[0] if channels == 1 else pixels.transpose(1, 2, 0))
+    return image_png(grid, zoom)
+
+
+def image_png(image: np.ndarray, zoom: int = 1) -> bytes:
+    """One C × H × W image in [0, 1] as PNG bytes, each pixel `zoom`× enlarged."""
     import io
 
+    from PIL import Image
+
+    pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    pixels = pixels.repeat(zoom, axis=1).repeat(zoom, axis=2)
+    picture = Image.fromarray(pixels[0] if len(pixels) == 1 else pixels.transpose(1, 2, 0))
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
-    atomic_write_bytes(out, buffer.getvalue())
-    return out
+    return buffer.getvalue()
 
 
 def load_generator_run(path: str | Path) -> GeneratorRun:

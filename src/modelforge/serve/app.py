@@ -5,8 +5,10 @@
     GET  /metrics                       Prometheus text format
     GET  /v1/models                     {"models": [{"name", "task", "features", "classes"}]}
     GET  /v1/models/{name}
-    POST /v1/models/{name}/predict      {"records": [...]} → {"predictions": [...]}
+    POST /v1/models/{name}/predict      {"records": [...]} → {"predictions": [...]}  (classification,
+                                        regression, recommendation)
     POST /v1/models/{name}/generate     {"prompt": ..., "stream": true|false, sampling options}
+    POST /v1/models/{name}/images       {"n": ..., "label": ..., "seed": ...} → PNG images (GAN / VAE runs)
 
 Status codes: 401 wrong or missing API key (when one is set), 404 unknown model, 413 body too
 large, 422 bad records (naming row and field), 429 queue full (with Retry-After), 504 timeout.
@@ -37,10 +39,11 @@ from modelforge.serve.limits import ASGIApp, BodyLimitMiddleware, Receive, Scope
 from modelforge.serve.metrics import ServerMetrics
 from modelforge.serve.playground import PLAYGROUND_HTML
 from modelforge.serve.records import RecordsError
-from modelforge.serve.services import GenerateService, PredictService, Service
+from modelforge.serve.services import BatchedService, GenerateService, ImageService, Service
 
 MAX_RECORDS_PER_REQUEST = 10_000
 MAX_PROMPT_CHARS = 20_000
+MAX_IMAGES_PER_REQUEST = 256
 DEFAULT_NEW_TOKENS = 100
 
 
@@ -67,8 +70,10 @@ class PredictRequest(BaseModel):
     records: list[dict[str, Any]] = Field(
         min_length=1,
         max_length=MAX_RECORDS_PER_REQUEST,
-        description="rows in the training columns' shape: {column: value}; images as nested lists of pixels",
+        description="rows in the training columns' shape: {column: value}; images as nested lists of pixels; "
+        "recommendation runs: {user} for top-K items, {user, item} for one pair's rating or score",
     )
+    k: int | None = Field(None, ge=1, le=1000, description="recommendation runs: items per user (default: the run's k)")
 
 
 class ClassPrediction(BaseModel):
@@ -80,8 +85,23 @@ class ValuePrediction(BaseModel):
     value: float
 
 
+class ScoredItem(BaseModel):
+    item: str
+    score: float | None = Field(description="null for the popularity fallback")
+
+
+class RankedItems(BaseModel):
+    items: list[ScoredItem] = Field(description="best first; the user's training interactions left out")
+    cold_start: bool = Field(description="unknown user: the most popular items instead")
+
+
+class PairValue(BaseModel):
+    value: float | None = Field(description="rating (explicit feedback) or score (implicit); null when unknown")
+    cold_start: bool = Field(description="unknown user or item: the fallback value")
+
+
 class PredictResponse(BaseModel):
-    predictions: list[ClassPrediction | ValuePrediction]
+    predictions: list[ClassPrediction | ValuePrediction | RankedItems | PairValue]
 
 
 class GenerateRequest(BaseModel):
@@ -100,6 +120,25 @@ class GenerateRequest(BaseModel):
 class GenerateResponse(BaseModel):
     text: str
     new_tokens: int
+
+
+class ImagesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    n: int = Field(16, ge=1, le=MAX_IMAGES_PER_REQUEST, description="how many images")
+    label: str | None = Field(None, description="the class to draw (conditional models); default: every class in turn")
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    temperature: float = Field(1.0, gt=0, le=10, allow_inf_nan=False, description="scale of the latent noise")
+    grid: bool = Field(False, description="also return all images tiled into one PNG")
+
+
+class GeneratedImage(BaseModel):
+    label: str = Field(description="the class asked for ('' for unconditional models)")
+    png: str = Field(description="base64-encoded PNG")
+
+
+class ImagesResponse(BaseModel):
+    images: list[GeneratedImage]
+    grid: str | None = Field(None, description="base64-encoded PNG of the tiled images, when asked")
 
 
 class Feature(BaseModel):
@@ -164,7 +203,7 @@ def _batch_observer(state: ServerState, name: str) -> Any:
 async def _start(state: ServerState) -> None:
     settings = state.settings
     for name, service in state.services.items():
-        if isinstance(service, PredictService):
+        if isinstance(service, BatchedService):
             state.batchers[name] = DynamicBatcher(
                 name,
                 service.predict_batch,
@@ -351,10 +390,10 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
         service = state.service(name)
         arrival = getattr(request.state, "arrival", None)
         batcher = state.batchers.get(name)
-        if not isinstance(service, PredictService) or batcher is None:
-            raise HTTPException(404, f"model {name!r} is a {service.task} model; use /v1/models/{name}/generate")
+        if not isinstance(service, BatchedService) or batcher is None:
+            raise _wrong_endpoint(service)
         try:
-            records = service.schema.validate(body.records)
+            records = service.validate(body.records, body.k)
         except RecordsError as exc:
             return JSONResponse({"detail": [p.as_detail() for p in exc.problems]}, status_code=422)
         finally:
@@ -388,7 +427,7 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
     async def generate(name: str, body: GenerateRequest) -> Response:
         service = state.service(name)
         if not isinstance(service, GenerateService):
-            raise HTTPException(404, f"model {name!r} is a {service.task} model; use /v1/models/{name}/predict")
+            raise _wrong_endpoint(service)
         if body.max_new_tokens is None:
             body.max_new_tokens = min(DEFAULT_NEW_TOKENS, settings.max_new_tokens)
         if body.max_new_tokens > settings.max_new_tokens:
@@ -411,6 +450,40 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
             detail = {"loc": ["body", "prompt"], "msg": _one_line(exc), "type": "value_error"}
             return JSONResponse({"detail": [detail]}, status_code=422)
         return JSONResponse({"text": text, "new_tokens": count})
+
+    @app.post(
+        "/v1/models/{name}/images",
+        response_model=ImagesResponse,
+        responses=ERRORS,
+        dependencies=guarded,
+        summary="Sample images from a generation run (GAN or VAE) as base64 PNG",
+    )
+    async def images(name: str, body: ImagesRequest) -> Response:
+        service = state.service(name)
+        if not isinstance(service, ImageService):
+            raise _wrong_endpoint(service)
+        classes = service.run.classes
+        if body.label is not None and body.label not in classes:
+            why = f"not a class of {name} ({', '.join(classes)})" if classes else f"{name} is unconditional"
+            return JSONResponse({"detail": [{"loc": ["body", "label"], "msg": why, "type": "value_error"}]}, 422)
+        loop = asyncio.get_running_loop()
+        pool = state.generation_pools[name]
+        work = loop.run_in_executor(pool, service.sample, body.n, body.label, body.seed, body.temperature, body.grid)
+        try:
+            answer = await asyncio.wait_for(work, settings.timeout_s)
+        except TimeoutError:
+            return JSONResponse({"detail": f"no answer within {settings.timeout_s:g} s"}, status_code=504)
+        return JSONResponse(answer)
+
+
+ENDPOINTS = {"language-modeling": "generate", "generation": "images"}
+
+
+def _wrong_endpoint(service: Service) -> HTTPException:
+    endpoint = ENDPOINTS.get(service.task, "predict")
+    return HTTPException(
+        404, f"model {service.name!r} is a {service.task} model; use /v1/models/{service.name}/{endpoint}"
+    )
 
 
 _DONE = object()

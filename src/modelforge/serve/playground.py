@@ -124,6 +124,24 @@ function buildForm() {
     form.appendChild(button);
     return;
   }
+  if (model.task === "generation") {
+    const n = document.createElement("input");
+    n.id = "n"; n.type = "number"; n.value = "16"; n.min = "1";
+    const label = document.createElement("select");
+    label.id = "label";
+    for (const name of ["", ...model.classes]) {
+      const option = document.createElement("option");
+      option.value = name; option.textContent = name === "" ? "every class in turn" : name;
+      label.appendChild(option);
+    }
+    const seed = document.createElement("input");
+    seed.id = "seed"; seed.type = "number"; seed.value = "0"; seed.min = "0";
+    form.append(field("images", "count", n), field("label", "class", label), field("seed", "integer", seed));
+    const button = document.createElement("button");
+    button.id = "send"; button.textContent = "Sample"; button.onclick = () => sample(model.name);
+    form.appendChild(button);
+    return;
+  }
   for (const f of model.features) {
     let input;
     if (f.kind === "image") {
@@ -160,7 +178,7 @@ function readRecord(model) {
       try { record[f.name] = JSON.parse(raw); } catch (e) { throw new Error(f.name + ": pixels are not valid JSON"); }
     } else if (f.kind === "numeric") {
       record[f.name] = raw === "" ? null : Number(raw);
-    } else {
+    } else if (raw !== "" || !f.kind.includes("optional")) {
       record[f.name] = raw === "" ? null : raw;
     }
   }
@@ -191,7 +209,18 @@ function showPrediction(p) {
   const label = document.createElement("div");
   label.className = "label";
   label.id = "prediction";
-  label.textContent = "value" in p ? String(p.value) : String(p.label);
+  if (p.items) {
+    label.textContent = p.cold_start ? "unknown user: the most popular items" : "top " + p.items.length + " items";
+    answer.appendChild(label);
+    for (const it of p.items) {
+      const row = document.createElement("div");
+      row.className = "item";
+      row.textContent = it.item + (it.score === null ? "" : "  (" + it.score.toFixed(3) + ")");
+      answer.appendChild(row);
+    }
+    return;
+  }
+  label.textContent = "value" in p ? String(p.value) + (p.cold_start ? " (fallback)" : "") : String(p.label);
   answer.appendChild(label);
   if (!p.probabilities) return;
   const top = Object.entries(p.probabilities).sort((a, b) => b[1] - a[1]).slice(0, 5);
@@ -203,6 +232,28 @@ function showPrediction(p) {
     const v = document.createElement("span"); v.textContent = prob.toFixed(3);
     row.append(n, bar, v);
     answer.appendChild(row);
+  }
+}
+
+async function sample(name) {
+  const payload = { n: Number($("n").value), seed: Number($("seed").value), grid: true };
+  if ($("label").value !== "") payload.label = $("label").value;
+  $("answer").innerHTML = "";
+  $("send").disabled = true;
+  try {
+    const response = await fetch("/v1/models/" + encodeURIComponent(name) + "/images", {
+      method: "POST", headers: headers(), body: JSON.stringify(payload),
+    });
+    const body = await response.json().catch(() => null);
+    if (!response.ok) { showError(errorText(response.status, body)); return; }
+    const grid = document.createElement("img");
+    grid.id = "grid"; grid.alt = body.images.length + " sampled images";
+    grid.src = "data:image/png;base64," + body.grid;
+    $("answer").appendChild(grid);
+  } catch (e) {
+    showError("network error: " + e.message);
+  } finally {
+    $("send").disabled = false;
   }
 }
 

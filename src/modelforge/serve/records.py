@@ -26,13 +26,15 @@ SUPPORTED_KINDS = ("numeric", "category", "text", "image")
 
 @dataclass(frozen=True)
 class FieldProblem:
-    row: int
+    """A problem in one record's field (row None: a field of the request itself, such as `k`)."""
+
+    row: int | None
     field: str | None
     message: str
     kind: str = "value_error"
 
     def as_detail(self) -> dict[str, Any]:
-        loc: list[Any] = ["body", "records", self.row]
+        loc: list[Any] = ["body"] if self.row is None else ["body", "records", self.row]
         if self.field is not None:
             loc.append(self.field)
         return {"loc": loc, "msg": self.message, "type": self.kind}
@@ -43,7 +45,8 @@ class RecordsError(Exception):
 
     def __init__(self, problems: list[FieldProblem]) -> None:
         first = problems[0]
-        where = f"records[{first.row}]" + (f".{first.field}" if first.field else "")
+        where = "request" if first.row is None else f"records[{first.row}]"
+        where += f".{first.field}" if first.field else ""
         super().__init__(f"{where}: {first.message}")
         self.problems = problems
 

@@ -1,13 +1,17 @@
 """What the server serves: one service per run directory, built from the run's own files.
 
 A classification or regression run becomes a `PredictService` (records → validated rows →
-batched forward pass → one answer per record); a language-model run (`task:
-language-modeling` in its config.yaml) becomes a `GenerateService` around
-`modelforge.text.generate.load_generator`.
+batched forward pass → one answer per record); a recommendation run a `RecommendService` (user
+records → top-K items, user-and-item records → a rating or score; batched the same way); a
+language-model run (`task: language-modeling` in its config.yaml) a `GenerateService` around
+`modelforge.text.generate.load_generator`; an image generation run an `ImageService` (sampled
+images as PNG).
 """
 
 from __future__ import annotations
 
+import base64
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from modelforge.errors import ModelforgeError
-from modelforge.serve.records import SUPPORTED_KINDS, RecordSchema
+from modelforge.serve.records import SUPPORTED_KINDS, FieldProblem, RecordSchema, RecordsError
 
 ENGINES = ("torch", "onnx")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -136,6 +140,14 @@ class PredictService:
             "classes": [str(c) for c in self.classes],
         }
 
+    def validate(self, records: list[dict[str, Any]], k: int | None) -> list[dict[str, Any]]:
+        """Cleaned records, or RecordsError naming each bad row and field."""
+        if k is not None:
+            raise RecordsError(
+                [FieldProblem(None, "k", f"only recommendation runs take k; {self.name} is a {self.task} run")]
+            )
+        return self.schema.validate(records)
+
     def predict_batch(self, items: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
         """One forward pass over the records of several requests; answers split per request."""
         import pandas as pd
@@ -150,13 +162,7 @@ class PredictService:
         frame: Any = RecordColumns(columns)
         if self.hashed_columns:
             frame = apply_column_policies(pd.DataFrame(columns), [], self.hashed_columns)
-        values = self.predictor.outputs(frame)
-        answers = self._answers(values)
-        out, begin = [], 0
-        for item in items:
-            out.append(answers[begin : begin + len(item)])
-            begin += len(item)
-        return out
+        return split_answers(self._answers(self.predictor.outputs(frame)), items)
 
     def _answers(self, values: np.ndarray) -> list[dict[str, Any]]:
         if not np.isfinite(values).all():
@@ -202,6 +208,163 @@ def load_predict_service(spec: ModelSpec, engine: str = "torch", threads: int | 
     )
 
 
+def split_answers(answers: list[dict[str, Any]], items: list[list[Any]]) -> list[list[dict[str, Any]]]:
+    """The answers of a batch cut back into one list per request, in order."""
+    out, begin = [], 0
+    for item in items:
+        out.append(answers[begin : begin + len(item)])
+        begin += len(item)
+    return out
+
+
+# ----------------------------------------------------------------------------- recommend
+@dataclass(frozen=True)
+class Wanted:
+    """One validated recommendation record: a user's top k items, or (with an item) one pair's value."""
+
+    user: str
+    item: str | None
+    k: int
+
+
+@dataclass
+class RecommendService:
+    """A recommendation run: `{user}` records get top-K unseen items, `{user, item}` records a value."""
+
+    name: str
+    path: Path
+    run: Any  # modelforge.train.recommend.RecommenderRun
+
+    task: str = "recommendation"
+
+    def describe(self) -> dict[str, Any]:
+        settings = self.run.settings
+        features = [{"name": settings.user, "kind": "user id"}, {"name": settings.item, "kind": "item id (optional)"}]
+        return {"name": self.name, "task": self.task, "features": features, "classes": []}
+
+    def validate(self, records: list[dict[str, Any]], k: int | None) -> list[Wanted]:
+        settings = self.run.settings
+        tolerated = {c for c in (settings.rating, settings.time) if c}
+        problems: list[FieldProblem] = []
+        wanted = []
+        for row, record in enumerate(records):
+            if not isinstance(record, dict):
+                problems.append(FieldProblem(row, None, f"expected an object, got {type(record).__name__}"))
+                continue
+            for key in record.keys() - {settings.user, settings.item} - tolerated:
+                problems.append(
+                    FieldProblem(row, str(key), f"unknown column; give {settings.user!r} (and {settings.item!r})")
+                )
+            if settings.user not in record:
+                problems.append(FieldProblem(row, settings.user, "missing (user id)", "missing"))
+                continue
+            user, item = _identifier(record[settings.user]), _identifier(record.get(settings.item))
+            if user is None:
+                problems.append(
+                    FieldProblem(
+                        row, settings.user, f"expected a user id (string or integer), got {record[settings.user]!r:.40}"
+                    )
+                )
+            if item is None and record.get(settings.item) is not None:
+                problems.append(
+                    FieldProblem(
+                        row,
+                        settings.item,
+                        f"expected an item id (string, integer or null), got {record[settings.item]!r:.40}",
+                    )
+                )
+            wanted.append(Wanted(user or "", item, k or settings.k))
+        if problems:
+            raise RecordsError(problems[:20])
+        return wanted
+
+    def predict_batch(self, items: list[list[Wanted]]) -> list[list[dict[str, Any]]]:
+        """Top-K lists for the user records and values for the pair records of several requests at once."""
+        import pandas as pd
+
+        records = [record for item in items for record in item]
+        answers: list[dict[str, Any]] = [{} for _ in records]
+        tops = [i for i, r in enumerate(records) if r.item is None]
+        if tops:
+            users = pd.Series([records[i].user for i in tops])
+            for i, top in zip(tops, self.run.top_items(users, max(records[i].k for i in tops)), strict=True):
+                best = top.items[: records[i].k]
+                answers[i] = {
+                    "items": [{"item": item, "score": _finite(score)} for item, score in best],
+                    "cold_start": top.cold_start,
+                }
+        pairs = [i for i, r in enumerate(records) if r.item is not None]
+        if pairs:
+            settings = self.run.settings
+            frame = pd.DataFrame(
+                {settings.user: [records[i].user for i in pairs], settings.item: [records[i].item for i in pairs]}
+            )
+            values = self.run.predict_pairs(frame)
+            column = "rating" if settings.feedback == "explicit" else "score"
+            for i, value, cold in zip(pairs, values[column], values["cold_start"], strict=True):
+                answers[i] = {"value": _finite(value), "cold_start": bool(cold)}
+        return split_answers(answers, items)
+
+
+def _identifier(value: Any) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: the popularity fallback's missing scores travel as null."""
+    return float(value) if math.isfinite(value) else None
+
+
+def load_recommend_service(spec: ModelSpec) -> RecommendService:
+    from modelforge.train.recommend import load_recommender_run
+
+    return RecommendService(spec.name, spec.path, load_recommender_run(spec.path))
+
+
+# ----------------------------------------------------------------------------- images
+@dataclass
+class ImageService:
+    """An image generation run (GAN or VAE) answering with sampled images as PNG."""
+
+    name: str
+    path: Path
+    run: Any  # modelforge.generation.run.GeneratorRun
+
+    task: str = "generation"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "task": self.task, "features": [], "classes": self.run.classes}
+
+    def sample(self, n: int, label: str | None, seed: int, temperature: float, grid: bool) -> dict[str, Any]:
+        """`n` images (base64 PNG, one per class in turn unless `label` is given) and optionally their grid."""
+        from modelforge.generation.run import grid_png, image_png
+
+        images, asked = self.run.sample(n, label, seed, temperature)
+        pictures = [
+            {"label": name, "png": _base64(image_png(image))} for image, name in zip(images, asked, strict=True)
+        ]
+        tiled = None
+        if grid:
+            classes = len(self.run.classes)
+            columns = classes if label is None and classes and n % classes == 0 else None
+            tiled = _base64(grid_png(images, columns))
+        return {"images": pictures, "grid": tiled}
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def load_image_service(spec: ModelSpec) -> ImageService:
+    from modelforge.generation.run import load_generator_run
+
+    return ImageService(spec.name, spec.path, load_generator_run(spec.path))
+
+
 # ----------------------------------------------------------------------------- generate
 class TokenStream(Protocol):
     def stream(
@@ -239,7 +402,8 @@ def load_generate_service(spec: ModelSpec) -> GenerateService:
     return GenerateService(spec.name, spec.path, load_generator(spec.path))
 
 
-Service = PredictService | GenerateService
+Service = PredictService | RecommendService | GenerateService | ImageService
+BatchedService = PredictService | RecommendService  # answered through a DynamicBatcher
 
 
 def load_services(texts: list[str], engine: str = "torch", threads: int | None = None) -> dict[str, Service]:
@@ -250,10 +414,12 @@ def load_services(texts: list[str], engine: str = "torch", threads: int | None =
         if spec.name in services:
             raise ServeError(f"model name {spec.name!r} is used twice; name them with NAME=RUN_DIR")
         task = read_task(spec.path)
-        if task in ("recommendation", "generation"):  # no HTTP schema for these yet: say so, no traceback
-            raise ServeError(f"{spec.path}: a {task} run cannot be served yet; use modelforge predict / generate")
         if task == "language-modeling":
             services[spec.name] = load_generate_service(spec)
+        elif task == "recommendation":
+            services[spec.name] = load_recommend_service(spec)
+        elif task == "generation":
+            services[spec.name] = load_image_service(spec)
         else:
             services[spec.name] = load_predict_service(spec, engine, threads)
     return services

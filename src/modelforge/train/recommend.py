@@ -453,6 +453,14 @@ def save_run(
     atomic_write_json(run_dir / "model.json", info)  # written last: its presence marks a finished run
 
 
+@dataclass(frozen=True)
+class TopItems:
+    """One user's recommendations: (item, score) best first; cold_start when the user is unknown."""
+
+    items: list[tuple[str, float]]
+    cold_start: bool
+
+
 @dataclass
 class RecommenderRun(RunDirectory):
     """A trained recommender: `predict` gives each user's top-K unseen items; `evaluate` scores held-out rows."""
@@ -514,18 +522,25 @@ class RecommenderRun(RunDirectory):
 
     def recommend(self, users: pd.Series, k: int | None = None) -> pd.DataFrame:
         """Top-K unseen items per user; unknown users get the popularity list with cold_start=True."""
+        rows = []
+        for user, top in zip(users, self.top_items(users, k), strict=True):
+            rows += [(user, rank + 1, item, score, top.cold_start) for rank, (item, score) in enumerate(top.items)]
+        return pd.DataFrame(rows, columns=["user", "rank", "item", "score", "cold_start"])
+
+    def top_items(self, users: pd.Series, k: int | None = None) -> list[TopItems]:
+        """Each user's best K unseen items, best first (NaN scores for the popularity fallback)."""
         k = k or self.settings.k
         ids = self.vocabulary.user_ids(users)
         scores = mask_seen(score_all_items(self.model, ids, self.tables), ids, self.seen)
-        rows = []
-        for user, index, row in zip(users, ids, scores, strict=True):
+        out = []
+        for index, row in zip(ids, scores, strict=True):
             if index == 0:
-                top = self.popularity[:k]
-                rows += [(user, r + 1, self.vocabulary.items[i - 1], float("nan"), True) for r, i in enumerate(top)]
+                out.append(TopItems([(self.vocabulary.items[i - 1], float("nan")) for i in self.popularity[:k]], True))
                 continue
             top = np.argsort(-row, kind="stable")[:k]
-            rows += [(user, r + 1, self.vocabulary.items[i - 1], float(row[i]), False) for r, i in enumerate(top)]
-        return pd.DataFrame(rows, columns=["user", "rank", "item", "score", "cold_start"])
+            top = top[np.isfinite(row[top])]  # fewer than K unseen items: never offer a seen one
+            out.append(TopItems([(self.vocabulary.items[i - 1], float(row[i])) for i in top], False))
+        return out
 
     def predict_pairs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """One value per (user, item) row; a row with an unknown user or item gets the fallback."""
