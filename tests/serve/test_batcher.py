@@ -98,3 +98,30 @@ def test_full_queue_and_timeout_and_a_bad_request_failing_alone() -> None:
         await batcher.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_lone_small_request_runs_on_the_loop_thread_once_its_cost_is_known() -> None:
+    async def scenario(inline_ms: float) -> tuple[list[str], list[int]]:
+        threads: list[str] = []
+
+        def run_batch(items: list[list[int]]) -> list[list[int]]:
+            threads.append(threading.current_thread().name)
+            if -1 in items[0]:
+                raise ValueError("bad value -1")
+            return [[2 * v for v in item] for item in items]
+
+        batcher = DynamicBatcher("m", run_batch, inline_ms=inline_ms)
+        await batcher.start()
+        answers = [await batcher.submit([i], 1) for i in range(3)]
+        with pytest.raises(ValueError, match="bad value"):
+            await batcher.submit([-1], 1)  # an error on the loop thread reaches its request alone
+        answers.append(await batcher.submit([5], 1))
+        await batcher.stop()
+        return threads, [a[0] for a in answers]
+
+    loop_thread = threading.current_thread().name
+    threads, answers = asyncio.run(scenario(inline_ms=2.0))
+    assert answers == [0, 2, 4, 10]
+    assert threads[0].startswith("model-m") and threads[1:] == [loop_thread] * 4  # the first pass measures the cost
+    threads, _ = asyncio.run(scenario(inline_ms=0.0))
+    assert all(t.startswith("model-m") for t in threads)

@@ -7,7 +7,12 @@ request from waiting for company that cannot come: at concurrency 1 a request ru
 while under load the batch fills from the requests that queued during the previous pass.
 
 Forward passes run on one thread per model (`run_batch` must be thread-safe only with
-itself not running concurrently), so the event loop keeps reading requests meanwhile.
+itself not running concurrently), so the event loop keeps reading requests meanwhile. The
+exception is a lone request that nothing else waits behind and whose pass is expected to take
+under `inline_ms` (from the measured time per row): it runs on the event loop's own thread,
+since handing it to the model thread and back costs two thread wake-ups — on a busy small
+machine often more than the forward pass of a small model — and there is nothing to read
+meanwhile.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ class DynamicBatcher:
     max_batch_size: int = 64
     max_wait_ms: float = 5.0
     max_queue: int = 1024
+    inline_ms: float = 2.0
     on_batch: Callable[[int, int], None] | None = None  # (rows, queued requests left)
     stats: BatchStats = field(default_factory=BatchStats)
     _queue: deque[_Pending] = field(default_factory=deque)
@@ -135,16 +141,36 @@ class DynamicBatcher:
             rows = sum(p.rows for p in batch)
             if self.on_batch is not None:
                 self.on_batch(rows, len(self._queue))
-            started = time.perf_counter()
-            try:
-                answers = await loop.run_in_executor(self._executor, self.run_batch, [p.item for p in batch])
-            except Exception:
-                await self._run_one_by_one(batch)  # so one bad request fails alone, not its whole batch
-                continue
-            self._record(rows, len(batch), time.perf_counter() - started)
+            items = [p.item for p in batch]
+            if self._runs_inline(batch, rows):
+                try:
+                    answers, seconds = self._timed_run(items)
+                except Exception as exc:
+                    if not batch[0].future.done():
+                        batch[0].future.set_exception(exc)
+                    continue
+            else:
+                try:
+                    answers, seconds = await loop.run_in_executor(self._executor, self._timed_run, items)
+                except Exception:
+                    await self._run_one_by_one(batch)  # so one bad request fails alone, not its whole batch
+                    continue
+            self._record(rows, len(batch), seconds)
             for pending, answer in zip(batch, answers, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(answer)
+
+    def _timed_run(self, items: list[Any]) -> tuple[list[Any], float]:
+        """The answers and the seconds the pass itself took (without the thread hand-over)."""
+        started = time.perf_counter()
+        answers = self.run_batch(items)
+        return answers, time.perf_counter() - started
+
+    def _runs_inline(self, batch: list[_Pending], rows: int) -> bool:
+        """A lone, small request with nobody queued or arriving behind it (see the module docstring)."""
+        if len(batch) != 1 or self._queue or self._arriving or not self.stats.batches:
+            return False
+        return rows * self.stats.seconds_per_row * 1000.0 < self.inline_ms
 
     async def _run_one_by_one(self, batch: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()

@@ -17,6 +17,9 @@ def serve(
     ] = None,
     max_batch_size: Annotated[int, typer.Option(help="rows per forward pass at most")] = 64,
     max_wait_ms: Annotated[float, typer.Option(help="longest wait for a batch to fill")] = 5.0,
+    inline_ms: Annotated[
+        float, typer.Option(help="a lone request expected to take less runs on the event loop's thread (0: never)")
+    ] = 2.0,
     max_queue: Annotated[int, typer.Option(help="queued requests per model before 429")] = 1024,
     max_body_bytes: Annotated[int, typer.Option(help="largest request body (413 above)")] = 8 * 1024 * 1024,
     timeout: Annotated[float, typer.Option(help="seconds before a request is answered 504")] = 30.0,
@@ -35,6 +38,7 @@ def serve(
             ("port", port, 0),
             ("max-batch-size", max_batch_size, 1),
             ("max-wait-ms", max_wait_ms, 0),
+            ("inline-ms", inline_ms, 0),
             ("max-queue", max_queue, 1),
             ("max-body-bytes", max_body_bytes, 1),
             ("timeout", timeout, 0.001),
@@ -58,6 +62,7 @@ def serve(
     settings = ServeSettings(
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
+        inline_ms=inline_ms,
         max_queue=max_queue,
         max_body_bytes=max_body_bytes,
         timeout_s=timeout,
