@@ -52,6 +52,8 @@ def run_server(options: ServerOptions, settings: ServeSettings) -> None:
     """Load every model (errors surface before the port opens), then serve until SIGTERM."""
     import uvicorn
 
+    from modelforge.serve.transport import CoalescingHttpProtocol
+
     _set_threads(options.threads)
     services = load_services(options.models, options.engine, options.threads)
     common: dict[str, Any] = {
@@ -61,6 +63,7 @@ def run_server(options: ServerOptions, settings: ServeSettings) -> None:
         "access_log": options.access_log,
         "timeout_graceful_shutdown": settings.timeout_s + SHUTDOWN_MARGIN_S,
         "server_header": False,
+        "http": CoalescingHttpProtocol,
     }
     previous = signal.signal(signal.SIGTERM, _ignore_repeated_signal)
     try:
