@@ -80,7 +80,11 @@ class TorchPredictor:
     chunk_rows: int = 1024
 
     def __post_init__(self) -> None:
+        import torch
+
         self.run.model.eval()
+        first = next(self.run.model.parameters(), None)
+        self.device = first.device if first is not None else torch.device("cpu")
 
     def outputs(self, frame: Any) -> np.ndarray:
         import torch
@@ -88,10 +92,8 @@ class TorchPredictor:
         from modelforge.run import outputs_to_predictions
         from modelforge.train.loop import autocast_context
 
-        run = self.run
+        run, device = self.run, self.device
         inputs = {k: torch.from_numpy(v) for k, v in run.preprocessor.transform_inputs(frame).items()}
-        first = next(run.model.parameters(), None)
-        device = first.device if first is not None else torch.device("cpu")
         rows = len(next(iter(inputs.values())))
         pieces = []
         with torch.inference_mode(), autocast_context(run.config.train.precision, device):
