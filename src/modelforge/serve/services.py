@@ -246,14 +246,16 @@ class RecommendService:
 
     def validate(self, records: list[dict[str, Any]], k: int | None) -> list[Wanted]:
         settings = self.run.settings
-        tolerated = {c for c in (settings.rating, settings.time) if c}
+        known = {settings.user, settings.item} | {
+            c for c in (settings.rating, settings.time) if c
+        }  # rows as trained on
         problems: list[FieldProblem] = []
         wanted = []
         for row, record in enumerate(records):
             if not isinstance(record, dict):
                 problems.append(FieldProblem(row, None, f"expected an object, got {type(record).__name__}"))
                 continue
-            for key in record.keys() - {settings.user, settings.item} - tolerated:
+            for key in [key for key in record if key not in known]:
                 problems.append(
                     FieldProblem(row, str(key), f"unknown column; give {settings.user!r} (and {settings.item!r})")
                 )

@@ -29,6 +29,9 @@ class CoalescingTransport:
             return
         self._transport.write(data)
 
+    def writelines(self, chunks: Any) -> None:
+        self.write(b"".join(chunks))  # through write, so a held head still goes first
+
     def flush(self) -> None:
         if self._head:
             data, self._head = self._head, b""
