@@ -345,6 +345,11 @@ async def _read_body(receive: Receive) -> tuple[bytes, bool]:
             return b"".join(chunks), False
 
 
+def no_answer(timeout_s: float) -> dict[str, str]:
+    """The 504 body of every endpoint."""
+    return {"detail": f"no answer within {timeout_s:g} s"}
+
+
 async def answer_records(state: ServerState, batcher: DynamicBatcher, records: list[Any]) -> tuple[int, Any, dict]:
     """Status, JSON body and headers for validated records: the answers, or 429, 504 or 422."""
     timeout_s = state.settings.timeout_s
@@ -353,7 +358,7 @@ async def answer_records(state: ServerState, batcher: DynamicBatcher, records: l
     except QueueFullError as exc:
         return 429, {"detail": str(exc)}, {"Retry-After": str(exc.retry_after_s)}
     except TimeoutError:
-        return 504, {"detail": f"no answer within {timeout_s:g} s"}, {}
+        return 504, no_answer(timeout_s), {}
     except (ModelforgeError, ValueError) as exc:  # input the checks let through but the model refused
         detail = {"loc": ["body", "records"], "msg": str(exc).splitlines()[0], "type": "value_error"}
         return 422, {"detail": [detail]}, {}
@@ -530,7 +535,7 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
         try:
             text, count = await asyncio.wait_for(tokens.collect(), settings.timeout_s)
         except TimeoutError:
-            return JSONResponse({"detail": f"no answer within {settings.timeout_s:g} s"}, status_code=504)
+            return JSONResponse(no_answer(settings.timeout_s), status_code=504)
         except (ModelforgeError, ValueError, KeyError) as exc:
             detail = {"loc": ["body", "prompt"], "msg": _one_line(exc), "type": "value_error"}
             return JSONResponse({"detail": [detail]}, status_code=422)
@@ -557,7 +562,7 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
         try:
             answer = await asyncio.wait_for(work, settings.timeout_s)
         except TimeoutError:
-            return JSONResponse({"detail": f"no answer within {settings.timeout_s:g} s"}, status_code=504)
+            return JSONResponse(no_answer(settings.timeout_s), status_code=504)
         return JSONResponse(answer)
 
 
