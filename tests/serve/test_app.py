@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ def test_predictions_match_the_run_in_request_order(client: TestClient, digits_r
     for p, (_, row) in zip(predictions, expected.iterrows(), strict=True):
         assert sum(p["probabilities"].values()) == pytest.approx(1.0)
         assert p["probabilities"]["3"] == pytest.approx(row["probability_3"], abs=1e-6)
+    timing = {name: float(ms) for name, ms in re.findall(r"(\w+);dur=([\d.]+)", answer.headers["server-timing"])}
+    assert set(timing) == {"queue", "model"} and timing["model"] > 0
 
 
 def test_regression_answers_value(client: TestClient, diabetes_rows) -> None:

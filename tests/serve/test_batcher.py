@@ -35,9 +35,11 @@ def test_queued_requests_share_one_forward_pass_and_keep_their_order() -> None:
         rest = [asyncio.create_task(batcher.submit([i, i], 2)) for i in range(1, 5)]
         await asyncio.sleep(0.01)
         gate.set()
-        answers = await asyncio.gather(first, *rest)
+        served = await asyncio.gather(first, *rest)
         await batcher.stop()
-        return log, answers
+        assert served[0].pass_s >= 0.05  # the pass the gate held
+        assert all(s.queued_s >= 0.005 for s in served[1:])  # queued behind it
+        return log, [s.answer for s in served]
 
     log, answers = asyncio.run(scenario())
     assert answers == [[0], [2, 2], [4, 4], [6, 6], [8, 8]]
@@ -49,7 +51,7 @@ def test_a_lone_request_does_not_wait_for_company() -> None:
         batcher = DynamicBatcher("m", doubling_batches([]), max_batch_size=64, max_wait_ms=1000)
         await batcher.start()
         started = time.perf_counter()
-        assert await batcher.submit([3], 1) == [6]
+        assert (await batcher.submit([3], 1)).answer == [6]
         elapsed = time.perf_counter() - started
         await batcher.stop()
         return elapsed
@@ -90,11 +92,11 @@ def test_full_queue_and_timeout_and_a_bad_request_failing_alone() -> None:
             with pytest.raises(TimeoutError):
                 await task
         gate.set()
-        assert await running == [2]
+        assert (await running).answer == [2]
         batcher.max_batch_size = 8
         good, bad = batcher.submit([5], 1), batcher.submit([-1], 1)
         results = await asyncio.gather(good, bad, return_exceptions=True)
-        assert results[0] == [10] and isinstance(results[1], ValueError)
+        assert results[0].answer == [10] and isinstance(results[1], ValueError)  # type: ignore[union-attr]
         await batcher.stop()
 
     asyncio.run(scenario())
@@ -112,10 +114,10 @@ def test_a_lone_small_request_runs_on_the_loop_thread_once_its_cost_is_known() -
 
         batcher = DynamicBatcher("m", run_batch, inline_ms=inline_ms)
         await batcher.start()
-        answers = [await batcher.submit([i], 1) for i in range(3)]
+        answers = [(await batcher.submit([i], 1)).answer for i in range(3)]
         with pytest.raises(ValueError, match="bad value"):
             await batcher.submit([-1], 1)  # an error on the loop thread reaches its request alone
-        answers.append(await batcher.submit([5], 1))
+        answers.append((await batcher.submit([5], 1)).answer)
         await batcher.stop()
         return threads, [a[0] for a in answers]
 

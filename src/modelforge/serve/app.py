@@ -34,7 +34,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelforge.errors import ModelforgeError
-from modelforge.serve.batcher import DynamicBatcher, QueueFullError
+from modelforge.serve.batcher import DynamicBatcher, QueueFullError, Served
 from modelforge.serve.limits import (
     ASGIApp,
     BodyLimitMiddleware,
@@ -62,7 +62,7 @@ class ServeSettings:
 
     max_batch_size: int = 64
     max_wait_ms: float = 5.0
-    inline_ms: float = 2.0  # see DynamicBatcher: a lone small request runs on the event loop's thread
+    inline_ms: float = 10.0  # see DynamicBatcher: a lone small request runs on the event loop's thread
     max_queue: int = 1024
     max_body_bytes: int = 8 * 1024 * 1024
     timeout_s: float = 30.0
@@ -354,7 +354,7 @@ async def answer_records(state: ServerState, batcher: DynamicBatcher, records: l
     """Status, JSON body and headers for validated records: the answers, or 429, 504 or 422."""
     timeout_s = state.settings.timeout_s
     try:
-        answers = await batcher.submit(records, len(records), timeout_s)
+        served = await batcher.submit(records, len(records), timeout_s)
     except QueueFullError as exc:
         return 429, {"detail": str(exc)}, {"Retry-After": str(exc.retry_after_s)}
     except TimeoutError:
@@ -362,7 +362,12 @@ async def answer_records(state: ServerState, batcher: DynamicBatcher, records: l
     except (ModelforgeError, ValueError) as exc:  # input the checks let through but the model refused
         detail = {"loc": ["body", "records"], "msg": str(exc).splitlines()[0], "type": "value_error"}
         return 422, {"detail": [detail]}, {}
-    return 200, {"predictions": answers}, {}
+    return 200, {"predictions": served.answer}, {"Server-Timing": server_timing(served)}
+
+
+def server_timing(served: Served) -> str:
+    """How long the request waited for its batch and how long that batch's pass took, in ms."""
+    return f"queue;dur={served.queued_s * 1000:.3f}, model;dur={served.pass_s * 1000:.3f}"
 
 
 class MetricsMiddleware:

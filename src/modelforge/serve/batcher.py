@@ -46,6 +46,15 @@ class _Pending:
     queued_at: float
 
 
+@dataclass(frozen=True)
+class Served:
+    """A request's answer and where its time in the batcher went (for the Server-Timing header)."""
+
+    answer: Any
+    queued_s: float  # from submit to the start of the pass that answered it
+    pass_s: float  # that pass: the whole batch's `run_batch`
+
+
 @dataclass
 class BatchStats:
     """What the batcher has done so far (for metrics and tests)."""
@@ -69,7 +78,7 @@ class DynamicBatcher:
     max_batch_size: int = 64
     max_wait_ms: float = 5.0
     max_queue: int = 1024
-    inline_ms: float = 2.0
+    inline_ms: float = 10.0
     on_batch: Callable[[int, int], None] | None = None  # (rows, queued requests left)
     stats: BatchStats = field(default_factory=BatchStats)
     _queue: deque[_Pending] = field(default_factory=deque)
@@ -109,7 +118,7 @@ class DynamicBatcher:
         self._arriving = max(0, self._arriving - 1)
         self._notify()
 
-    async def submit(self, item: Any, rows: int, timeout_s: float | None = None) -> Any:
+    async def submit(self, item: Any, rows: int, timeout_s: float | None = None) -> Served:
         """Queue one request and wait for its answer; raises QueueFullError or TimeoutError."""
         if len(self._queue) >= self.max_queue:
             raise QueueFullError(self.name, self._retry_after_s())
@@ -144,27 +153,27 @@ class DynamicBatcher:
             items = [p.item for p in batch]
             if self._runs_inline(batch, rows):
                 try:
-                    answers, seconds = self._timed_run(items)
+                    answers, started, seconds = self._timed_run(items)
                 except Exception as exc:
                     if not batch[0].future.done():
                         batch[0].future.set_exception(exc)
                     continue
             else:
                 try:
-                    answers, seconds = await loop.run_in_executor(self._executor, self._timed_run, items)
+                    answers, started, seconds = await loop.run_in_executor(self._executor, self._timed_run, items)
                 except Exception:
                     await self._run_one_by_one(batch)  # so one bad request fails alone, not its whole batch
                     continue
             self._record(rows, len(batch), seconds)
             for pending, answer in zip(batch, answers, strict=True):
                 if not pending.future.done():
-                    pending.future.set_result(answer)
+                    pending.future.set_result(Served(answer, started - pending.queued_at, seconds))
 
-    def _timed_run(self, items: list[Any]) -> tuple[list[Any], float]:
-        """The answers and the seconds the pass itself took (without the thread hand-over)."""
+    def _timed_run(self, items: list[Any]) -> tuple[list[Any], float, float]:
+        """The answers, when the pass started and the seconds it took (without the thread hand-over)."""
         started = time.perf_counter()
         answers = self.run_batch(items)
-        return answers, time.perf_counter() - started
+        return answers, started, time.perf_counter() - started
 
     def _runs_inline(self, batch: list[_Pending], rows: int) -> bool:
         """A lone, small request with nobody queued or arriving behind it (see the module docstring)."""
@@ -176,13 +185,13 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         for pending in batch:
             try:
-                answers = await loop.run_in_executor(self._executor, self.run_batch, [pending.item])
+                answers, started, seconds = await loop.run_in_executor(self._executor, self._timed_run, [pending.item])
             except Exception as exc:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
                 continue
             if not pending.future.done():
-                pending.future.set_result(answers[0])
+                pending.future.set_result(Served(answers[0], started - pending.queued_at, seconds))
 
     async def _collect(self) -> list[_Pending]:
         """Wait for a first request, then gather more until full, timed out, or none is coming."""

@@ -19,7 +19,7 @@ def serve(
     max_wait_ms: Annotated[float, typer.Option(help="longest wait for a batch to fill")] = 5.0,
     inline_ms: Annotated[
         float, typer.Option(help="a lone request expected to take less runs on the event loop's thread (0: never)")
-    ] = 2.0,
+    ] = 10.0,
     max_queue: Annotated[int, typer.Option(help="queued requests per model before 429")] = 1024,
     max_body_bytes: Annotated[int, typer.Option(help="largest request body (413 above)")] = 8 * 1024 * 1024,
     timeout: Annotated[float, typer.Option(help="seconds before a request is answered 504")] = 30.0,
