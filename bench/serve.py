@@ -8,13 +8,14 @@ Printed, all from the same run:
 1. requests/s (one record per request) at concurrency 1, 8, 32, 64 with dynamic batching on
    (`--max-batch-size 64 --max-wait-ms 5`) and off (`--max-batch-size 1`), the ratio, and the
    mean rows per forward pass read from the server's /metrics. Floor: ≥ 3× at concurrency 32;
-2. latency p50/p99 at concurrency 1, batching on, for `--engine torch` (lone requests on the
-   event loop's thread, the default, and on the model thread) and `--engine onnx` (on a copy of
-   the run exported by `modelforge export`), beside the model's forward time for one row (the
-   torch module or the onnxruntime session alone, timed in this process with the server's
-   thread count in the same alternating rounds) and each request's own pass in the server
-   (preprocessing, forward, answers: its `Server-Timing` header). Floor: p99 ≤ the forward
-   time + 2 ms, checked per request (latency less its own pass) and against the median forward;
+2. latency p50/p99 at concurrency 1, batching on, for `--engine torch` (the frozen graph; lone
+   requests on the event loop's thread, the default, and on the model thread), `--engine eager`
+   (the module as trained) and `--engine onnx` (on a copy of the run exported by `modelforge
+   export`), beside the model's forward time for one row as that engine runs it (frozen graph,
+   module or onnxruntime session alone, timed in this process with the server's thread count in
+   the same alternating rounds) and each request's own pass in the server (preprocessing,
+   forward, answers: its `Server-Timing` header). Floor: p99 ≤ the forward time + 2 ms, checked
+   per request (latency less its own pass) and against the median forward;
 3. GPT generation over server-sent events: time to first token and tokens/s with 1 and 8
    concurrent streams.
 
@@ -195,6 +196,8 @@ class Engine:
 
 
 def engine(name: str, run_dir: Path, record: dict[str, Any], threads: int) -> Engine:
+    """The engine's forward pass as the server runs it: the frozen graph (`torch`), the module (`eager`)
+    or the onnxruntime session (`onnx`)."""
     import pandas as pd
     import torch
 
@@ -211,11 +214,11 @@ def engine(name: str, run_dir: Path, record: dict[str, Any], threads: int) -> En
             return predictor.raw_outputs(inputs)
     else:
         tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
-        module = predictor.run.model.eval()
+        forward = predictor.forward
 
         def model() -> object:
             with torch.inference_mode():
-                return module(tensors)
+                return forward(tensors)
 
     call_times(model, 50)  # warm up
     return Engine(name, run_dir, model)
@@ -344,7 +347,7 @@ def main() -> None:
             verdict = "met" if ratio >= 3 else "NOT met"
             print(f"floor: batching on/off at concurrency 32 = {ratio:.2f}x (>= 3x): {verdict}")
 
-        engines = [engine("torch", run_dir, records[0], args.threads)]
+        engines = [engine(name, run_dir, records[0], args.threads) for name in ("torch", "eager")]
         onnx_dir = with_onnx_export(run_dir, Path(folder))
         if onnx_dir is not None:
             engines.append(engine("onnx", onnx_dir, records[0], args.threads))

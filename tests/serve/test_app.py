@@ -62,6 +62,22 @@ def test_predictions_match_the_run_in_request_order(client: TestClient, digits_r
     assert set(timing) == {"queue", "model"} and timing["model"] > 0
 
 
+def test_torch_engine_serves_a_frozen_graph_that_answers_like_the_eager_model(
+    client: TestClient, digits_run: Path, digits_pixels
+) -> None:
+    engines = {m["name"]: m["engine"] for m in client.get("/v1/models").json()["models"]}
+    assert all(engine.startswith("torch frozen graph") for engine in engines.values()), engines
+    [eager] = load_services([f"digits={digits_run}"], "eager").values()
+    assert isinstance(eager, PredictService) and eager.describe()["engine"] == "torch eager"
+    records = digit_records(digits_pixels, range(50, 90))
+    expected = eager.predict_batch([eager.validate(records, None)])[0]
+    served = client.post("/v1/models/digits/predict", json={"records": records}).json()["predictions"]
+    assert [p["label"] for p in served] == [p["label"] for p in expected]
+    for mine, theirs in zip(served, expected, strict=True):
+        for label, probability in theirs["probabilities"].items():
+            assert mine["probabilities"][label] == pytest.approx(probability, abs=1e-5)
+
+
 def test_regression_answers_value(client: TestClient, diabetes_rows) -> None:
     answer = client.post("/v1/models/diabetes/predict", json={"records": diabetes_rows[:3]})
     values = [p["value"] for p in answer.json()["predictions"]]

@@ -93,6 +93,9 @@ def test_serve_answers_then_finishes_in_flight_work_on_sigterm(digits_run: Path,
         done = json.loads(rest[rest.index("event: done") + 1].removeprefix("data: "))
         assert done["new_tokens"] == 300
         assert process.wait(timeout=30) == 0
+        log = process.stderr.read()  # type: ignore[union-attr]
+        assert f"model digits: classification run {digits_run}, torch frozen graph" in log, log
+        assert "model bard: language-modeling run" in log, log
     finally:
         if process.poll() is None:
             process.kill()

@@ -88,6 +88,7 @@ class OnnxPredictor:
 
     run: Any
     session: Any
+    engine: str = "onnx (onnxruntime)"
 
     @property
     def task(self) -> str:

@@ -32,7 +32,7 @@ class ViTEncoder(nn.Module):
 
     def forward(self, inputs: dict) -> torch.Tensor:
         patches = self.patchify(inputs["image"]).flatten(2).transpose(1, 2)
-        tokens = torch.cat([self.cls.expand(len(patches), -1, -1), patches], dim=1) + self.positions
+        tokens = torch.cat([self.cls.expand(patches.shape[0], -1, -1), patches], dim=1) + self.positions
         return self.norm(self.encoder(tokens)[:, 0])
 
 

@@ -161,6 +161,7 @@ class ModelInfo(BaseModel):
     task: str
     features: list[Feature]
     classes: list[str]
+    engine: str | None = Field(None, description="classification and regression runs: what runs the forward pass")
 
 
 class ModelList(BaseModel):
@@ -474,11 +475,23 @@ def _add_health_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> 
 def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> None:
     settings = state.settings
 
-    @app.get("/v1/models", response_model=ModelList, dependencies=guarded, summary="The served models")
+    @app.get(
+        "/v1/models",
+        response_model=ModelList,
+        response_model_exclude_none=True,
+        dependencies=guarded,
+        summary="The served models",
+    )
     async def list_models() -> dict[str, Any]:
         return {"models": [service.describe() for service in state.services.values()]}
 
-    @app.get("/v1/models/{name}", response_model=ModelInfo, responses={404: ERRORS[404]}, dependencies=guarded)
+    @app.get(
+        "/v1/models/{name}",
+        response_model=ModelInfo,
+        response_model_exclude_none=True,
+        responses={404: ERRORS[404]},
+        dependencies=guarded,
+    )
     async def model_info(name: str) -> dict[str, Any]:
         return state.service(name).describe()
 

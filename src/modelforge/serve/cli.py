@@ -25,7 +25,13 @@ def serve(
     timeout: Annotated[float, typer.Option(help="seconds before a request is answered 504")] = 30.0,
     max_new_tokens: Annotated[int, typer.Option(help="largest max_new_tokens a generate request may ask")] = 1024,
     workers: Annotated[int, typer.Option(help="server processes (each loads every model)")] = 1,
-    engine: Annotated[str, typer.Option(help="torch, or onnx (needs `modelforge export RUN --format onnx`)")] = "torch",
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="torch (a frozen graph where the model allows one, checked against eager), eager (the module "
+            "as trained), or onnx (needs `modelforge export RUN --format onnx`)"
+        ),
+    ] = "torch",
     threads: Annotated[int | None, typer.Option(help="CPU threads per forward pass (default: torch's)")] = None,
     access_log: Annotated[bool, typer.Option(help="log a line per request (off: /metrics counts them)")] = False,
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,9 @@ def run_server(options: ServerOptions, settings: ServeSettings) -> None:
 
     _set_threads(options.threads)
     services = load_services(options.models, options.engine, options.threads)
+    for name, service in services.items():
+        engine = service.describe().get("engine")
+        print(f"model {name}: {service.task} run {service.path}" + (f", {engine}" if engine else ""), file=sys.stderr)
     common: dict[str, Any] = {
         "host": options.host,
         "port": options.port,

@@ -23,7 +23,7 @@ import numpy as np
 from modelforge.errors import ModelforgeError
 from modelforge.serve.records import SUPPORTED_KINDS, FieldProblem, RecordSchema, RecordsError
 
-ENGINES = ("torch", "onnx")
+ENGINES = ("torch", "eager", "onnx")  # torch: a frozen graph where the model allows one
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -64,6 +64,8 @@ def read_task(path: Path) -> str:
 
 
 class Predictor(Protocol):
+    engine: str  # what runs the forward pass, for /v1/models and the server's start-up lines
+
     def outputs(self, frame: Any) -> np.ndarray: ...
 
 
@@ -73,18 +75,38 @@ class TorchPredictor:
 
     `Run.outputs` puts the model in eval mode and enters no_grad on every call; for a one-row
     request that bookkeeping costs as much as a small CNN's forward pass, so the server does it
-    once here and runs each pass under inference_mode.
+    once here and runs each pass under inference_mode. With `freeze`, the model runs as a frozen
+    graph (`modelforge.export.frozen`: batch norm folded, channels-last convolutions; about 5×
+    faster for a one-row CNN pass) when it can be frozen and reproduces the eager outputs;
+    otherwise eagerly, and `engine` says why.
     """
 
     run: Any
+    freeze: bool = True
     chunk_rows: int = 1024
 
     def __post_init__(self) -> None:
         import torch
 
-        self.run.model.eval()
-        first = next(self.run.model.parameters(), None)
+        from modelforge.export.frozen import freeze_for_inference
+        from modelforge.export.parity import ExportError
+        from modelforge.train.loop import resolve_precision
+
+        run = self.run
+        run.model.eval()
+        first = next(run.model.parameters(), None)
         self.device = first.device if first is not None else torch.device("cpu")
+        self.precision = resolve_precision(run.config.train.precision, self.device)
+        self.forward: Any = run.model
+        self.engine = "torch eager"
+        if self.freeze:
+            try:
+                frozen = freeze_for_inference(run.model, run.model_info, run.preprocessor.input_spec(), self.precision)
+            except ExportError as exc:
+                self.engine = f"torch eager (not frozen: {exc})"
+            else:
+                self.forward = frozen
+                self.engine = f"torch frozen graph (max abs diff {frozen.parity.max_abs_diff:.1e} from eager)"
 
     def outputs(self, frame: Any) -> np.ndarray:
         import torch
@@ -96,11 +118,12 @@ class TorchPredictor:
         inputs = {k: torch.from_numpy(v) for k, v in run.preprocessor.transform_inputs(frame).items()}
         rows = len(next(iter(inputs.values())))
         pieces = []
-        with torch.inference_mode(), autocast_context(run.config.train.precision, device):
+        with torch.inference_mode(), autocast_context(self.precision, device):
             for begin in range(0, rows, self.chunk_rows):
                 chunk = {k: v[begin : begin + self.chunk_rows].to(device) for k, v in inputs.items()}
-                pieces.append(run.model(chunk).float().cpu())
-        return outputs_to_predictions(torch.cat(pieces), run.task, run.preprocessor)
+                pieces.append(self.forward(chunk).float().cpu())
+        raw = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+        return outputs_to_predictions(raw, run.task, run.preprocessor)
 
 
 # ----------------------------------------------------------------------------- predict
@@ -140,6 +163,7 @@ class PredictService:
             "task": self.task,
             "features": [{"name": n, "kind": k} for n, k in self.schema.features.items()],
             "classes": [str(c) for c in self.classes],
+            "engine": self.predictor.engine,
         }
 
     def validate(self, records: list[dict[str, Any]], k: int | None) -> list[dict[str, Any]]:
@@ -185,11 +209,13 @@ def load_predict_service(spec: ModelSpec, engine: str = "torch", threads: int | 
     if engine not in ENGINES:
         raise ServeError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     run = load_run(spec.path)
-    predictor: Predictor = TorchPredictor(run)
+    predictor: Predictor
     if engine == "onnx":
         from modelforge.export.onnx import load_onnx_predictor
 
         predictor = load_onnx_predictor(spec.path, threads)
+    else:
+        predictor = TorchPredictor(run, freeze=engine == "torch")
     preprocessor = run.preprocessor
     for encoder in preprocessor.encoders:
         if encoder.kind not in SUPPORTED_KINDS:
