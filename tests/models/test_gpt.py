@@ -74,3 +74,55 @@ def test_top_k_one_is_greedy() -> None:
     generator = torch.Generator().manual_seed(0)
     assert pick_token(logits, 1.0, 1, None, generator) == int(logits.argmax())
     assert pick_token(logits, 1.0, None, 1e-6, generator) == int(logits.argmax())
+
+
+@pytest.mark.parametrize("rope", [False, True])
+def test_batched_decode_at_different_positions_equals_one_row_at_a_time(rope: bool) -> None:
+    model = tiny_gpt(rope=rope)
+    prompts = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10], [2]]
+    rows = [2, 0, 3]  # rows of a shared 4-row cache, not in order
+    shared, alone = model.new_cache(4), []
+    with torch.no_grad():
+        for prompt, row in zip(prompts, rows, strict=True):
+            own = model.new_cache()
+            expected = model(torch.tensor([prompt]), own)[0, -1]
+            torch.testing.assert_close(model(torch.tensor([prompt]), shared.row(row))[0, -1], expected)
+            alone.append(own)
+        tokens = torch.tensor([7, 3, 11])
+        positions = torch.tensor([len(p) for p in prompts])
+        batched = model.decode(tokens, shared, torch.tensor(rows), positions)
+        for i, own in enumerate(alone):
+            torch.testing.assert_close(batched[i], model(tokens[i].view(1, 1), own)[0, -1], atol=1e-5, rtol=1e-5)
+        with pytest.raises(ValueError, match="exceeds the model's context"):
+            model.decode(tokens, shared, torch.tensor(rows), torch.tensor([24, 1, 1]))
+
+
+def test_decode_batch_gives_each_generation_what_it_gets_alone() -> None:
+    from modelforge.text.generate import DecodeBatch, Sampling
+
+    generator = Generator(tiny_gpt(rope=True), build_tokenizer("char", ["abcdefgh"]))
+    cases = [
+        ([1, 2, 3], Sampling(40, 0.0)),  # past the context of 24: the window slides
+        ([4, 5, 6, 7, 8, 9], Sampling(25, 1.0, seed=3)),
+        ([2], Sampling(1, 0.8, top_k=5, seed=1)),  # finished by its first token
+        ([3] * 24, Sampling(20, 1.0, top_p=0.9, seed=7)),  # a full row at once; joins when a row frees
+        ([5, 1], Sampling(9, 0.5, seed=11)),
+    ]
+    expected = [
+        list(generator.token_ids(prompt, s.max_new_tokens, s.temperature, s.top_k, s.top_p, s.seed))
+        for prompt, s in cases
+    ]
+    batch = DecodeBatch(generator, slots=3)
+    got: dict[int, list[int]] = {}
+    owner: dict[int, int] = {}  # id(decoding) -> case
+    waiting = list(enumerate(cases))
+    while waiting or batch.active:
+        while waiting and batch.has_room:
+            index, (prompt, sampling) = waiting.pop(0)
+            decoding, token = batch.add(prompt, sampling)
+            got[index], owner[id(decoding)] = [token], index
+        assert len(batch.active) <= 3
+        for decoding, token in batch.step():
+            got[owner[id(decoding)]].append(token)
+    assert [got[i] for i in range(len(cases))] == expected
+    assert sorted(batch.free) == [0, 1, 2]  # every row given back

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,20 +76,38 @@ def test_bad_generate_requests_get_422(client: TestClient, body: dict[str, Any],
     assert any(detail["loc"][-1] == field or field in detail["msg"] for detail in answer.json()["detail"])
 
 
-def test_concurrent_streams_all_finish(gpt_run: Path, serve_live) -> None:
+def test_concurrent_streams_each_get_their_own_text(gpt_run: Path, serve_live) -> None:
+    """Six seeded generations over three decoding rows: each equals the generator's text alone."""
+    from modelforge.text.generate import load_generator
+
     services = load_services([f"bard={gpt_run}"])
     assert isinstance(services["bard"], GenerateService)
+    bodies = [{"prompt": "ROMEO:"[: 2 + i % 4], "max_new_tokens": 10 + 7 * i, "seed": i} for i in range(6)]
 
     async def streams(url: str) -> list[str]:
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
-            calls = [
-                http.post("/v1/models/bard/generate", json={"prompt": "ROMEO:", "max_new_tokens": 16, "seed": i})
-                for i in range(6)
-            ]
-            answers = await asyncio.gather(*calls)
+            answers = await asyncio.gather(*(http.post("/v1/models/bard/generate", json=b) for b in bodies))
             assert [r.status_code for r in answers] == [200] * 6, [r.text for r in answers]
             return [r.json()["text"] for r in answers]
 
     with serve_live(create_app(services, ServeSettings(max_streams=3))) as url:
         texts = asyncio.run(streams(url))
-    assert len(texts) == 6 and all(texts) and len(set(texts)) > 1  # different seeds, different text
+    generator = load_generator(gpt_run)
+    expected = [generator.generate(b["prompt"], b["max_new_tokens"], 1.0, None, None, b["seed"]) for b in bodies]
+    assert texts == expected and len(set(texts)) > 1
+
+
+def test_an_abandoned_stream_gives_its_row_back(gpt_run: Path, serve_live) -> None:
+    services = load_services([f"bard={gpt_run}"])
+    app = create_app(services, ServeSettings(max_streams=1, max_new_tokens=100_000))
+    with serve_live(app) as url:
+        body = {"prompt": "ROMEO:", "max_new_tokens": 100_000, "stream": True}
+        with httpx.stream("POST", f"{url}/v1/models/bard/generate", json=body, timeout=30) as response:
+            assert next(line for line in response.iter_lines() if line.startswith("data: "))
+        # The one row was that stream's; the next request gets it once the stream is dropped.
+        answer = httpx.post(f"{url}/v1/models/bard/generate", json={"prompt": "RO", "max_new_tokens": 5}, timeout=30)
+        assert answer.status_code == 200 and answer.json()["new_tokens"] == 5
+        deadline = time.monotonic() + 10
+        while app.state.serve.active_generations["bard"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.state.serve.active_generations["bard"] == 0

@@ -41,6 +41,14 @@ class KVCache:
         self.length = 0
         self.capacity = config.context
 
+    def row(self, index: int) -> KVCache:
+        """An empty one-row cache writing into row `index` of this one (same storage), for a prompt's pass."""
+        view = KVCache.__new__(KVCache)
+        view.keys = [k[index : index + 1] for k in self.keys]
+        view.values = [v[index : index + 1] for v in self.values]
+        view.length, view.capacity = 0, self.capacity
+        return view
+
 
 def rotary_tables(length: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
     inverse = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
@@ -93,6 +101,30 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(batch, time, width)
         return self.residual_dropout(self.proj(y))
 
+    def decode(
+        self,
+        x: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None,
+        cache: KVCache,
+        layer: int,
+        rows: torch.Tensor,
+        positions: torch.Tensor,
+        seen: torch.Tensor,
+    ) -> torch.Tensor:
+        """One new token per cache row `rows[i]`, at that row's own position `positions[i]`; `seen`
+        (batch, 1, 1, keys) masks the keys past each row's position."""
+        batch, _, width = x.shape
+        q, k, v = self.qkv(x).split(width, dim=2)
+        q, k, v = (t.view(batch, 1, self.heads, width // self.heads).transpose(1, 2) for t in (q, k, v))
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        keys, values = cache.keys[layer], cache.values[layer]
+        keys[rows, :, positions] = k[:, :, 0]
+        values[rows, :, positions] = v[:, :, 0]
+        end = seen.shape[-1]
+        y = F.scaled_dot_product_attention(q, keys[rows, :, :end], values[rows, :, :end], attn_mask=seen)
+        return self.proj(y.transpose(1, 2).reshape(batch, 1, width))
+
 
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
@@ -117,6 +149,19 @@ class Block(nn.Module):
         self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None, cache: KVCache | None, layer: int
     ) -> torch.Tensor:
         x = x + self.attention(self.norm1(x), rotary, cache, layer)
+        return x + self.mlp(self.norm2(x))
+
+    def decode(
+        self,
+        x: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None,
+        cache: KVCache,
+        layer: int,
+        rows: torch.Tensor,
+        positions: torch.Tensor,
+        seen: torch.Tensor,
+    ) -> torch.Tensor:
+        x = x + self.attention.decode(self.norm1(x), rotary, cache, layer, rows, positions, seen)
         return x + self.mlp(self.norm2(x))
 
 
@@ -168,6 +213,27 @@ class GPT(nn.Module):
         if cache is not None:
             cache.length += time
         return self.head(self.norm(x))
+
+    def decode(self, tokens: torch.Tensor, cache: KVCache, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, vocab) for one token per row of a shared cache, each row at its own position.
+
+        Continuous batching: generations of different lengths advance together; row `rows[i]` of
+        `cache` holds generation i's keys and values up to `positions[i]` (exclusive), where its
+        token `tokens[i]` goes. `cache.length` is not used: each row keeps its own.
+        """
+        last = int(positions.max())
+        if last >= self.config.context:
+            raise ValueError(f"position {last} exceeds the model's context of {self.config.context}")
+        seen = torch.arange(last + 1, device=tokens.device)[None, :] <= positions[:, None]  # each row's own keys
+        x = self.token_embedding(tokens)[:, None, :]
+        rotary = None
+        if self.position_embedding is not None:
+            x = x + self.position_embedding(positions)[:, None, :]
+        else:
+            rotary = (self.rotary_cos[positions][:, None, None], self.rotary_sin[positions][:, None, None])
+        for layer, block in enumerate(self.blocks):
+            x = block.decode(x, rotary, cache, layer, rows, positions, seen[:, None, None])
+        return self.head(self.norm(x))[:, 0]
 
     def new_cache(self, batch: int = 1) -> KVCache:
         weight = self.token_embedding.weight

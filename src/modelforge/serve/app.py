@@ -22,7 +22,7 @@ import gc
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -49,6 +49,8 @@ from modelforge.serve.metrics import ServerMetrics
 from modelforge.serve.playground import PLAYGROUND_HTML
 from modelforge.serve.records import RecordsError
 from modelforge.serve.services import BatchedService, GenerateService, ImageService, Service
+from modelforge.serve.streams import END, Stream, StreamScheduler
+from modelforge.text.generate import Sampling
 
 MAX_RECORDS_PER_REQUEST = 10_000
 MAX_PROMPT_CHARS = 20_000
@@ -193,7 +195,8 @@ class ServerState:
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     ready: bool = False
     batchers: dict[str, DynamicBatcher] = field(default_factory=dict)
-    generation_pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
+    schedulers: dict[str, StreamScheduler] = field(default_factory=dict)  # GPT runs: streams decoded together
+    generation_pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)  # image runs
     active_generations: dict[str, int] = field(default_factory=dict)
 
     def service(self, name: str) -> Service:
@@ -226,9 +229,12 @@ async def _start(state: ServerState) -> None:
             )
             await state.batchers[name].start()
             state.metrics.queue_depth.set(name, value=0)
+        elif isinstance(service, GenerateService):
+            state.schedulers[name] = StreamScheduler(service.generator, settings.max_streams, name)
+            state.schedulers[name].start()
+            state.active_generations[name] = 0
         else:
             state.generation_pools[name] = ThreadPoolExecutor(settings.max_streams, thread_name_prefix=f"gen-{name}")
-            state.active_generations[name] = 0
     # Everything loaded so far (torch, pandas, the models) lives as long as the server: moving it out
     # of the collector's reach keeps full collections, triggered by per-request garbage, cheap.
     gc.collect()
@@ -240,6 +246,8 @@ async def _stop(state: ServerState) -> None:
     state.ready = False
     for batcher in state.batchers.values():
         await batcher.stop()
+    for scheduler in state.schedulers.values():
+        scheduler.stop()
     for pool in state.generation_pools.values():
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -547,7 +555,13 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
             return JSONResponse({"detail": [detail]}, status_code=422)
         if state.active_generations[name] >= settings.max_queue:
             return JSONResponse({"detail": f"model {name!r}: too many generations"}, 429, {"Retry-After": "1"})
-        tokens = _TokenPump(state, name, service, body)
+        sampling = Sampling(body.max_new_tokens, body.temperature, body.top_k, body.top_p, body.seed)
+        try:
+            stream = state.schedulers[name].open(body.prompt, sampling)
+        except (ModelforgeError, ValueError, KeyError) as exc:
+            detail = {"loc": ["body", "prompt"], "msg": _one_line(exc), "type": "value_error"}
+            return JSONResponse({"detail": [detail]}, status_code=422)
+        tokens = _TokenPump(state, name, stream)
         if body.stream:
             return StreamingResponse(tokens.events(), media_type="text/event-stream")
         try:
@@ -594,41 +608,25 @@ def _wrong_endpoint(service: Service) -> HTTPException:
     )
 
 
-_DONE = object()
-
-
 class _TokenPump:
-    """Pull tokens from a generator on the model's thread pool, one `next()` at a time."""
+    """A generation stream's pieces as they arrive from the model's StreamScheduler."""
 
-    def __init__(self, state: ServerState, name: str, service: GenerateService, body: GenerateRequest) -> None:
-        self.state, self.name, self.service, self.body = state, name, service, body
-
-    def _iterator(self) -> Iterator[str]:
-        body = self.body
-        return iter(
-            self.service.generator.stream(
-                body.prompt,
-                max_new_tokens=body.max_new_tokens,
-                temperature=body.temperature,
-                top_k=body.top_k,
-                top_p=body.top_p,
-                seed=body.seed,
-            )
-        )
+    def __init__(self, state: ServerState, name: str, stream: Stream) -> None:
+        self.state, self.name, self.stream = state, name, stream
 
     async def tokens(self) -> AsyncIterator[str]:
-        loop = asyncio.get_running_loop()
-        pool = self.state.generation_pools[self.name]
         self.state.active_generations[self.name] += 1
         try:
-            iterator = await loop.run_in_executor(pool, self._iterator)
             while True:
-                token = await loop.run_in_executor(pool, next, iterator, _DONE)
-                if token is _DONE:
+                item = await self.stream.pieces.get()
+                if item is END:
                     return
+                if isinstance(item, Exception):
+                    raise item
                 self.state.metrics.generated_tokens.inc(self.name)
-                yield str(token)
+                yield str(item)
         finally:
+            self.stream.cancelled = True  # finished, failed or abandoned by its client: free its row
             self.state.active_generations[self.name] -= 1
 
     async def collect(self) -> tuple[str, int]:

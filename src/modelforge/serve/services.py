@@ -13,15 +13,17 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from modelforge.errors import ModelforgeError
 from modelforge.serve.records import SUPPORTED_KINDS, FieldProblem, RecordSchema, RecordsError
+
+if TYPE_CHECKING:
+    from modelforge.text.generate import Generator
 
 ENGINES = ("torch", "eager", "onnx")  # torch: a frozen graph where the model allows one
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -396,25 +398,13 @@ def load_image_service(spec: ModelSpec) -> ImageService:
 
 
 # ----------------------------------------------------------------------------- generate
-class TokenStream(Protocol):
-    def stream(
-        self,
-        prompt: str,
-        max_new_tokens: int = 100,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        seed: int | None = None,
-    ) -> Iterator[str]: ...
-
-
 @dataclass
 class GenerateService:
-    """A language-model run streaming generated text."""
+    """A language-model run streaming generated text (decoded by `modelforge.serve.streams`)."""
 
     name: str
     path: Path
-    generator: TokenStream
+    generator: Generator
 
     task: str = "language-modeling"
 

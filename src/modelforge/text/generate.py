@@ -13,7 +13,7 @@ the last half-context of tokens is re-encoded and decoding goes on from there.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -57,16 +57,14 @@ class Generator:
         return self._pieces(self.token_ids(prompt_ids, max_new_tokens, temperature, top_k, top_p, seed))
 
     def _pieces(self, tokens: Iterator[int]) -> Iterator[str]:
-        pending: list[int] = []
+        pieces = PieceDecoder(self.tokenizer)
         for token in tokens:
-            pending.append(token)
-            piece = self.tokenizer.decode(pending)
-            if piece.endswith("\ufffd") and len(pending) < MAX_PENDING_TOKENS:
-                continue  # a multi-byte character split across tokens: wait for the rest
-            pending.clear()
-            yield piece
-        if pending:
-            yield self.tokenizer.decode(pending)
+            piece = pieces.push(token)
+            if piece is not None:
+                yield piece
+        rest = pieces.flush()
+        if rest is not None:
+            yield rest
 
     def generate(
         self,
@@ -132,6 +130,147 @@ class Generator:
                     logits = self.model(torch.tensor([[token]], device=device), cache)[0, -1]
         finally:
             self.model.train(was_training)
+
+
+@dataclass
+class PieceDecoder:
+    """Token ids in, text pieces out: a multi-byte character split across tokens waits for the rest."""
+
+    tokenizer: Tokenizer
+    pending: list[int] = field(default_factory=list)
+
+    def push(self, token: int) -> str | None:
+        self.pending.append(token)
+        piece = self.tokenizer.decode(self.pending)
+        if piece.endswith("\ufffd") and len(self.pending) < MAX_PENDING_TOKENS:
+            return None
+        self.pending.clear()
+        return piece
+
+    def flush(self) -> str | None:
+        """What is still held back (an incomplete character), once the tokens end."""
+        if not self.pending:
+            return None
+        piece = self.tokenizer.decode(self.pending)
+        self.pending.clear()
+        return piece
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_new_tokens: int = 100
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+
+
+@dataclass(eq=False)
+class Decoding:
+    """One generation in a `DecodeBatch`: its cache row, tokens so far and what it still may produce."""
+
+    sampling: Sampling
+    slot: int
+    history: list[int]
+    position: int  # tokens in its cache row
+    produced: int = 0
+    random: torch.Generator | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.produced >= self.sampling.max_new_tokens
+
+
+class DecodeBatch:
+    """Generations advanced together, one batched forward pass per token (continuous batching).
+
+    Each generation owns a row of one shared KV cache. `add` runs a prompt into a free row and
+    picks its first token; `step` feeds every unfinished generation's last token in one pass,
+    each at its own position, and picks the next ones. The tokens equal what `Generator.stream`
+    gives each generation alone (same sampling, same seed), window slides included.
+    """
+
+    def __init__(self, generator: Generator, slots: int) -> None:
+        self.generator, self.model = generator, generator.model
+        self.model.eval()
+        self.device = self.model.token_embedding.weight.device
+        self.cache = self.model.new_cache(slots)
+        self.free = list(range(slots))[::-1]
+        self.active: list[Decoding] = []
+
+    @property
+    def has_room(self) -> bool:
+        return bool(self.free)
+
+    @torch.no_grad()
+    def add(self, prompt_ids: list[int], sampling: Sampling) -> tuple[Decoding, int]:
+        """Start a generation in a free row (see `has_room`): the decoding and its first token."""
+        if sampling.max_new_tokens < 1:
+            raise GenerationError(f"max_new_tokens: must be >= 1 to start a generation, got {sampling.max_new_tokens}")
+        random = torch.Generator().manual_seed(sampling.seed) if sampling.seed is not None else None
+        decoding = Decoding(sampling, self.free.pop(), list(prompt_ids), 0, random=random)
+        try:
+            token = self._pick(decoding, self._prompt_pass(decoding, decoding.history))
+        except Exception:
+            self.free.append(decoding.slot)
+            raise
+        if not decoding.finished:
+            self.active.append(decoding)
+        else:
+            self.free.append(decoding.slot)
+        return decoding, token
+
+    @torch.no_grad()
+    def step(self) -> list[tuple[Decoding, int | Exception]]:
+        """The next token of every active generation (or the error that ended it); finished ones leave."""
+        window = max(1, self.generator.context // 2)
+        sliding = [d for d in self.active if d.position == self.cache.capacity]
+        batched = [d for d in self.active if d.position < self.cache.capacity]
+        logits: dict[int, torch.Tensor] = {}
+        if len(batched) == 1:  # alone: the plain cached forward on its row, cheaper than gathering rows
+            [decoding] = batched
+            row = self.cache.row(decoding.slot)
+            row.length = decoding.position
+            logits[id(decoding)] = self.model(torch.tensor([[decoding.history[-1]]], device=self.device), row)[0, -1]
+            decoding.position += 1
+        elif batched:
+            tokens = torch.tensor([d.history[-1] for d in batched], device=self.device)
+            rows = torch.tensor([d.slot for d in batched], device=self.device)
+            positions = torch.tensor([d.position for d in batched], device=self.device)
+            for decoding, row in zip(batched, self.model.decode(tokens, self.cache, rows, positions), strict=True):
+                decoding.position += 1
+                logits[id(decoding)] = row
+        for decoding in sliding:  # full row: re-encode the last half-context, as Generator.token_ids does
+            logits[id(decoding)] = self._prompt_pass(decoding, decoding.history[-window:])
+        out: list[tuple[Decoding, int | Exception]] = []
+        for decoding in list(self.active):
+            try:
+                out.append((decoding, self._pick(decoding, logits[id(decoding)])))
+            except GenerationError as exc:
+                decoding.produced = decoding.sampling.max_new_tokens
+                out.append((decoding, exc))
+            if decoding.finished:
+                self.drop(decoding)
+        return out
+
+    def drop(self, decoding: Decoding) -> None:
+        """Stop a generation (finished, or its client went away) and free its row."""
+        if decoding in self.active:
+            self.active.remove(decoding)
+            self.free.append(decoding.slot)
+
+    def _prompt_pass(self, decoding: Decoding, ids: list[int]) -> torch.Tensor:
+        row = self.cache.row(decoding.slot)
+        logits = self.model(torch.tensor([ids], device=self.device), row)[0, -1]
+        decoding.position = row.length
+        return logits
+
+    def _pick(self, decoding: Decoding, logits: torch.Tensor) -> int:
+        s = decoding.sampling
+        token = pick_token(logits, s.temperature, s.top_k, s.top_p, decoding.random)
+        decoding.history.append(token)
+        decoding.produced += 1
+        return token
 
 
 def check_settings(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
