@@ -70,7 +70,7 @@ class ServeSettings:
     timeout_s: float = 30.0
     api_key: str | None = None
     max_new_tokens: int = 1024
-    max_streams: int = 8
+    max_streams: int = 8  # GPT runs: generations decoded together (KV-cache rows); image runs: samplers at once
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

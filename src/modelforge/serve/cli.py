@@ -24,6 +24,9 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option(help="largest request body (413 above)")] = 8 * 1024 * 1024,
     timeout: Annotated[float, typer.Option(help="seconds before a request is answered 504")] = 30.0,
     max_new_tokens: Annotated[int, typer.Option(help="largest max_new_tokens a generate request may ask")] = 1024,
+    max_streams: Annotated[
+        int, typer.Option(help="generations decoded together per GPT run (more wait for a free row)")
+    ] = 8,
     workers: Annotated[int, typer.Option(help="server processes (each loads every model)")] = 1,
     engine: Annotated[
         str,
@@ -49,6 +52,7 @@ def serve(
             ("max-body-bytes", max_body_bytes, 1),
             ("timeout", timeout, 0.001),
             ("max-new-tokens", max_new_tokens, 1),
+            ("max-streams", max_streams, 1),
             ("workers", workers, 1),
             ("threads", threads or 1, 1),
         )
@@ -74,6 +78,7 @@ def serve(
         timeout_s=timeout,
         api_key=api_key or None,
         max_new_tokens=max_new_tokens,
+        max_streams=max_streams,
     )
     options = ServerOptions(runs, host, port, workers, engine, threads, access_log=access_log)
     run_server(options, settings)
