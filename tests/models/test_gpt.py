@@ -100,7 +100,7 @@ def test_batched_decode_at_different_positions_equals_one_row_at_a_time(rope: bo
 def test_decode_batch_gives_each_generation_what_it_gets_alone() -> None:
     from modelforge.text.generate import DecodeBatch, Sampling
 
-    generator = Generator(tiny_gpt(rope=True), build_tokenizer("char", ["abcdefgh"]))
+    generator = Generator(tiny_gpt(rope=True), build_tokenizer("char", 0).fit("abcdefgh"))
     cases = [
         ([1, 2, 3], Sampling(40, 0.0)),  # past the context of 24: the window slides
         ([4, 5, 6, 7, 8, 9], Sampling(25, 1.0, seed=3)),

@@ -49,7 +49,7 @@ from modelforge.serve.metrics import ServerMetrics
 from modelforge.serve.playground import PLAYGROUND_HTML
 from modelforge.serve.records import RecordsError
 from modelforge.serve.services import BatchedService, GenerateService, ImageService, Service
-from modelforge.serve.streams import END, Stream, StreamScheduler
+from modelforge.serve.streams import END, Stream, StreamScheduler, StreamStopped
 from modelforge.text.generate import Sampling
 
 MAX_RECORDS_PER_REQUEST = 10_000
@@ -531,6 +531,7 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
         response_model=GenerateResponse,
         responses={
             **ERRORS,
+            503: {"model": Message, "description": "the server stopped before the generation ended"},
             200: {
                 "description": 'the text; with stream=true, server-sent events: `data: {"token": ...}` per '
                 "token, then `event: done` with the whole text",
@@ -559,8 +560,7 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
         try:
             stream = state.schedulers[name].open(body.prompt, sampling)
         except (ModelforgeError, ValueError, KeyError) as exc:
-            detail = {"loc": ["body", "prompt"], "msg": _one_line(exc), "type": "value_error"}
-            return JSONResponse({"detail": [detail]}, status_code=422)
+            return _prompt_refused(exc)
         tokens = _TokenPump(state, name, stream)
         if body.stream:
             return StreamingResponse(tokens.events(), media_type="text/event-stream")
@@ -568,9 +568,10 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
             text, count = await asyncio.wait_for(tokens.collect(), settings.timeout_s)
         except TimeoutError:
             return JSONResponse(no_answer(settings.timeout_s), status_code=504)
+        except StreamStopped as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=503)
         except (ModelforgeError, ValueError, KeyError) as exc:
-            detail = {"loc": ["body", "prompt"], "msg": _one_line(exc), "type": "value_error"}
-            return JSONResponse({"detail": [detail]}, status_code=422)
+            return _prompt_refused(exc)
         return JSONResponse({"text": text, "new_tokens": count})
 
     @app.post(
@@ -651,6 +652,12 @@ class _TokenPump:
 
 def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _prompt_refused(exc: Exception) -> JSONResponse:
+    """The 422 for a prompt the generator refused (too long, not encodable) or that failed midway."""
+    detail = {"loc": ["body", "prompt"], "msg": _one_line(exc), "type": "value_error"}
+    return JSONResponse({"detail": [detail]}, status_code=422)
 
 
 def _one_line(exc: Exception) -> str:

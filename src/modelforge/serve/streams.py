@@ -17,9 +17,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelforge.errors import ModelforgeError
 from modelforge.text.generate import DecodeBatch, Decoding, Generator, PieceDecoder, Sampling, check_settings
 
 END = object()  # put on a stream's queue after its last piece
+
+
+class StreamStopped(ModelforgeError):
+    """The server stopped (or its decoding thread failed) before the stream ended."""
 
 
 @dataclass(eq=False)
@@ -67,34 +72,44 @@ class StreamScheduler:
         batch = DecodeBatch(self.generator, self.slots)
         waiting: list[Stream] = []
         open_streams: dict[Decoding, tuple[Stream, PieceDecoder]] = {}
+        try:
+            while self._take_inbox(waiting, block=not batch.active and not waiting):
+                while waiting and batch.has_room:
+                    stream = waiting.pop(0)
+                    if not stream.cancelled:
+                        self._admit(batch, stream, open_streams)
+                for decoding, (stream, _) in list(open_streams.items()):
+                    if stream.cancelled:
+                        batch.drop(decoding)
+                        del open_streams[decoding]
+                if batch.active:
+                    self._step(batch, open_streams)
+        finally:  # stopped, or this thread failed: nobody is left waiting for tokens that will not come
+            ending = StreamStopped("the server stopped before this generation ended")
+            for stream in [*(s for s, _ in open_streams.values()), *waiting, *self._drain_inbox()]:
+                stream.send(ending)
+
+    def _step(self, batch: DecodeBatch, open_streams: dict) -> None:
+        try:
+            stepped = batch.step()
+        except Exception as exc:  # the pass failed for everyone in it
+            for decoding, (stream, _) in open_streams.items():
+                batch.drop(decoding)
+                stream.send(exc)
+            open_streams.clear()
+            return
+        for decoding, token in stepped:
+            self._deliver(decoding, token, open_streams)
+
+    def _drain_inbox(self) -> list[Stream]:
+        streams = []
         while True:
-            block = not batch.active and not waiting
-            if not self._take_inbox(waiting, block):
-                break
-            while waiting and batch.has_room:
-                stream = waiting.pop(0)
-                if not stream.cancelled:
-                    self._admit(batch, stream, open_streams)
-            for decoding, (stream, _) in list(open_streams.items()):
-                if stream.cancelled:
-                    batch.drop(decoding)
-                    del open_streams[decoding]
-            if not batch.active:
-                continue
             try:
-                stepped = batch.step()
-            except Exception as exc:  # the pass failed for everyone in it
-                for decoding, (stream, _) in open_streams.items():
-                    batch.drop(decoding)
-                    stream.send(exc)
-                open_streams.clear()
-                continue
-            for decoding, token in stepped:
-                self._deliver(decoding, token, open_streams)
-        for stream, _ in open_streams.values():
-            stream.send(RuntimeError("the server is stopping"))
-        for stream in waiting:
-            stream.send(RuntimeError("the server is stopping"))
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return streams
+            if item is not None:
+                streams.append(item)
 
     def _take_inbox(self, waiting: list[Stream], block: bool) -> bool:
         """Move new streams to `waiting` (waiting for one when idle); False once stop() was called."""
