@@ -125,6 +125,14 @@ def metric(port: int, name: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+def passes_and_rows(port: int) -> tuple[float, float]:
+    """Forward passes so far and the rows they ran, from the batch-size histogram in /metrics."""
+    return (
+        metric(port, f'modelforge_batch_size_rows_count{{model="{MODEL}"}}'),
+        metric(port, f'modelforge_batch_size_rows_sum{{model="{MODEL}"}}'),
+    )
+
+
 # ----------------------------------------------------------------------------- load generator
 def predict_request(port: int, record: dict[str, Any]) -> bytes:
     body = json.dumps({"records": [record]}).encode()
@@ -415,13 +423,11 @@ def throughput(
         for level in levels:
             for _ in range(rounds):
                 for mode, port in ports.items():
-                    batches = metric(port, f'modelforge_batch_size_rows_count{{model="{MODEL}"}}')
-                    rows = metric(port, f'modelforge_batch_size_rows_sum{{model="{MODEL}"}}')
+                    passes_before, rows_before = passes_and_rows(port)
                     result = asyncio.run(load(port, requests[mode], labels, level, seconds))
-                    batches = metric(port, f'modelforge_batch_size_rows_count{{model="{MODEL}"}}') - batches
-                    rows = metric(port, f'modelforge_batch_size_rows_sum{{model="{MODEL}"}}') - rows
+                    passes, rows = passes_and_rows(port)
                     per_second[mode][level].append(result.per_second)
-                    rows_per_pass[mode][level].append(rows / max(batches, 1))
+                    rows_per_pass[mode][level].append((rows - rows_before) / max(passes - passes_before, 1))
     return {
         mode: {
             level: (float(np.median(per_second[mode][level])), float(np.mean(rows_per_pass[mode][level])))
