@@ -117,20 +117,26 @@ def server(spec: str, threads: int, *options: str) -> Iterator[int]:
             raise RuntimeError(f"the server exited {code} after SIGTERM (expected 0)")
 
 
-def metric(port: int, name: str) -> float:
+def metrics(port: int, *names: str) -> list[float]:
+    """The values of these samples in one read of /metrics (0 for a sample not there yet)."""
     import httpx
 
     text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    values = []
+    for name in names:
+        match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+        values.append(float(match.group(1)) if match else 0.0)
+    return values
 
 
 def passes_and_rows(port: int) -> tuple[float, float]:
-    """Forward passes so far and the rows they ran, from the batch-size histogram in /metrics."""
-    return (
-        metric(port, f'modelforge_batch_size_rows_count{{model="{MODEL}"}}'),
-        metric(port, f'modelforge_batch_size_rows_sum{{model="{MODEL}"}}'),
+    """Forward passes so far and the rows they ran, from the batch-size histogram."""
+    passes, rows = metrics(
+        port,
+        f'modelforge_batch_size_rows_count{{model="{MODEL}"}}',
+        f'modelforge_batch_size_rows_sum{{model="{MODEL}"}}',
     )
+    return passes, rows
 
 
 # ----------------------------------------------------------------------------- load generator
