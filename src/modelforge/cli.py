@@ -40,8 +40,8 @@ def init(
     force: Annotated[bool, typer.Option(help="overwrite an existing --out")] = False,
 ) -> None:
     """Infer a starter config from the data: column types, task, model."""
+    from modelforge.files import atomic_write_text
     from modelforge.init import starter_config_yaml
-    from modelforge.run import atomic_write_text
 
     text = starter_config_yaml(data, target, task, out)
     if out is None:
@@ -120,7 +120,8 @@ def predict(
     engine: Annotated[str, typer.Option(help="torch | onnx (after `modelforge export RUN --format onnx`)")] = "torch",
 ) -> None:
     """Predictions for new rows: label and class probabilities, or the value."""
-    from modelforge.run import atomic_write_text, load_run
+    from modelforge.files import atomic_write_text
+    from modelforge.run import load_run
 
     if engine not in ("torch", "onnx"):
         from modelforge.errors import ModelforgeError

@@ -15,12 +15,9 @@ crash never leaves a half-written file behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import platform
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,92 +27,12 @@ import numpy as np
 import pandas as pd
 
 from modelforge.errors import RunError
+from modelforge.files import atomic_write_json, file_sha256, read_jsonl, write_manifest
 
 REQUIRED_FILES = ("config.yaml", "preprocessing.json", "model.safetensors", "model.json")
 
 
-# ----------------------------------------------------------------------------- atomic files
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
-
-
-def fsync_directory(path: Path) -> None:
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
-def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
-    with open(path, "a", encoding="utf-8") as file:
-        file.write(json.dumps(row, default=_json_default) + "\n")
-        file.flush()
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a torn last line (killed mid-write) is ignored."""
-    rows = []
-    path = Path(path)
-    if not path.exists():
-        return rows
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
 # ----------------------------------------------------------------------------- provenance
-def file_sha256(path: str | Path) -> str:
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode())
-        with open(file, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
@@ -161,8 +78,6 @@ def finish_run_directory(
 ) -> None:
     """The last writes of a run: test metrics, environment with its end time, then model.json (its
     presence marks a finished run), then the sha256 manifest `modelforge audit` verifies."""
-    from modelforge.evaluate.audit import write_manifest
-
     environment["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     atomic_write_json(run_dir / "eval.json", evaluation)
     atomic_write_json(run_dir / "environment.json", environment)

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from modelforge.run import read_jsonl
+from modelforge.files import read_jsonl
 
 KEY_METRIC = {"classification": "accuracy", "regression": "r2", "language-modeling": "val_loss"}
 

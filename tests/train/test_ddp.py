@@ -11,7 +11,7 @@ from pathlib import Path
 from training_runs import REPO, cli_env, mlp_config, newest_step, signal_when, start_cli, write_config
 
 from modelforge.config import load_config
-from modelforge.run import read_jsonl
+from modelforge.files import read_jsonl
 from modelforge.train.checkpoint import list_checkpoints, read_checkpoint
 from modelforge.train.recipe import train
 

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from training_runs import mlp_config, newest_step, run_cli, signal_when, start_cli, write_config
 
 from modelforge.config import load_config
-from modelforge.run import read_jsonl
+from modelforge.files import read_jsonl
 from modelforge.train.checkpoint import CheckpointWarning, list_checkpoints, read_checkpoint
 from modelforge.train.interrupt import TrainingInterrupted
 from modelforge.train.loop import TrainingError

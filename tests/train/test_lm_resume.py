@@ -10,7 +10,7 @@ import pytest
 from training_runs import gpt_config, newest_step, run_cli, signal_when, start_cli, write_config
 
 from modelforge.config import load_config
-from modelforge.run import read_jsonl
+from modelforge.files import read_jsonl
 from modelforge.train.lm import train_language_model
 
 

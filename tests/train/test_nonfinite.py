@@ -11,7 +11,7 @@ import torch
 from training_runs import gpt_config, mlp_config, run_cli, write_config
 
 from modelforge.config import load_config
-from modelforge.run import read_jsonl
+from modelforge.files import read_jsonl
 from modelforge.train.lm import train_language_model
 from modelforge.train.recipe import train
 

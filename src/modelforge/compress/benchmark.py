@@ -164,7 +164,7 @@ def csv_text(rows: list[BenchmarkRow]) -> str:
 
 
 def write_tables(rows: list[BenchmarkRow], out_dir: Path, stem: str = "benchmark") -> tuple[Path, Path]:
-    from modelforge.run import atomic_write_text
+    from modelforge.files import atomic_write_text
 
     csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
     atomic_write_text(csv_path, csv_text(rows))

@@ -32,7 +32,7 @@ from modelforge.compress.variant import (
     staged_dir,
 )
 from modelforge.errors import ConfigError
-from modelforge.run import append_jsonl, atomic_write_text
+from modelforge.files import append_jsonl, atomic_write_text
 
 INHERITED_KEYS = ("task", "seed", "data", "features")
 

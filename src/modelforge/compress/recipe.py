@@ -35,7 +35,8 @@ from modelforge.compress.variant import (
     staged_dir,
 )
 from modelforge.errors import DataError, ModelforgeError
-from modelforge.run import Run, append_jsonl, atomic_write_text
+from modelforge.files import append_jsonl, atomic_write_text
+from modelforge.run import Run
 
 PRUNE_METHODS = ("magnitude", "structured")
 CALIBRATION_ROWS = 512

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from modelforge.errors import ModelforgeError, RunError
-from modelforge.run import REQUIRED_FILES, Run, atomic_write_json, load_run
+from modelforge.files import atomic_write_json
+from modelforge.run import REQUIRED_FILES, Run, load_run
 
 COPIED_FILES = ("config.yaml", "preprocessing.json", "environment.json")
 

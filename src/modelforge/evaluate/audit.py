@@ -8,46 +8,13 @@ named in `environment.json` are re-hashed too, so a changed training set is repo
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modelforge.errors import RunError
-
-MANIFEST = "files.json"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def run_files(run_dir: Path) -> list[Path]:
-    """Every file of a run except the manifest itself and hidden temporaries."""
-    return sorted(
-        p
-        for p in run_dir.rglob("*")
-        if p.is_file() and p.name != MANIFEST and not any(part.startswith(".") for part in p.relative_to(run_dir).parts)
-    )
-
-
-def write_manifest(run_dir: str | Path) -> dict[str, Any]:
-    """Record sha256 and size of every file in the run directory as files.json."""
-    from modelforge.run import atomic_write_json
-
-    run_dir = Path(run_dir)
-    files = {
-        str(path.relative_to(run_dir)): {"sha256": sha256_of(path), "bytes": path.stat().st_size}
-        for path in run_files(run_dir)
-    }
-    manifest = {"algorithm": "sha256", "files": files}
-    atomic_write_json(run_dir / MANIFEST, manifest)
-    return manifest
+from modelforge.files import MANIFEST, file_sha256, run_files, sha256_of
 
 
 @dataclass
@@ -124,8 +91,6 @@ def check_files(run_dir: Path, recorded: dict[str, dict[str, Any]]) -> list[File
 
 def check_data(hashes: dict[str, str]) -> list[FileCheck]:
     """Training data as recorded in environment.json, against the files as they are now."""
-    from modelforge.run import file_sha256
-
     checks = []
     for name, recorded in hashes.items():
         path = Path(name)

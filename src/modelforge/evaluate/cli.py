@@ -125,7 +125,7 @@ def compare(
             config.add_row(row["key"], *(row[name] for name in names))
         console.print(config)
     if out is not None:
-        from modelforge.run import atomic_write_text
+        from modelforge.files import atomic_write_text
 
         atomic_write_text(out, compare_html(summaries))
         typer.echo(f"wrote {out}")

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from modelforge.errors import RunError
-from modelforge.run import read_jsonl
+from modelforge.files import read_jsonl
 
 SKIPPED_METRICS = {"per_class", "confusion_matrix", "classes", "split"}
 

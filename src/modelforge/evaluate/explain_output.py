@@ -35,7 +35,8 @@ def explain_to_folder(
     from modelforge.data.readers import read_data
     from modelforge.evaluate import plots
     from modelforge.evaluate.explain import attention_maps, explain_frame, has_attention
-    from modelforge.run import atomic_write_bytes, atomic_write_json, atomic_write_text, load_run
+    from modelforge.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+    from modelforge.run import load_run
 
     run = load_run(run_dir)
     policies = run.config.data

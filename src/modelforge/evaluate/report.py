@@ -563,7 +563,7 @@ def build_report(
     explain: bool = True,
 ) -> str:
     """The report's HTML for a run directory."""
-    from modelforge.run import read_jsonl
+    from modelforge.files import read_jsonl
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -631,7 +631,7 @@ def _mistake_rows(run: Any, evaluated: Evaluated) -> list[int]:
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, **options: Any) -> Path:
-    from modelforge.run import atomic_write_text
+    from modelforge.files import atomic_write_text
 
     target = Path(out) if out is not None else Path(run_dir) / "report.html"
     atomic_write_text(target, build_report(run_dir, **options))

@@ -86,7 +86,7 @@ def export_gpt_to_hf(run_dir: str | Path, out_dir: str | Path) -> Path:
     """Write the GPT run at `run_dir` as a Hugging Face GPT-2 folder at `out_dir`; returns it."""
     from safetensors.torch import save_file
 
-    from modelforge.run import atomic_write_json
+    from modelforge.files import atomic_write_json
     from modelforge.text.run import is_language_model_run, load_language_model_run
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)

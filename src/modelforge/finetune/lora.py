@@ -124,7 +124,7 @@ def save_adapter(model: nn.Module, folder: str | Path, info: dict[str, Any] | No
     """Write `adapter.safetensors` (+ `adapter.json`) when the model has LoRA layers; else nothing."""
     from safetensors.torch import save_file
 
-    from modelforge.run import atomic_write_json
+    from modelforge.files import atomic_write_json
 
     if not has_lora(model) or not _is_writer():
         return None

@@ -14,9 +14,10 @@ from pathlib import Path
 import yaml
 
 from modelforge.errors import ModelforgeError
+from modelforge.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from modelforge.finetune.lora import has_lora, merge_lora
 from modelforge.finetune.weights import parameter_counts
-from modelforge.run import Run, atomic_write_bytes, atomic_write_json, atomic_write_text, load_run
+from modelforge.run import Run, load_run
 
 COPIED = ("preprocessing.json", "metrics.jsonl", "eval.json", "environment.json")
 

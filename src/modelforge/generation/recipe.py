@@ -23,9 +23,10 @@ import torch
 from modelforge.config import GenerationConfig, RunConfig, config_to_yaml
 from modelforge.data.readers import read_data
 from modelforge.errors import DataError
+from modelforge.files import append_jsonl, atomic_write_json, atomic_write_text
 from modelforge.models import build_model
 from modelforge.models.generative import ConditionalGAN, ConditionalVAE, ImageGenerationSpec
-from modelforge.run import append_jsonl, atomic_write_json, atomic_write_text, default_run_dir, environment_record
+from modelforge.run import default_run_dir, environment_record
 
 
 # ----------------------------------------------------------------------------- data

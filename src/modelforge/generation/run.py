@@ -18,9 +18,10 @@ import torch
 
 from modelforge.config import RunConfig
 from modelforge.errors import DataError, ModelforgeError
+from modelforge.files import atomic_write_bytes, atomic_write_json
 from modelforge.models import build_model
 from modelforge.models.generative import ConditionalVAE, ImageGenerationSpec
-from modelforge.run import RunDirectory, atomic_write_bytes, atomic_write_json, read_finished_run
+from modelforge.run import RunDirectory, read_finished_run
 
 
 def save_generator_run(

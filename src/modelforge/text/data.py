@@ -66,7 +66,7 @@ def _read_text_column(path: Path, column: str | None) -> str:
 
 
 def corpus_key(files: str | list[str], tokenizer: str, vocab_size: int, text_column: str | None) -> str:
-    from modelforge.run import file_sha256
+    from modelforge.files import file_sha256
 
     digest = hashlib.sha256()
     for name in [files] if isinstance(files, str) else files:
@@ -125,7 +125,7 @@ def prepare_tokens(
         temp.replace(folder / "tokens.bin")
         save_tokenizer(tokenizer, folder / "tokenizer.json")
         meta = {"tokens": len(ids), "dtype": np.dtype(ids.dtype).name, "vocab_size": tokenizer.vocab_size}
-        from modelforge.run import atomic_write_json
+        from modelforge.files import atomic_write_json
 
         atomic_write_json(meta_path, meta)  # written last: marks a complete cache entry
     tokens = np.memmap(folder / "tokens.bin", dtype=meta["dtype"], mode="r", shape=(meta["tokens"],))

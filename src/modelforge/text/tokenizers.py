@@ -158,7 +158,7 @@ def tokenizer_from_json(data: dict[str, Any]) -> Tokenizer:
 
 
 def save_tokenizer(tokenizer: Tokenizer, path: str | Path) -> None:
-    from modelforge.run import atomic_write_json
+    from modelforge.files import atomic_write_json
 
     atomic_write_json(path, tokenizer.to_json())
 

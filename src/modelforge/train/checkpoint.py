@@ -31,7 +31,7 @@ from torch import nn
 
 from modelforge.config import TrainConfig
 from modelforge.errors import ModelforgeError
-from modelforge.run import atomic_write_bytes
+from modelforge.files import atomic_write_bytes
 from modelforge.train.distributed import Topology, full_model_state, full_optimizer_state, load_full_state
 from modelforge.train.interrupt import StopSignal
 

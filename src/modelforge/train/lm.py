@@ -24,14 +24,9 @@ from torch.nn import functional as F
 
 from modelforge.config import ModelConfig, RunConfig, TrainConfig, config_to_yaml
 from modelforge.errors import ConfigError
+from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text
 from modelforge.models.gpt import GPT, gpt_config
-from modelforge.run import (
-    append_jsonl,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    finish_run_directory,
-)
+from modelforge.run import finish_run_directory
 from modelforge.text.data import TokenData, check_lengths, prepare_tokens, random_windows
 from modelforge.text.run import LanguageModelRun, load_language_model_run, sequence_loss
 from modelforge.text.tokenizers import save_tokenizer

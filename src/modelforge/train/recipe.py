@@ -26,15 +26,12 @@ from modelforge.data.readers import read_data
 from modelforge.data.split import split_indices
 from modelforge.errors import DataError
 from modelforge.evaluate.metrics import classification_metrics, regression_metrics
+from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text
 from modelforge.finetune.lora import save_adapter
 from modelforge.finetune.weights import parameter_counts, start_from
 from modelforge.models import build_model
 from modelforge.run import (
     Run,
-    append_jsonl,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
     default_run_dir,
     environment_record,
     finish_run_directory,

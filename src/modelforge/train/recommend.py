@@ -24,17 +24,10 @@ import torch
 from modelforge.config import RecommendConfig, RunConfig, config_to_yaml
 from modelforge.data.readers import read_data
 from modelforge.errors import DataError
+from modelforge.files import append_jsonl, atomic_write_json, atomic_write_text
 from modelforge.models import build_model
 from modelforge.models.recommend import InteractionSpec
-from modelforge.run import (
-    RunDirectory,
-    append_jsonl,
-    atomic_write_json,
-    atomic_write_text,
-    default_run_dir,
-    environment_record,
-    read_finished_run,
-)
+from modelforge.run import RunDirectory, default_run_dir, environment_record, read_finished_run
 
 Batch = dict[str, torch.Tensor]
 MOVIELENS_GENRES = 19

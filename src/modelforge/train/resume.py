@@ -17,7 +17,7 @@ import yaml
 
 from modelforge.config import RunConfig
 from modelforge.errors import ConfigError, RunError
-from modelforge.run import file_sha256
+from modelforge.files import file_sha256
 from modelforge.train.tracking import flatten
 
 NEUTRAL = frozenset({"name", "train.checkpoint_every", "train.checkpoint_budget", "train.keep_checkpoints"})

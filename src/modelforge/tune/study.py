@@ -26,7 +26,7 @@ from typing import Any
 
 from modelforge.config import config_to_yaml, load_config, read_yaml
 from modelforge.errors import ConfigError, ModelforgeError
-from modelforge.run import atomic_write_json
+from modelforge.files import atomic_write_json
 from modelforge.tune.space import Param, parse_space
 
 STUDY_JSON = "study.json"

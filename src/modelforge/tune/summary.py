@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from modelforge.errors import ModelforgeError
-from modelforge.run import atomic_write_text
+from modelforge.files import atomic_write_text
 
 PLOTS = {
     "history.html": "plot_optimization_history",
