@@ -15,10 +15,14 @@ crash never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
+import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,10 +77,40 @@ def default_run_dir(name: str, root: str | Path = "runs") -> Path:
     return candidate
 
 
+def check_empty_output(out: Path) -> None:
+    """A run is written only into a new or empty folder."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunError(f"{out}: output directory exists and is not empty; choose another --out")
+
+
+def claim_run_directory(out: str | Path | None, default_name: str) -> Path:
+    """Where a new run is written: `out`, or runs/NAME-TIME; not created yet, and checked to be new or empty."""
+    run_dir = Path(out) if out else default_run_dir(default_name)
+    check_empty_output(run_dir)
+    return run_dir
+
+
+@contextlib.contextmanager
+def staged_run_directory(out: Path) -> Iterator[Path]:
+    """A temporary folder beside `out` that becomes `out` on success and vanishes on failure, for writers
+    that make a run in one go (compress, distill, merge-adapter, export's HF folder)."""
+    check_empty_output(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    try:
+        yield temp
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        temp.replace(out)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+
+
 def finish_run_directory(
     run_dir: Path, evaluation: dict[str, Any], environment: dict[str, Any], model_info: dict[str, Any]
 ) -> None:
-    """The last writes of a run: test metrics, environment with its end time, then model.json (its
+    """The last writes of every run: test metrics, environment with its end time, then model.json (its
     presence marks a finished run), then the sha256 manifest `modelforge audit` verifies."""
     environment["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     atomic_write_json(run_dir / "eval.json", evaluation)

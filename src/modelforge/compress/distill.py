@@ -29,10 +29,10 @@ from modelforge.compress.variant import (
     run_splits,
     save_weights,
     score_model,
-    staged_dir,
 )
 from modelforge.errors import ConfigError
 from modelforge.files import append_jsonl, atomic_write_text
+from modelforge.run import staged_run_directory
 
 INHERITED_KEYS = ("task", "seed", "data", "features")
 
@@ -111,7 +111,7 @@ def distill(
     scorer = make_scorer(config.task, hard_loss, teacher.preprocessor, config.train.precision, 1024)
 
     out = Path(out)
-    with staged_dir(out) as dest:
+    with staged_run_directory(out) as dest:
         copy_run_metadata(teacher.path, dest)
         atomic_write_text(dest / "config.yaml", config_to_yaml(config))
         fit(

@@ -32,11 +32,10 @@ from modelforge.compress.variant import (
     run_splits,
     save_weights,
     score_model,
-    staged_dir,
 )
 from modelforge.errors import DataError, ModelforgeError
 from modelforge.files import append_jsonl, atomic_write_text
-from modelforge.run import Run
+from modelforge.run import Run, staged_run_directory
 
 PRUNE_METHODS = ("magnitude", "structured")
 CALIBRATION_ROWS = 512
@@ -113,7 +112,7 @@ def compress_run(source: str | Path, out: str | Path, options: CompressOptions) 
     )
     spec = InputSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in info["input_spec"].items()})
 
-    with staged_dir(out) as dest:
+    with staged_run_directory(out) as dest:
         copy_run_metadata(run.path, dest)
         model: nn.Module = copy.deepcopy(run.model)
         model_options = dict(info["options"])

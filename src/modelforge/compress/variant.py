@@ -6,11 +6,8 @@ only when complete, so a failure (bad input, interrupted fine-tune) leaves no pa
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import tempfile
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,27 +30,6 @@ def load_source_run(path: str | Path) -> Run:
     if not (path / "model.safetensors").exists():
         raise RunError(f"{path}: run has no weights (model.safetensors missing); train it first")
     return load_run(path)
-
-
-def check_out_dir(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ModelforgeError(f"{out}: output exists and is not empty; choose another --out")
-
-
-@contextlib.contextmanager
-def staged_dir(out: Path) -> Iterator[Path]:
-    """A temporary folder beside `out` that becomes `out` on success and vanishes on failure."""
-    check_out_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
-    try:
-        yield temp
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        temp.replace(out)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
 
 
 def copy_run_metadata(source: Path, dest: Path) -> None:

@@ -1,0 +1,306 @@
+"""The task registry: one entry per task, the only place that knows which tasks exist.
+
+A task names its recipe (config → finished run directory), its run loader, its server service and
+endpoint, its headline and key metrics, the verbs it supports, and the config it reads: which
+sections, which `data.*` and `train.*` keys. Everything else asks the registry (`TASKS.get(name)`,
+`task_of_run(path)`) instead of comparing task names. Entries name their code as "module:function"
+strings so that `modelforge --help` imports no torch.
+
+Adding a task: write its package (recipe, run loader, service), then one `register_task(Task(...))`
+below. The matrix test in tests/core/test_tasks.py then runs every verb the task claims.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelforge.errors import ConfigError, ModelforgeError, RunError
+from modelforge.registry import Registry
+
+# verbs that act on a finished run (train, audit and `runs` apply to every task)
+RUN_VERBS = (
+    "evaluate",
+    "predict",
+    "serve",
+    "export",
+    "explain",
+    "report",
+    "tune",
+    "compress",
+    "distill",
+    "benchmark",
+    "generate",
+    "resume",
+)
+# top-level config sections every task reads; the others are listed per task in `sections`
+COMMON_SECTIONS = frozenset({"task", "seed", "name", "data", "model", "train", "card"})
+OPTIONAL_SECTIONS = ("features", "init_from", "tune", "recommend", "generation")
+
+
+class UnsupportedVerb(ModelforgeError):
+    """A verb asked of a run whose task does not support it."""
+
+
+def _load(target: str) -> Callable[..., Any]:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Task:
+    """What modelforge knows about one task; see the module docstring."""
+
+    name: str
+    summary: str
+    recipe: str  # "module:function"(config, out, *, show_progress, resume, force) -> finished run
+    loader: str  # "module:function"(path) -> loaded run
+    service: str  # "module:function"(spec, engine, threads) -> a serve service
+    endpoint: str  # the serve route of its runs: predict | generate | images
+    headline: tuple[str, ...]  # metrics printed after train and by evaluate
+    key_metrics: tuple[str, ...]  # `modelforge runs` shows the first of these that a run has
+    verbs: frozenset[str]
+    data_keys: frozenset[str]  # data.* keys it reads
+    train_keys: frozenset[str]  # train.* keys it reads
+    sections: frozenset[str] = frozenset()  # optional top-level sections it reads (features, tune, ...)
+    train_defaults: dict[str, Any] = field(default_factory=dict)  # train.* defaults of its own
+
+    def supports(self, verb: str) -> bool:
+        return verb in self.verbs
+
+    def require(self, verb: str, what: str = "") -> None:
+        """UnsupportedVerb in one line when the task does not support `verb`."""
+        if verb not in self.verbs:
+            subject = f"{what}: " if what else ""
+            supported = ", ".join(v for v in RUN_VERBS if v in self.verbs) or "none"
+            raise UnsupportedVerb(f"{subject}{verb} does not support task {self.name} (it supports: {supported})")
+
+    def train(self, config: Any, out: str | Path | None, **options: Any) -> Any:
+        if options.get("resume") is not None:
+            self.require("resume", "train --resume")
+        return _load(self.recipe)(config, out, **options)
+
+    def load_run(self, path: Path) -> Any:
+        return _load(self.loader)(path)
+
+    def load_service(self, *args: Any) -> Any:
+        return _load(self.service)(*args)
+
+    def check_config(self, raw_sets: dict[str, set[str]], sections_set: set[str]) -> list[str]:
+        """Problems with keys given in a config that this task does not read (one line each)."""
+        problems = []
+        for section in sorted(sections_set - COMMON_SECTIONS - self.sections):
+            problems.append(f"{section}: not used by task {self.name}")
+        for section, reads in (("data", self.data_keys), ("train", self.train_keys)):
+            for key in sorted(raw_sets.get(section, set()) - reads):
+                problems.append(f"{section}.{key}: not used by task {self.name} (reads {', '.join(sorted(reads))})")
+        return problems
+
+
+TASKS: Registry[Task] = Registry("task")
+
+
+def register_task(task: Task) -> Task:
+    TASKS.add(task.name, task)
+    return task
+
+
+def task_named(name: str) -> Task:
+    """The registered task; a ConfigError with close matches for an unknown name."""
+    try:
+        return TASKS.get(name)
+    except ModelforgeError as exc:
+        raise ConfigError(f"task: {exc}") from None
+
+
+def recorded_task_name(path: Path) -> str:
+    """The task in a run directory's config.yaml, read without loading anything else."""
+    import yaml
+
+    if not path.is_dir():
+        raise RunError(f"{path}: run directory not found")
+    config_path = path / "config.yaml"
+    if not config_path.is_file():
+        raise RunError(f"{path}: not a run directory (no config.yaml)")
+    try:
+        raw = yaml.safe_load(config_path.read_text())
+    except yaml.YAMLError:
+        raise RunError(f"{config_path}: not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise RunError(f"{config_path}: not a run config")
+    return str(raw.get("task", "classification"))
+
+
+def task_of_run(path: str | Path, verb: str | None = None) -> Task:
+    """The task of a run directory; with `verb`, refuses in one line when the task does not support it."""
+    path = Path(path)
+    name = recorded_task_name(path)
+    if name not in TASKS:
+        raise RunError(f"{path}: task {name!r} is not known to this modelforge (known: {', '.join(TASKS.names())})")
+    task = TASKS.get(name)
+    if verb is not None:
+        task.require(verb, str(path))
+    return task
+
+
+# ----------------------------------------------------------------------------- the tasks
+_TABLE_DATA = frozenset({"train", "valid", "test", "target", "split", "bad_rows", "drop", "hash"})
+_SUPERVISED_TRAIN = frozenset(
+    {
+        "epochs",
+        "max_steps",
+        "batch_size",
+        "lr",
+        "min_lr",
+        "optimizer",
+        "momentum",
+        "nesterov",
+        "betas",
+        "weight_decay",
+        "l1",
+        "loss",
+        "label_smoothing",
+        "schedule",
+        "warmup_steps",
+        "step_size",
+        "gamma",
+        "grad_clip",
+        "grad_accum",
+        "bucket_by_length",
+        "precision",
+        "class_weights",
+        "early_stopping",
+        "keep_best",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "checkpoint_budget",
+        "compile",
+        "threads",
+        "device",
+        "strategy",
+        "on_nonfinite",
+        "freeze",
+    }
+)
+_SUPERVISED_VERBS = frozenset(
+    {
+        "evaluate",
+        "predict",
+        "serve",
+        "export",
+        "explain",
+        "report",
+        "tune",
+        "compress",
+        "distill",
+        "benchmark",
+        "resume",
+    }
+)
+
+for _name, _summary, _headline, _keys in (
+    (
+        "classification",
+        "a label per row of a table, image, text or audio clip",
+        ("accuracy", "f1", "roc_auc"),
+        ("accuracy",),
+    ),
+    ("regression", "a number per row of a table, image, text or audio clip", ("rmse", "mae", "r2"), ("r2",)),
+):
+    register_task(
+        Task(
+            name=_name,
+            summary=_summary,
+            recipe="modelforge.train.recipe:train",
+            loader="modelforge.run:load_supervised_run",
+            service="modelforge.serve.services:load_predict_service",
+            endpoint="predict",
+            headline=_headline,
+            key_metrics=_keys,
+            verbs=_SUPERVISED_VERBS,
+            data_keys=_TABLE_DATA,
+            train_keys=_SUPERVISED_TRAIN,
+            sections=frozenset({"features", "init_from", "tune"}),
+        )
+    )
+
+register_task(
+    Task(
+        name="language-modeling",
+        summary="next-token prediction on a text corpus (a GPT), and text generation",
+        recipe="modelforge.train.lm:train_language_model",
+        loader="modelforge.text.run:load_language_model_run",
+        service="modelforge.serve.services:load_generate_service",
+        endpoint="generate",
+        headline=("val_loss", "perplexity", "tokens_per_second"),
+        key_metrics=("val_loss",),
+        verbs=frozenset({"evaluate", "serve", "export", "report", "generate", "resume"}),
+        data_keys=frozenset({"train", "valid", "tokenizer", "vocab_size", "valid_fraction", "text_column"}),
+        train_keys=frozenset(
+            {
+                "epochs",
+                "max_steps",
+                "batch_size",
+                "lr",
+                "min_lr",
+                "betas",
+                "weight_decay",
+                "schedule",
+                "warmup_steps",
+                "grad_clip",
+                "grad_accum",
+                "precision",
+                "eval_every",
+                "eval_batches",
+                "checkpoint_every",
+                "keep_checkpoints",
+                "checkpoint_budget",
+                "compile",
+                "threads",
+                "device",
+                "strategy",
+                "on_nonfinite",
+                "optimizer",
+            }
+        ),
+        sections=frozenset({"init_from"}),
+        train_defaults={"schedule": "cosine", "optimizer": "adamw"},
+    )
+)
+
+register_task(
+    Task(
+        name="recommendation",
+        summary="users × items: ratings (explicit) or ranked items (implicit)",
+        recipe="modelforge.train.recommend:train_recommender",
+        loader="modelforge.train.recommend:load_recommender_run",
+        service="modelforge.serve.services:load_recommend_service",
+        endpoint="predict",
+        headline=("rmse", "mae", "recall_at_k", "ndcg_at_k"),
+        key_metrics=("rmse", "ndcg_at_k"),
+        verbs=frozenset({"evaluate", "predict", "serve", "report"}),
+        data_keys=frozenset({"train", "bad_rows"}),
+        train_keys=frozenset({"epochs", "batch_size", "lr", "weight_decay", "threads"}),
+        sections=frozenset({"recommend"}),
+    )
+)
+
+register_task(
+    Task(
+        name="generation",
+        summary="image generators (VAE, GAN) trained per class, sampled and scored",
+        recipe="modelforge.generation.recipe:train_generator",
+        loader="modelforge.generation.run:load_generator_run",
+        service="modelforge.serve.services:load_image_service",
+        endpoint="images",
+        headline=("fid", "classifier_accuracy", "valid_loss"),
+        key_metrics=("fid", "valid_loss"),
+        verbs=frozenset({"serve", "generate"}),
+        data_keys=frozenset({"train", "target", "split", "bad_rows"}),
+        train_keys=frozenset({"epochs", "batch_size", "lr", "betas", "keep_best", "threads"}),
+        sections=frozenset({"generation"}),
+    )
+)
