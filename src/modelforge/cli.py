@@ -35,7 +35,9 @@ def _echo_json(data: Any) -> None:
 def init(
     data: Annotated[Path, typer.Argument(help="data file or image folder")],
     target: Annotated[str | None, typer.Option(help="target column (array name for .npz)")] = None,
-    task: Annotated[str | None, typer.Option(help="classification | regression | language-modeling")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="a registered task (see `modelforge tasks`); default: inferred")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="write the config here (default: print it)")] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing --out")] = False,
 ) -> None:
@@ -80,10 +82,10 @@ def train(
 
 
 def _print_summary(run: Any) -> None:
-    from modelforge.evaluate.metrics import HEADLINE
+    from modelforge.tasks import TASKS
 
     metrics = run.metrics
-    keys = getattr(run, "headline", None) or HEADLINE.get(run.task, ("val_loss", "perplexity", "tokens_per_second"))
+    keys = getattr(run, "headline", None) or TASKS.get(run.task).headline
     shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), int | float))
     typer.echo(f"{metrics.get('split', 'valid')}: {shown}")
     typer.echo(f"run: {run.path}")
@@ -96,17 +98,16 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Metrics of a trained run on labelled data."""
-    from modelforge.evaluate.metrics import HEADLINE
     from modelforge.run import load_run
+    from modelforge.tasks import task_of_run
 
+    task = task_of_run(run, "evaluate")
     loaded = load_run(run)
     metrics = loaded.evaluate(data) if data is not None else loaded.metrics
     if as_json:
         _echo_json(metrics)
         return
-    keys = getattr(loaded, "headline", None) or HEADLINE.get(
-        loaded.task, tuple(k for k, v in metrics.items() if isinstance(v, float))
-    )
+    keys = getattr(loaded, "headline", None) or task.headline
     for key in keys:
         if key in metrics:
             typer.echo(f"{key:>12}  {metrics[key]:.4f}")
@@ -127,6 +128,9 @@ def predict(
         from modelforge.errors import ModelforgeError
 
         raise ModelforgeError(f"--engine: expected torch or onnx, got {engine!r}")
+    from modelforge.tasks import task_of_run
+
+    task_of_run(run, "predict")
     if engine == "onnx":
         from modelforge.export.onnx import load_onnx_predictor
 
@@ -190,6 +194,17 @@ def models() -> None:
     for name in MODELS.names():
         entry = MODELS.get(name)
         typer.echo(f"{name:<12} {'/'.join(entry.accepts):<20} {entry.description}")
+
+
+@app.command()
+def tasks() -> None:
+    """The registered tasks, with the verbs their runs support."""
+    from modelforge.tasks import RUN_VERBS, TASKS
+
+    for name in TASKS.names():
+        task = TASKS.get(name)
+        typer.echo(f"{name:<18} {task.summary}")
+        typer.echo(f"{'':<18} verbs: train, audit, runs, {', '.join(v for v in RUN_VERBS if task.supports(v))}")
 
 
 # Verbs of later stages live beside their code: each module has `register(app)` and imports

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from modelforge.errors import ConfigError, did_you_mean
 
+OPTIONAL_SECTIONS = ("features", "init_from", "tune", "recommend", "generation")
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -290,9 +292,7 @@ class GenerationConfig(Section):
 
 
 class RunConfig(Section):
-    task: Literal["classification", "regression", "language-modeling", "recommendation", "generation"] = (
-        "classification"
-    )
+    task: str = Field("classification", description="a registered task (`modelforge tasks` lists them)")
     seed: int = 0
     name: str | None = None
     data: DataConfig
@@ -304,6 +304,17 @@ class RunConfig(Section):
     card: CardConfig | None = Field(None, description="model card fields shown by modelforge report")
     recommend: RecommendConfig | None = Field(None, description="task recommendation: columns, feedback, split")
     generation: GenerationConfig | None = Field(None, description="task generation: scoring the samples")
+
+    @field_validator("task")
+    @classmethod
+    def _registered_task(cls, value: str) -> str:
+        from modelforge.tasks import TASKS
+
+        if value not in TASKS:
+            raise ValueError(
+                f"unknown task {value!r}{did_you_mean(value, TASKS.names())}; known: {', '.join(TASKS.names())}"
+            )
+        return value
 
     @field_validator("features")
     @classmethod
@@ -403,14 +414,59 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
         config = RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, RunConfig)) from None
+    check_task_keys(config)
+    config = with_task_defaults(config)
     check_model_options(config)
+    check_declared_features(config)
     return config
+
+
+def check_task_keys(config: RunConfig) -> None:
+    """Every key given must be one the task reads: a setting that would be silently ignored is an error."""
+    from modelforge.tasks import TASKS
+
+    task = TASKS.get(config.task)
+    given = {name for name in config.model_fields_set if getattr(config, name) is not None}
+    keys = {"data": set(config.data.model_fields_set), "train": set(config.train.model_fields_set)}
+    problems = task.check_config(keys, given)
+    for key, allowed in task.train_choices.items():
+        value = getattr(config.train, key)
+        if key in config.train.model_fields_set and value not in allowed:
+            problems.append(f"train.{key}: task {task.name} supports {', '.join(allowed)}, got {value!r}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def with_task_defaults(config: RunConfig) -> RunConfig:
+    """The task's own defaults for what the config leaves unsaid (its model type, its train.* values)."""
+    from modelforge.tasks import TASKS
+
+    task = TASKS.get(config.task)
+    update: dict[str, Any] = {}
+    if "type" not in config.model.model_fields_set:
+        update["model"] = ModelConfig(type=task.default_model, **config.model.options())
+    train_defaults = {k: v for k, v in task.train_defaults.items() if k not in config.train.model_fields_set}
+    if train_defaults:
+        update["train"] = config.train.model_copy(update=train_defaults)
+    return config.model_copy(update=update) if update else config
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    """The resolved config as saved with a run: every default filled in, but only the keys its task reads."""
+    from modelforge.tasks import TASKS
+
+    task = TASKS.get(config.task)
+    raw = config.model_dump(mode="json", exclude_none=False)
+    raw["data"] = {k: v for k, v in raw["data"].items() if k in task.data_keys}
+    raw["train"] = {k: v for k, v in raw["train"].items() if k in task.train_keys}
+    for section in OPTIONAL_SECTIONS:
+        if section not in task.sections and raw.get(section) is None:
+            raw.pop(section, None)
+    return raw
 
 
 def check_model_options(config: RunConfig) -> None:
     """Model options must be parameters of the chosen model's builder."""
-    if config.task == "language-modeling" and config.model.type == "mlp":
-        return
     from modelforge.models.registry import model_options
 
     try:
@@ -424,6 +480,14 @@ def check_model_options(config: RunConfig) -> None:
     ]
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def check_declared_features(config: RunConfig) -> None:
+    """Each listed feature must be of a kind the model takes (inferred ones: train/recipe.py)."""
+    if config.features:
+        from modelforge.models.registry import check_model_features
+
+        check_model_features(config.model.type, [(f.name, f.type) for f in config.features])
 
 
 def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
@@ -458,7 +522,7 @@ def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
 
 
 def config_to_yaml(config: RunConfig) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json", exclude_none=False), sort_keys=False)
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
 
 
 # ----------------------------------------------------------------------------- error text

@@ -9,8 +9,11 @@ from typing import Any
 import yaml
 
 from modelforge.errors import DataError, did_you_mean
+from modelforge.models.registry import FEATURE_INPUTS, models_taking
 
-MODEL_FOR_KIND = {"image": "cnn", "text": "lstm", "tabular": "mlp"}
+# the starter model, in order of preference among those the registry says take the data's inputs:
+# an encoder of its own for the richest input, the others fused beside it
+STARTER_MODELS = ("cnn", "audio_cnn", "lstm", "mlp")
 
 
 def starter_config(data: Path, target: str | None, task: str | None, out: Path | None) -> dict[str, Any]:
@@ -35,11 +38,11 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
         )
     task = task or infer_task(frame[target])
     features = infer_features(frame, target, [])
-    kinds = {"image" if f.type == "image" else "text" if f.type == "text" else "tabular" for f in features}
-    model_type = next(MODEL_FOR_KIND[k] for k in ("image", "text", "tabular") if k in kinds)
+    inputs = {FEATURE_INPUTS[f.type] for f in features}
+    model_type = starter_model(inputs)
     base = out.resolve().parent if out else Path.cwd()
     train_path = os.path.relpath(data.resolve(), base)
-    image_like = "image" in kinds
+    media = bool(inputs & {"image", "audio"})
     return {
         "task": task,
         "seed": 0,
@@ -51,7 +54,7 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
         "features": [f.model_dump(exclude_defaults=True, exclude={"type"}) | {"type": f.type} for f in features],
         "model": {"type": model_type},
         "train": {
-            "epochs": 30 if image_like else 50,
+            "epochs": 30 if media else 50,
             "batch_size": 64,
             "lr": 1.0e-3,
             "optimizer": "adamw",
@@ -60,6 +63,14 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
             "early_stopping": {"metric": "valid_loss", "patience": 8},
         },
     }
+
+
+def starter_model(inputs: set[str]) -> str:
+    """The preferred registered model that takes these inputs (`STARTER_MODELS`, then any other)."""
+    fitting = models_taking(inputs)
+    if not fitting:
+        raise DataError(f"no registered model takes {', '.join(sorted(inputs))} inputs together; see modelforge models")
+    return next((name for name in STARTER_MODELS if name in fitting), fitting[0])
 
 
 def starter_config_yaml(data: Path, target: str | None, task: str | None, out: Path | None) -> str:

@@ -17,6 +17,7 @@ from modelforge.config import RunConfig, Section
 
 CONFIG_BEGIN, CONFIG_END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
 MODELS_BEGIN, MODELS_END = "<!-- model-reference:begin -->", "<!-- model-reference:end -->"
+TASKS_BEGIN, TASKS_END = "<!-- task-reference:begin -->", "<!-- task-reference:end -->"
 
 
 def _type_text(annotation: Any) -> str:
@@ -88,12 +89,56 @@ def model_reference() -> str:
         entry = MODELS.get(name)
         parameters = inspect.signature(entry.builder).parameters.values()
         options = ", ".join(f"`{p.name}` ({p.default})" for p in parameters if p.kind == p.KEYWORD_ONLY)
-        lines.append(f"| `{name}` | {', '.join(entry.accepts)} | {entry.description} | {options} |")
+        fused = [kind for kind in entry.fuses if kind not in entry.accepts]
+        accepts = ", ".join(entry.accepts) + (f" (+ {', '.join(fused)})" if fused else "")
+        lines.append(f"| `{name}` | {accepts} | {entry.description} | {options} |")
     return "\n".join(lines)
 
 
+def task_reference() -> str:
+    from modelforge.tasks import RUN_VERBS, TASKS
+
+    lines = [
+        "| task | what it predicts | verbs beside train, audit, runs | train.* keys it reads |",
+        "|---|---|---|---|",
+    ]
+    for name in TASKS.names():
+        task = TASKS.get(name)
+        verbs = ", ".join(v for v in RUN_VERBS if task.supports(v))
+        keys = ", ".join(sorted(task.train_keys))
+        lines.append(f"| `{name}` | {task.summary} | {verbs} | {keys} |")
+    return "\n".join(lines)
+
+
+REFERENCES = (
+    (CONFIG_BEGIN, config_reference, CONFIG_END),
+    (MODELS_BEGIN, model_reference, MODELS_END),
+    (TASKS_BEGIN, task_reference, TASKS_END),
+)
+
+
+def with_references(text: str) -> str:
+    """`text` (the README) with each reference table between its markers regenerated."""
+    for begin, build, end in REFERENCES:
+        head, found, rest = text.partition(begin)
+        if not found:
+            continue
+        _, _, tail = rest.partition(end)
+        text = f"{head}{begin}\n{build()}\n{end}{tail}"
+    return text
+
+
 def main() -> None:
-    print(CONFIG_BEGIN, config_reference(), CONFIG_END, "", MODELS_BEGIN, model_reference(), MODELS_END, sep="\n")
+    """Print the tables, or with `--write FILE` regenerate them in place."""
+    import sys
+    from pathlib import Path
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--write":
+        path = Path(sys.argv[2])
+        path.write_text(with_references(path.read_text()))
+        return
+    for begin, build, end in REFERENCES:
+        print(begin, build(), end, "", sep="\n")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import pandas as pd
 
 from modelforge.errors import RunError
 from modelforge.files import atomic_write_json, file_sha256, read_jsonl, write_manifest
+from modelforge.tasks import predicts_values
 
 REQUIRED_FILES = ("config.yaml", "preprocessing.json", "model.safetensors", "model.json")
 
@@ -136,20 +137,6 @@ class RunDirectory:
         return read_jsonl(self.path / "metrics.jsonl")
 
 
-def recorded_task(path: Path) -> str | None:
-    """The task in a run directory's config.yaml; None when there is no readable one."""
-    import yaml
-
-    config_path = path / "config.yaml"
-    if not config_path.is_file():
-        return None
-    try:
-        raw = yaml.safe_load(config_path.read_text())
-    except yaml.YAMLError:
-        return None
-    return raw.get("task", "classification") if isinstance(raw, dict) else None
-
-
 def read_finished_run(path: Path, required: tuple[str, ...] = REQUIRED_FILES) -> tuple[Any, dict[str, Any]]:
     """A finished run's config and model.json; RunError naming the files a run lacks."""
     import yaml
@@ -161,14 +148,6 @@ def read_finished_run(path: Path, required: tuple[str, ...] = REQUIRED_FILES) ->
         raise RunError(f"{path}: not a finished run (missing {', '.join(missing)})")
     config = RunConfig.model_validate(yaml.safe_load((path / "config.yaml").read_text()))
     return config, json.loads((path / "model.json").read_text())
-
-
-# tasks whose runs have their own loader: task → (module, function)
-RUN_LOADERS = {
-    "language-modeling": ("modelforge.text.run", "load_language_model_run"),
-    "recommendation": ("modelforge.train.recommend", "load_recommender_run"),
-    "generation": ("modelforge.generation.run", "load_generator_run"),
-}
 
 
 @dataclass
@@ -196,7 +175,7 @@ class Run(RunDirectory):
         """Class probabilities (N×K) or predicted values (N) for the rows of a frame."""
         import torch
 
-        from modelforge.train.loop import forward_in_batches
+        from modelforge.inference import forward_in_batches, outputs_to_predictions
 
         inputs = {k: torch.from_numpy(v) for k, v in self.preprocessor.transform_inputs(frame).items()}
         raw = forward_in_batches(self.model, inputs, precision=self.config.train.precision)
@@ -206,7 +185,7 @@ class Run(RunDirectory):
         """Predicted label and a probability column per class (or the value, for regression)."""
         frame = self._prepare(data)
         values = self.outputs(frame)
-        if self.task == "regression":
+        if predicts_values(self.task):
             return pd.DataFrame({"prediction": values})
         classes = self.preprocessor.classes
         result = pd.DataFrame({"prediction": [classes[i] for i in values.argmax(axis=1)]})
@@ -220,38 +199,27 @@ class Run(RunDirectory):
         frame = self._prepare(data)
         values = self.outputs(frame)
         target = self.preprocessor.transform_target(frame)
-        if self.task == "regression":
+        if predicts_values(self.task):
             return regression_metrics(self.preprocessor.target_encoder.inverse(target), values)
         return classification_metrics(target, values, self.preprocessor.classes)
 
 
-def outputs_to_predictions(raw: Any, task: str, preprocessor: Any) -> np.ndarray:
-    import torch
+def load_run(path: str | Path) -> Any:
+    """Any finished run, loaded by its task's loader (see modelforge.tasks)."""
+    from modelforge.tasks import task_of_run
 
-    if task == "regression":
-        return preprocessor.target_encoder.inverse(raw.squeeze(-1).double().numpy())
-    if raw.shape[-1] == 1:
-        positive = torch.sigmoid(raw.squeeze(-1).double())
-        return torch.stack([1 - positive, positive], dim=1).numpy()
-    return torch.softmax(raw.double(), dim=-1).numpy()
+    path = Path(path)
+    return task_of_run(path).load_run(path)
 
 
-def load_run(path: str | Path) -> Run:
-    """Rebuild config, preprocessing and model from a run directory."""
+def load_supervised_run(path: str | Path) -> Run:
+    """Rebuild config, preprocessing and model from a classification or regression run directory."""
     from safetensors.torch import load_file
 
     from modelforge.data.preprocess import InputSpec, Preprocessor
     from modelforge.models import build_model
 
     path = Path(path)
-    if not path.is_dir():
-        raise RunError(f"{path}: run directory not found")
-    loader = RUN_LOADERS.get(recorded_task(path) or "")
-    if loader is not None:
-        import importlib
-
-        module, function = loader
-        return getattr(importlib.import_module(module), function)(path)  # type: ignore[no-any-return]
     config, info = read_finished_run(path)
     preprocessor = Preprocessor.from_json(json.loads((path / "preprocessing.json").read_text()))
     spec = InputSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in info["input_spec"].items()})

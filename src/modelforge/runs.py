@@ -10,7 +10,20 @@ import yaml
 
 from modelforge.files import read_jsonl
 
-KEY_METRIC = {"classification": "accuracy", "regression": "r2", "language-modeling": "val_loss"}
+
+def key_metric(task: str, evaluation: dict[str, Any]) -> str:
+    """The first of the task's key metrics that the run's eval.json has (else its first); a key ending
+    in "@" stands for any cut-off (`ndcg@` matches `ndcg@10`)."""
+    from modelforge.tasks import TASKS
+
+    if task not in TASKS:
+        return ""
+    keys = TASKS.get(task).key_metrics
+    for key in keys:
+        for name, value in evaluation.items():
+            if (name == key or (key.endswith("@") and name.startswith(key))) and isinstance(value, int | float):
+                return str(name)
+    return keys[0]
 
 
 def list_runs(directory: Path) -> list[dict[str, Any]]:
@@ -25,7 +38,7 @@ def list_runs(directory: Path) -> list[dict[str, Any]]:
             continue
         task = str(config.get("task", "?"))
         evaluation = json.loads((path / "eval.json").read_text()) if (path / "eval.json").exists() else {}
-        metric = KEY_METRIC.get(task, "")
+        metric = key_metric(task, evaluation)
         value = evaluation.get(metric)
         rows.append(
             {

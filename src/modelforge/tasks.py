@@ -38,7 +38,6 @@ RUN_VERBS = (
 )
 # top-level config sections every task reads; the others are listed per task in `sections`
 COMMON_SECTIONS = frozenset({"task", "seed", "name", "data", "model", "train", "card"})
-OPTIONAL_SECTIONS = ("features", "init_from", "tune", "recommend", "generation")
 
 
 class UnsupportedVerb(ModelforgeError):
@@ -67,6 +66,14 @@ class Task:
     train_keys: frozenset[str]  # train.* keys it reads
     sections: frozenset[str] = frozenset()  # optional top-level sections it reads (features, tune, ...)
     train_defaults: dict[str, Any] = field(default_factory=dict)  # train.* defaults of its own
+    train_choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # train.* keys read with fewer values
+    default_model: str = "mlp"  # model.type when the config names none
+    target_kind: str | None = None  # "label" or "value" for tasks that predict a target column per row
+    epoch_metrics: tuple[str, ...] = ()  # per-epoch metrics `tune` may optimize
+    report: str = "modelforge.evaluate.report:supervised_report"  # "module:function"(run_dir, **options) -> html
+    generate: str | None = None  # "module:function" behind `modelforge generate RUN` (options as the verb's)
+    export_formats: tuple[str, ...] = ()  # `modelforge export --format` values its runs take
+    starter: str | None = None  # "module:function"(data, out) -> config dict, for `modelforge init --task`
 
     def supports(self, verb: str) -> bool:
         return verb in self.verbs
@@ -89,6 +96,12 @@ class Task:
     def load_service(self, *args: Any) -> Any:
         return _load(self.service)(*args)
 
+    def call(self, verb: str, entry: str | None, *args: Any, **options: Any) -> Any:
+        """Run one of the task's "module:function" entries for `verb` (refused when the task has none)."""
+        self.require(verb)
+        assert entry is not None, f"task {self.name} claims {verb} without an entry for it"
+        return _load(entry)(*args, **options)
+
     def check_config(self, raw_sets: dict[str, set[str]], sections_set: set[str]) -> list[str]:
         """Problems with keys given in a config that this task does not read (one line each)."""
         problems = []
@@ -106,6 +119,16 @@ TASKS: Registry[Task] = Registry("task")
 def register_task(task: Task) -> Task:
     TASKS.add(task.name, task)
     return task
+
+
+def predicts_values(task: str) -> bool:
+    """Whether the task predicts a number per row (regression-like: rmse, no classes)."""
+    return TASKS.get(task).target_kind == "value"
+
+
+def predicts_labels(task: str) -> bool:
+    """Whether the task predicts a class per row (classification-like: probabilities, accuracy)."""
+    return TASKS.get(task).target_kind == "label"
 
 
 def task_named(name: str) -> Task:
@@ -201,14 +224,23 @@ _SUPERVISED_VERBS = frozenset(
     }
 )
 
-for _name, _summary, _headline, _keys in (
+for _name, _summary, _headline, _keys, _kind, _epoch in (
     (
         "classification",
         "a label per row of a table, image, text or audio clip",
         ("accuracy", "f1", "roc_auc"),
         ("accuracy",),
+        "label",
+        ("valid_loss", "valid_accuracy", "train_loss"),
     ),
-    ("regression", "a number per row of a table, image, text or audio clip", ("rmse", "mae", "r2"), ("r2",)),
+    (
+        "regression",
+        "a number per row of a table, image, text or audio clip",
+        ("rmse", "mae", "r2"),
+        ("r2",),
+        "value",
+        ("valid_loss", "valid_rmse", "valid_r2", "train_loss"),
+    ),
 ):
     register_task(
         Task(
@@ -224,6 +256,9 @@ for _name, _summary, _headline, _keys in (
             data_keys=_TABLE_DATA,
             train_keys=_SUPERVISED_TRAIN,
             sections=frozenset({"features", "init_from", "tune"}),
+            target_kind=_kind,
+            export_formats=("onnx", "torchscript"),
+            epoch_metrics=_epoch,
         )
     )
 
@@ -266,8 +301,13 @@ register_task(
                 "optimizer",
             }
         ),
-        sections=frozenset({"init_from"}),
         train_defaults={"schedule": "cosine", "optimizer": "adamw"},
+        train_choices={"schedule": ("cosine", "constant"), "optimizer": ("adamw",)},
+        default_model="gpt",
+        export_formats=("hf",),
+        report="modelforge.evaluate.report:language_model_report",
+        generate="modelforge.text.cli:generate_text",
+        starter="modelforge.text.init:language_model_config",
     )
 )
 
@@ -279,12 +319,36 @@ register_task(
         loader="modelforge.train.recommend:load_recommender_run",
         service="modelforge.serve.services:load_recommend_service",
         endpoint="predict",
-        headline=("rmse", "mae", "recall_at_k", "ndcg_at_k"),
-        key_metrics=("rmse", "ndcg_at_k"),
-        verbs=frozenset({"evaluate", "predict", "serve", "report"}),
+        headline=("rmse", "baseline_global_mean_rmse"),  # the run's own headline adds ranking metrics
+        key_metrics=("rmse", "ndcg@"),
+        verbs=frozenset({"evaluate", "predict", "serve", "report", "resume"}),
         data_keys=frozenset({"train", "bad_rows"}),
-        train_keys=frozenset({"epochs", "batch_size", "lr", "weight_decay", "threads"}),
+        # weight_decay is the L2 on the embedding rows a batch touches, not the optimizer's decay
+        train_keys=frozenset(
+            {
+                "epochs",
+                "batch_size",
+                "lr",
+                "min_lr",
+                "optimizer",
+                "momentum",
+                "nesterov",
+                "betas",
+                "weight_decay",
+                "schedule",
+                "warmup_steps",
+                "step_size",
+                "gamma",
+                "grad_clip",
+                "keep_best",
+                "checkpoint_every",
+                "keep_checkpoints",
+                "checkpoint_budget",
+                "threads",
+            }
+        ),
         sections=frozenset({"recommend"}),
+        report="modelforge.evaluate.report:summary_report",
     )
 )
 
@@ -296,11 +360,39 @@ register_task(
         loader="modelforge.generation.run:load_generator_run",
         service="modelforge.serve.services:load_image_service",
         endpoint="images",
-        headline=("fid", "classifier_accuracy", "valid_loss"),
-        key_metrics=("fid", "valid_loss"),
-        verbs=frozenset({"serve", "generate"}),
+        # eval.json: the VAE's test_* negative ELBO; with generation.classifier, the sample scores (VAE and GAN)
+        headline=(
+            "test_loss",
+            "test_reconstruction",
+            "test_kl",
+            "mean_confidence",
+            "classes_covered",
+            "label_agreement",
+            "frechet_distance",
+        ),
+        key_metrics=("frechet_distance", "test_loss"),
+        verbs=frozenset({"evaluate", "serve", "report", "generate", "resume"}),
         data_keys=frozenset({"train", "target", "split", "bad_rows"}),
-        train_keys=frozenset({"epochs", "batch_size", "lr", "betas", "keep_best", "threads"}),
+        train_keys=frozenset(
+            {
+                "epochs",
+                "batch_size",
+                "lr",
+                "optimizer",
+                "momentum",
+                "nesterov",
+                "betas",
+                "weight_decay",
+                "keep_best",
+                "checkpoint_every",
+                "keep_checkpoints",
+                "checkpoint_budget",
+                "threads",
+            }
+        ),
         sections=frozenset({"generation"}),
+        report="modelforge.evaluate.report:summary_report",
+        default_model="vae",
+        generate="modelforge.generation.cli:generate_images",
     )
 )

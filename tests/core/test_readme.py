@@ -5,14 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelforge.cli import app
-from modelforge.reference import config_reference, model_reference
+from modelforge.reference import config_reference, model_reference, task_reference
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
 
 def test_reference_tables_match_the_schema_and_registry() -> None:
-    assert config_reference() in README, "README config reference is stale: python -m modelforge.reference"
-    assert model_reference() in README, "README model reference is stale: python -m modelforge.reference"
+    assert config_reference() in README, (
+        "README config reference is stale: python -m modelforge.reference --write README.md"
+    )
+    assert model_reference() in README, (
+        "README model reference is stale: python -m modelforge.reference --write README.md"
+    )
+    assert task_reference() in README, (
+        "README task reference is stale: python -m modelforge.reference --write README.md"
+    )
 
 
 def test_every_cli_verb_has_an_example() -> None:

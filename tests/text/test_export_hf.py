@@ -46,4 +46,4 @@ def test_export_hf_cli_writes_a_loadable_folder_and_refuses_other_runs(tiny_run:
     refused = modelforge_in_process("export", str(not_a_run), "--format", "hf", "--out", str(tmp_path / "hf2"))
     assert refused.returncode == 2, refused.stderr
     lines = refused.stderr.strip().splitlines()
-    assert len(lines) == 1 and "not a language-modeling run" in lines[0], refused.stderr
+    assert len(lines) == 1 and "not a run directory" in lines[0], refused.stderr

@@ -81,7 +81,7 @@ def benchmark_run(
     if engine not in ENGINES:
         raise ModelforgeError(f"--engine: expected {' or '.join(ENGINES)}, got {engine!r}")
     path = Path(path)
-    run = load_source_run(path)
+    run = load_source_run(path, "benchmark")
     held = run_splits(run).held_out
     inputs = inputs_only(held)
     n_rows = len(held["target"])

@@ -63,10 +63,10 @@ class DistillationLoss(nn.Module):
 
 def student_config(teacher: Any, path: str | Path, overrides: list[str]) -> Any:
     """The student's RunConfig: its own model/train sections, the teacher's data, task and seed."""
-    from modelforge.config import apply_overrides, read_yaml, validate_config
+    from modelforge.config import apply_overrides, config_to_dict, read_yaml, validate_config
 
     raw = read_yaml(path)
-    teacher_raw = teacher.config.model_dump(mode="json")
+    teacher_raw = config_to_dict(teacher.config)
     for key in INHERITED_KEYS:
         if key in raw and raw[key] != teacher_raw[key]:
             raise ConfigError(f"{path}: {key}: must match the teacher's (or be left out); the student reuses its data")
@@ -86,8 +86,9 @@ def distill(
     from dataclasses import asdict
 
     from modelforge.config import config_to_yaml
+    from modelforge.inference import forward_in_batches
     from modelforge.models import build_model
-    from modelforge.train.loop import fit, forward_in_batches
+    from modelforge.train.loop import fit
     from modelforge.train.optim import LOSSES, default_loss
     from modelforge.train.recipe import make_scorer, seed_everything
 
@@ -95,7 +96,7 @@ def distill(
         raise ConfigError(f"--temperature: must be > 0, got {temperature}")
     if not 0 <= alpha <= 1:
         raise ConfigError(f"--alpha: must be between 0 and 1, got {alpha}")
-    teacher = load_source_run(teacher_dir)
+    teacher = load_source_run(teacher_dir, "distill")
     config = student_config(teacher, student_cfg, overrides or [])
     splits = run_splits(teacher)
     spec = teacher.preprocessor.input_spec()

@@ -102,7 +102,7 @@ def compress_run(source: str | Path, out: str | Path, options: CompressOptions) 
     from modelforge.data.preprocess import InputSpec
     from modelforge.models import build_model
 
-    run = load_source_run(source)
+    run = load_source_run(source, "compress")
     options.check(run)
     out = Path(out)
     info = copy.deepcopy(run.model_info)

@@ -18,15 +18,18 @@ from torch import nn
 from modelforge.errors import ModelforgeError, RunError
 from modelforge.files import atomic_write_json
 from modelforge.run import REQUIRED_FILES, Run, load_run
+from modelforge.tasks import predicts_values
 
 COPIED_FILES = ("config.yaml", "preprocessing.json", "environment.json")
 
 
-def load_source_run(path: str | Path) -> Run:
-    """The run to compress or export; a missing folder or missing weights is one clear error."""
+def load_source_run(path: str | Path, verb: str) -> Run:
+    """The run to compress, distill, benchmark or export; refused in one line when its task does not
+    support `verb`, when the folder is missing or when it has no weights."""
+    from modelforge.tasks import task_of_run
+
     path = Path(path)
-    if not path.is_dir():
-        raise RunError(f"{path}: run directory not found")
+    task_of_run(path, verb)
     if not (path / "model.safetensors").exists():
         raise RunError(f"{path}: run has no weights (model.safetensors missing); train it first")
     return load_run(path)
@@ -86,7 +89,7 @@ def inputs_only(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def score_model(model: nn.Module, run: Run, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
     """The task's test metrics of any model (float, pruned, quantized) on labelled tensors."""
-    from modelforge.train.loop import forward_in_batches
+    from modelforge.inference import forward_in_batches
 
     raw = forward_in_batches(model, inputs_only(tensors), precision=run.config.train.precision)
     return score_outputs(raw, run, tensors["target"])
@@ -94,16 +97,16 @@ def score_model(model: nn.Module, run: Run, tensors: dict[str, torch.Tensor]) ->
 
 def score_outputs(raw: torch.Tensor, run: Run, target: torch.Tensor) -> dict[str, Any]:
     from modelforge.evaluate.metrics import classification_metrics, regression_metrics
-    from modelforge.run import outputs_to_predictions
+    from modelforge.inference import outputs_to_predictions
 
     values = outputs_to_predictions(raw, run.task, run.preprocessor)
-    if run.task == "regression":
+    if predicts_values(run.task):
         return regression_metrics(run.preprocessor.target_encoder.inverse(target.double().numpy()), values)
     return classification_metrics(target.numpy(), values, run.preprocessor.classes)
 
 
 def headline(metrics: dict[str, Any], task: str) -> tuple[str, float]:
-    key = "rmse" if task == "regression" else "accuracy"
+    key = "rmse" if predicts_values(task) else "accuracy"
     return key, float(metrics[key])
 
 

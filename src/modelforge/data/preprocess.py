@@ -25,6 +25,7 @@ from modelforge.data.audio import looks_like_audio_paths
 from modelforge.data.features import encoder_from_config, encoder_from_json
 from modelforge.data.readers import is_image_array_column, looks_like_image_paths
 from modelforge.errors import DataError, did_you_mean
+from modelforge.tasks import predicts_labels
 
 FeatureSpec = NumericFeature | CategoryFeature | TextFeature | ImageFeature | AudioFeature
 
@@ -176,11 +177,11 @@ class Preprocessor:
 
     @property
     def classes(self) -> list[Any]:
-        return list(self.target_encoder.classes_) if self.task == "classification" else []
+        return list(self.target_encoder.classes_) if predicts_labels(self.task) else []
 
     @property
     def output_dim(self) -> int:
-        if self.task != "classification":
+        if not predicts_labels(self.task):
             return 1
         return 1 if len(self.classes) == 2 else len(self.classes)
 
@@ -275,7 +276,7 @@ def resolve_features(config: RunConfig, frame: pd.DataFrame) -> list[FeatureSpec
 def fit_preprocessor(config: RunConfig, frame: pd.DataFrame) -> Preprocessor:
     features = resolve_features(config, frame)
     encoders = [encoder_from_config(f).fit(frame[f.name]) for f in features]
-    target_encoder: Any = LabelEncoder() if config.task == "classification" else ValueScaler()
+    target_encoder: Any = LabelEncoder() if predicts_labels(config.task) else ValueScaler()
     target_encoder.fit(frame[config.data.target])
     return Preprocessor(config.task, config.data.target, encoders, target_encoder)
 

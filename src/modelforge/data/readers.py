@@ -13,11 +13,15 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from modelforge.errors import DataError
+
+if TYPE_CHECKING:
+    from modelforge.config import DataConfig
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 TABLE_SUFFIXES = {".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json", ".ndjson"}
@@ -35,6 +39,11 @@ class ReadReport:
         shown = ", ".join(str(r) for r in self.bad_rows[:5])
         more = " …" if len(self.bad_rows) > 5 else ""
         return f"{self.path}: {len(self.bad_rows)} unreadable row(s) ({self.reason}): rows {shown}{more}"
+
+
+def train_files(data: DataConfig) -> list[str]:
+    """data.train as a list: one file or folder, or several whose rows are read one after another."""
+    return data.train if isinstance(data.train, list) else [data.train]
 
 
 def read_data(path: str | Path, bad_rows: str = "drop") -> pd.DataFrame:

@@ -30,6 +30,7 @@ from torch import nn
 
 from modelforge.errors import ModelforgeError
 from modelforge.registry import Registry
+from modelforge.tasks import TASKS, predicts_values
 
 Tensors = dict[str, torch.Tensor]
 FLOAT_KINDS = ("numeric", "image", "audio")
@@ -205,7 +206,7 @@ class ScoreFunction:
 
 def output_transform(task: str, output_dim: int, target_scale: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """Raw model outputs → one column per explainable class (or the value, for regression)."""
-    if task == "regression":
+    if predicts_values(task):
         return lambda raw: raw.float() * target_scale
     if output_dim == 1:
         return lambda raw: torch.cat([-raw, raw], dim=1).float()
@@ -285,8 +286,7 @@ def explain_frame(
     explained_class: Any = None,
 ) -> list[RowExplanation]:
     """Attributions for the chosen rows (default: all) of a frame of the run's inputs."""
-    if run.task not in ("classification", "regression"):
-        raise ModelforgeError(f"explain: task {run.task} is not supported (classification or regression)")
+    TASKS.get(run.task).require("explain")
     attribute = METHODS.get(method)
     rows = list(range(len(frame))) if rows is None else rows
     bad = [r for r in rows if not 0 <= r < len(frame)]
@@ -300,7 +300,7 @@ def explain_frame(
     embeddings = {_embedding_key(k, run.preprocessor): m for k, m in matched.items()}
     names = [k for k, v in inputs.items() if v.dtype.is_floating_point]
     names += sorted(embeddings, key=_input_order(run.preprocessor))
-    target_scale = float(run.preprocessor.target_encoder.std_) if run.task == "regression" else 1.0
+    target_scale = float(run.preprocessor.target_encoder.std_) if predicts_values(run.task) else 1.0
     score = ScoreFunction(
         model, inputs, embeddings, names, output_transform(run.task, run.model_info["output_dim"], target_scale)
     )
@@ -329,7 +329,7 @@ def _input_order(preprocessor: Any) -> Callable[[str], int]:
 
 
 def _explained_targets(run: Any, scores: torch.Tensor, explained_class: Any) -> torch.Tensor:
-    if run.task == "regression":
+    if predicts_values(run.task):
         return torch.zeros(len(scores), dtype=torch.long)
     if explained_class is None:
         return scores.argmax(dim=1)
@@ -352,7 +352,7 @@ def _row_explanation(
     delta: torch.Tensor | None,
 ) -> RowExplanation:
     k = int(target[i])
-    if run.task == "regression":
+    if predicts_values(run.task):
         explained, predicted = None, float(scores[i, 0]) + float(run.preprocessor.target_encoder.mean_)
     else:
         classes = run.preprocessor.classes

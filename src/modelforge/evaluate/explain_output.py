@@ -37,7 +37,9 @@ def explain_to_folder(
     from modelforge.evaluate.explain import attention_maps, explain_frame, has_attention
     from modelforge.files import atomic_write_bytes, atomic_write_json, atomic_write_text
     from modelforge.run import load_run
+    from modelforge.tasks import task_of_run
 
+    task_of_run(run_dir, "explain")
     run = load_run(run_dir)
     policies = run.config.data
     frame = apply_column_policies(read_data(data, policies.bad_rows), policies.drop, policies.hash)

@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 
 from modelforge.errors import DataError, ModelforgeError, RunError
+from modelforge.tasks import TASKS, predicts_labels, predicts_values
 
 MAX_MISTAKES = 10
 IMPORTANCE_ROWS = 200
@@ -158,7 +159,7 @@ def evaluate_rows(run: Any, frame: pd.DataFrame, source: str) -> Evaluated:
 
     outputs = run.outputs(frame)
     target = run.preprocessor.transform_target(frame)
-    if run.task == "regression":
+    if predicts_values(run.task):
         truth = np.asarray(run.preprocessor.target_encoder.inverse(target.astype(np.float64)))
         return Evaluated(frame, source, truth, outputs, regression_metrics(truth, outputs))
     metrics = classification_metrics(target, outputs, run.preprocessor.classes)
@@ -166,11 +167,10 @@ def evaluate_rows(run: Any, frame: pd.DataFrame, source: str) -> Evaluated:
 
 
 # ----------------------------------------------------------------------------- sections
-def summary_section(run_dir: Path, config: Any, metrics: dict[str, Any], evaluated: Evaluated | None) -> Section:
-    from modelforge.evaluate.metrics import HEADLINE
-
+def summary_section(
+    run_dir: Path, config: Any, metrics: dict[str, Any], evaluated: Evaluated | None, keys: Sequence[str]
+) -> Section:
     shown = evaluated.metrics if evaluated is not None else metrics
-    keys = HEADLINE.get(config.task, ("val_loss", "perplexity"))
     tiles = "".join(
         f"<span class='metric'>{esc(k)}<b>{fmt(shown[k])}</b></span>"
         for k in keys
@@ -255,7 +255,7 @@ def input_cells(run: Any, frame: pd.DataFrame, rows: list[int]) -> list[dict[str
 def mistakes_section(run: Any, evaluated: Evaluated, explanations: dict[int, Any]) -> Section:
     classes = [str(c) for c in run.preprocessor.classes]
     rows = _mistake_rows(run, evaluated)
-    if run.task == "regression":
+    if predicts_values(run.task):
         title, intro = "Largest errors", "rows with the largest absolute error"
     else:
         title, intro = "Most confident mistakes", "wrong predictions with the highest predicted probability"
@@ -265,7 +265,7 @@ def mistakes_section(run: Any, evaluated: Evaluated, explanations: dict[int, Any
     table_rows = []
     for i, (cell, row) in enumerate(zip(input_cells(run, evaluated.frame, rows), rows, strict=True)):
         entry: dict[str, Any] = {"row": row}
-        if run.task == "regression":
+        if predicts_values(run.task):
             entry.update(actual=evaluated.y_true[row], predicted=evaluated.outputs[row])
         else:
             predicted_class = int(evaluated.outputs[row].argmax())
@@ -373,18 +373,24 @@ def slices_section(run: Any, evaluated: Evaluated, slice_by: Sequence[str]) -> t
     for report in reports:
         keys = (
             ["accuracy", "f1", "selection_rate", "true_positive_rate"]
-            if run.task == "classification"
+            if predicts_labels(run.task)
             else ["rmse", "mae", "r2", "mean_prediction", "mean_target"]
         )
         rows = [{"value": g.value, "n": g.n, **{k: g.metrics.get(k) for k in keys}} for g in report.groups]
         body += f"<h3>{esc(report.column)}</h3>" + table(rows)
-    if run.task == "classification" and len(run.preprocessor.classes) == 2:
+    if predicts_labels(run.task) and len(run.preprocessor.classes) == 2:
         body += note(f"selection rate and true positive rate refer to class {run.preprocessor.classes[1]}")
     return Section("slices", "Slices", body), reports
 
 
 def model_card_section(
-    run_dir: Path, config: Any, model_info: dict[str, Any], metrics: dict[str, Any], slice_reports: list[Any]
+    run_dir: Path,
+    config: Any,
+    model_info: dict[str, Any],
+    metrics: dict[str, Any],
+    slice_reports: list[Any],
+    data_fields: dict[str, Any],
+    length_fields: dict[str, Any],
 ) -> Section:
     environment = _read_json(run_dir / "environment.json")
     card = config.card
@@ -414,11 +420,11 @@ def model_card_section(
         )
     )
     hashes = environment.get("data") or {}
-    body += "<h3>Data</h3>" + key_values(card_data_fields(config, model_info))
+    body += "<h3>Data</h3>" + key_values(data_fields)
     body += table([{"file": path, "sha256": digest} for path, digest in hashes.items()])
-    if config.task != "language-modeling":
+    if (run_dir / "preprocessing.json").is_file():
         body += "<h3>Preprocessing</h3>" + table(preprocessing_rows(run_dir))
-    body += "<h3>Training</h3>" + key_values(card_training_fields(config, metrics))
+    body += "<h3>Training</h3>" + key_values(length_fields | card_training_fields(config, metrics))
     shown = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     body += f"<h3>Metrics ({esc(metrics.get('split', 'held-out'))} split, from eval.json)</h3>" + key_values(shown)
     flagged = [g for report in slice_reports for g in report.gaps if g.flagged]
@@ -430,15 +436,23 @@ def model_card_section(
     return Section("card", "Model card", body)
 
 
-def card_data_fields(config: Any, model_info: dict[str, Any]) -> dict[str, Any]:
+def training_files(config: Any) -> dict[str, Any]:
+    from modelforge.data.readers import train_files
+
+    return {"training files": ", ".join(train_files(config.data))}
+
+
+def corpus_data_fields(config: Any, model_info: dict[str, Any]) -> dict[str, Any]:
     data = config.data
-    fields: dict[str, Any] = {"training files": ", ".join(data.train if isinstance(data.train, list) else [data.train])}
-    if config.task == "language-modeling":
-        fields["tokenizer"] = (
-            f"{model_info.get('tokenizer', data.tokenizer)}, vocabulary {model_info.get('vocab_size')}"
-        )
-        fields["validation"] = f"last {data.valid_fraction:.0%} of the tokens"
-        return fields
+    return training_files(config) | {
+        "tokenizer": f"{model_info.get('tokenizer', data.tokenizer)}, vocabulary {model_info.get('vocab_size')}",
+        "validation": f"last {data.valid_fraction:.0%} of the tokens",
+    }
+
+
+def table_data_fields(config: Any, model_info: dict[str, Any]) -> dict[str, Any]:
+    data = config.data
+    fields = training_files(config)
     split = f"valid {data.split.valid}, test {data.split.test}, seed {data.split.seed or config.seed}"
     return fields | {
         "target": data.target,
@@ -448,21 +462,25 @@ def card_data_fields(config: Any, model_info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def step_fields(config: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "max steps": config.train.max_steps,
+        "steps run": metrics.get("steps"),
+        "tokens seen": metrics.get("tokens_seen"),
+    }
+
+
+def epoch_fields(config: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "epochs (max)": config.train.epochs,
+        "epochs run": metrics.get("epochs"),
+        "best epoch": metrics.get("best_epoch"),
+    }
+
+
 def card_training_fields(config: Any, metrics: dict[str, Any]) -> dict[str, Any]:
     train = config.train
-    if config.task == "language-modeling":
-        length = {
-            "max steps": train.max_steps,
-            "steps run": metrics.get("steps"),
-            "tokens seen": metrics.get("tokens_seen"),
-        }
-    else:
-        length = {
-            "epochs (max)": train.epochs,
-            "epochs run": metrics.get("epochs"),
-            "best epoch": metrics.get("best_epoch"),
-        }
-    return length | {
+    return {
         "batch size": train.batch_size,
         "optimizer": f"{train.optimizer}, lr {train.lr}, weight decay {train.weight_decay}",
         "schedule": f"{train.schedule}, warmup {train.warmup_steps} steps",
@@ -562,25 +580,71 @@ def build_report(
     prompts: Sequence[str] = ("\n",),
     explain: bool = True,
 ) -> str:
-    """The report's HTML for a run directory."""
-    from modelforge.files import read_jsonl
+    """The report's HTML for a run directory, built by its task's report (see modelforge.tasks)."""
+    from modelforge.tasks import task_of_run
 
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunError(f"{run_dir}: run directory not found")
+    task = task_of_run(run_dir, "report")
+    page: str = task.call(
+        "report", task.report, run_dir, data=data, slice_by=slice_by, prompts=prompts, explain=explain
+    )
+    return page
+
+
+def page_heading(run_dir: Path, config: Any) -> tuple[str, str]:
+    title = f"modelforge report: {run_dir.name}"
+    return title, f"{config.task} · {config.model.type} · generated {time.strftime('%Y-%m-%d %H:%M')}"
+
+
+def summary_report(run_dir: Path, data: str | Path | None, slice_by: Sequence[str], **_: Any) -> str:
+    """Tasks without row-level diagnostics: headline metrics, learning curves and the model card."""
+    from modelforge.files import read_jsonl
+    from modelforge.run import load_run
+
+    if data is not None or slice_by:
+        raise DataError(f"{run_dir}: --data and --slice-by apply to classification and regression runs")
+    config = load_config_of(run_dir)
+    run = load_run(run_dir)
+    metrics = _read_json(run_dir / "eval.json")
+    keys = getattr(run, "headline", None) or TASKS.get(config.task).headline
+    sections = [
+        summary_section(run_dir, config, metrics, None, keys),
+        curves_section(read_jsonl(run_dir / "metrics.jsonl")),
+    ]
+    model_info = _read_json(run_dir / "model.json")
+    sections.append(
+        model_card_section(
+            run_dir, config, model_info, metrics, [], training_files(config), epoch_fields(config, metrics)
+        )
+    )
+    return render_page(*page_heading(run_dir, config), sections)
+
+
+def language_model_report(run_dir: Path, prompts: Sequence[str], **_: Any) -> str:
+    from modelforge.files import read_jsonl
+
     config = load_config_of(run_dir)
     history = read_jsonl(run_dir / "metrics.jsonl")
     metrics = _read_json(run_dir / "eval.json")
-    title = f"modelforge report: {run_dir.name}"
-    subtitle = f"{config.task} · {config.model.type} · generated {time.strftime('%Y-%m-%d %H:%M')}"
-    if config.task == "language-modeling":
-        sections = [summary_section(run_dir, config, metrics, None), curves_section(history)]
-        sections += language_model_sections(run_dir, config, history, prompts)
-        sections.append(model_card_section(run_dir, config, _read_json(run_dir / "model.json"), metrics, []))
-        return render_page(title, subtitle, sections)
+    model_info = _read_json(run_dir / "model.json")
+    sections = [
+        summary_section(run_dir, config, metrics, None, TASKS.get(config.task).headline),
+        curves_section(history),
+    ]
+    sections += language_model_sections(run_dir, config, history, prompts)
+    fields = corpus_data_fields(config, model_info)
+    sections.append(model_card_section(run_dir, config, model_info, metrics, [], fields, step_fields(config, metrics)))
+    return render_page(*page_heading(run_dir, config), sections)
 
+
+def supervised_report(run_dir: Path, data: str | Path | None, slice_by: Sequence[str], explain: bool, **_: Any) -> str:
+    """Classification and regression: diagnostics on evaluated rows, mistakes, explanations, slices, card."""
+    from modelforge.files import read_jsonl
     from modelforge.run import load_run
 
+    config = load_config_of(run_dir)
+    history = read_jsonl(run_dir / "metrics.jsonl")
+    metrics = _read_json(run_dir / "eval.json")
     run = load_run(run_dir)
     evaluated, problem = None, ""
     try:
@@ -590,7 +654,8 @@ def build_report(
         if data is not None or slice_by:
             raise
         problem = f"no rows to evaluate ({exc}); showing what the run directory holds"
-    sections = [summary_section(run_dir, config, metrics, evaluated), curves_section(history)]
+    headline = TASKS.get(config.task).headline
+    sections = [summary_section(run_dir, config, metrics, evaluated, headline), curves_section(history)]
     slice_reports: list[Any] = []
     if evaluated is None:
         sections.append(Section("diagnostics", "Diagnostics", note(problem)))
@@ -602,7 +667,7 @@ def build_report(
             known = [*evaluated.frame.columns, *config.data.drop]
             raise DataError(f"--slice-by: column {missing[0]!r} not in the data{did_you_mean(missing[0], known)}")
         sections += (
-            regression_sections(evaluated) if run.task == "regression" else classification_sections(run, evaluated)
+            regression_sections(evaluated) if predicts_values(run.task) else classification_sections(run, evaluated)
         )
         mistakes = _mistake_rows(run, evaluated)
         explained: dict[int, Any] = {}
@@ -617,12 +682,16 @@ def build_report(
         if slice_by:
             section, slice_reports = slices_section(run, evaluated, slice_by)
             sections.append(section)
-    sections.append(model_card_section(run_dir, config, run.model_info, metrics, slice_reports))
-    return render_page(title, subtitle, sections)
+    fields = table_data_fields(config, run.model_info)
+    card = model_card_section(
+        run_dir, config, run.model_info, metrics, slice_reports, fields, epoch_fields(config, metrics)
+    )
+    sections.append(card)
+    return render_page(*page_heading(run_dir, config), sections)
 
 
 def _mistake_rows(run: Any, evaluated: Evaluated) -> list[int]:
-    if run.task == "regression":
+    if predicts_values(run.task):
         return [int(i) for i in np.argsort(-np.abs(evaluated.outputs - evaluated.y_true))[:MAX_MISTAKES]]
     predicted = evaluated.outputs.argmax(axis=1)
     wrong = np.flatnonzero(predicted != evaluated.y_true)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from modelforge.evaluate.metrics import classification_metrics, regression_metrics
+from modelforge.tasks import predicts_labels
 
 MISSING = "(missing)"
 
@@ -128,17 +129,17 @@ def slice_metrics(
     if len(labels) != len(y_true):
         raise ValueError(f"slice column {column!r}: {len(labels)} values for {len(y_true)} rows")
     report = SliceReport(column, task)
-    positive_index = _positive_index(classes or [], positive) if task == "classification" else 0
+    positive_index = _positive_index(classes or [], positive) if predicts_labels(task) else 0
     for value in sorted(labels.unique(), key=_sort_key):
         mask = (labels == value).to_numpy()
-        if task == "classification":
+        if predicts_labels(task):
             metrics = classification_group_metrics(y_true[mask], outputs[mask], list(classes or []), positive_index)
         else:
             metrics = regression_group_metrics(y_true[mask], outputs[mask])
         report.groups.append(SliceGroup(value, int(mask.sum()), metrics))
     eligible = [g for g in report.groups if g.n >= min_group]
     if len(eligible) >= 2:
-        if task == "classification":
+        if predicts_labels(task):
             report.gaps = _classification_gaps(column, eligible, list(classes or []), positive_index, threshold)
         else:
             overall = regression_group_metrics(y_true, outputs)

@@ -87,11 +87,9 @@ def export_gpt_to_hf(run_dir: str | Path, out_dir: str | Path) -> Path:
     from safetensors.torch import save_file
 
     from modelforge.files import atomic_write_json
-    from modelforge.text.run import is_language_model_run, load_language_model_run
+    from modelforge.text.run import load_language_model_run
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    if not is_language_model_run(run_dir):
-        raise HFExportError(f"{run_dir}: not a language-modeling run; the hf format exports GPT runs")
     run = load_language_model_run(run_dir)
     config = gpt2_config(run.model_info["options"], run.model_info["vocab_size"])
     weights = gpt2_state_dict(run.model.state_dict(), run.model.config.layers)

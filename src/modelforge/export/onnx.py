@@ -20,6 +20,7 @@ import pandas as pd
 
 from modelforge.errors import ModelforgeError
 from modelforge.export.parity import ExportError, Parity, PositionalInputs, compare
+from modelforge.tasks import predicts_values
 
 ONNX_FILE = "model.onnx"
 OPSET = 17
@@ -107,7 +108,7 @@ class OnnxPredictor:
         """Class probabilities (N×K) or predicted values (N), like `Run.outputs`."""
         import torch
 
-        from modelforge.run import outputs_to_predictions
+        from modelforge.inference import outputs_to_predictions
 
         raw = self.raw_outputs(self.run.preprocessor.transform_inputs(frame))
         return outputs_to_predictions(torch.from_numpy(raw), self.task, self.run.preprocessor)
@@ -115,7 +116,7 @@ class OnnxPredictor:
     def predict(self, data: pd.DataFrame | str | Path) -> pd.DataFrame:
         """Predicted label and per-class probabilities (or the value), like `Run.predict`."""
         values = self.outputs(self.run._prepare(data))
-        if self.task == "regression":
+        if predicts_values(self.task):
             return pd.DataFrame({"prediction": values})
         classes = self.run.preprocessor.classes
         result = pd.DataFrame({"prediction": [classes[i] for i in values.argmax(axis=1)]})

@@ -62,14 +62,20 @@ def export_run(
 ) -> ExportResult:
     """Export a run; raises ExportError (leaving nothing behind) when parity exceeds `tolerance`."""
     from modelforge.compress.variant import load_source_run
+    from modelforge.tasks import task_of_run
 
     run_dir = Path(run_dir)
+    if fmt not in FORMATS:
+        raise ExportError(f"--format: unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
+    task = task_of_run(run_dir, "export")
+    if fmt not in task.export_formats:
+        raise ExportError(
+            f"--format {fmt}: not for task {task.name} runs (they export as {', '.join(task.export_formats)})"
+        )
     if fmt == "hf":
         return export_hf(run_dir, out)
-    exporter = EXPORTERS.get(fmt) if fmt in EXPORTERS else None
-    if exporter is None:
-        raise ExportError(f"--format: unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
-    run = load_source_run(run_dir)
+    exporter = EXPORTERS.get(fmt)
+    run = load_source_run(run_dir, "export")
     dest = Path(out) if out else run_dir / exporter.filename
     dest.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")

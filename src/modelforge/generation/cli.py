@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
-
-
-def is_image_generation_run(run: Path) -> bool:
-    config = run / "config.yaml"
-    return config.is_file() and "task: generation" in config.read_text()
 
 
 def generate_images(
@@ -20,11 +16,12 @@ def generate_images(
     n: int,
     out: Path | None,
     label: str | None,
-    seed: int,
+    seed: int | None,
     temperature: float,
     mode: str,
     data: Path | None,
     score_with: Path | None,
+    **text_options: Any,
 ) -> None:
     """Write the grid to `out` (PNG) and print the classifier's figures as JSON when asked."""
     from modelforge.errors import ModelforgeError
@@ -37,7 +34,7 @@ def generate_images(
     loaded = load_generator_run(run)
     columns = None
     if mode == "sample":
-        images, asked = loaded.sample(n, label, seed, temperature)
+        images, asked = loaded.sample(n, label, seed or 0, temperature)
         columns = len(loaded.classes) if label is None and loaded.classes and n % len(loaded.classes) == 0 else None
     else:
         if data is None:

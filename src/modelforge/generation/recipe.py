@@ -1,211 +1,199 @@
 """The generation recipe: images (+ optional labels) → split → generator → loop → run directory.
 
 Readable top to bottom: read the image column (and `data.target` when the model is
-conditioned on it), scale pixels to [0, 1], split, build the registered model, run one of the
-two loops (VAE: minimise the negative ELBO, keep the best validation epoch; GAN: alternate
-hinge-loss discriminator and generator steps), then write the run directory. With
+conditioned on it), scale pixels to [0, 1], split, build the registered model, run the loop
+(VAE: minimise the negative ELBO, keep the best validation epoch; GAN: per batch a hinge-loss
+discriminator step, then a generator step), then write the run directory. With
 `generation.classifier` set, the finished generator's samples are scored by that classifier
 run and the figures land in eval.json beside the test loss.
+
+Checkpoints, `--resume` and SIGTERM / SIGINT work as for supervised runs (train/checkpoint.py,
+train/resume.py, train/interrupt.py): a run killed at any moment and resumed ends with the
+weights, bitwise, of the run that was never stopped.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import math
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
-from modelforge.config import GenerationConfig, RunConfig, config_to_yaml
-from modelforge.data.readers import read_data
-from modelforge.errors import DataError
-from modelforge.files import append_jsonl, atomic_write_json, atomic_write_text
+from modelforge.config import GenerationConfig, RunConfig, TrainConfig, config_to_yaml
+from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text
+from modelforge.generation.data import ImageSet, image_column, read_images, split_rows, tensors
+from modelforge.generation.run import GeneratorRun, load_generator_run, negative_elbo
+from modelforge.inference import set_cpu_threads
 from modelforge.models import build_model
 from modelforge.models.generative import ConditionalGAN, ConditionalVAE, ImageGenerationSpec
-from modelforge.run import default_run_dir, environment_record
+from modelforge.run import claim_run_directory, default_run_dir, finish_run_directory
+from modelforge.train.checkpoint import (
+    Checkpoint,
+    TrainingParts,
+    TrainingState,
+    load_latest,
+    open_checkpointer,
+    storable_tensors,
+)
+from modelforge.train.distributed import Topology
+from modelforge.train.interrupt import StopSignal
+from modelforge.train.loop import LoopHook, StepInfo
+from modelforge.train.optim import build_optimizer
+from modelforge.train.resume import check_same_run, find_run_to_resume
+
+Optimizers = Sequence[torch.optim.Optimizer]
 
 
-# ----------------------------------------------------------------------------- data
-@dataclass
-class ImageSet:
-    """Images as N × C × H × W floats in [0, 1], label indices (or None), and how to undo the layout."""
-
-    images: np.ndarray
-    labels: np.ndarray | None
-    classes: list[str]
-    layout: list[int]  # one image's array shape in the data (H×W, or H×W×C)
-    scale: float  # data value of a full-intensity pixel
-
-
-def image_column(config: RunConfig) -> str:
-    images = [f.name for f in config.features or [] if f.type == "image"]
-    return images[0] if images else "x"
-
-
-def read_images(config: RunConfig) -> ImageSet:
-    source = config.data.train if isinstance(config.data.train, str) else config.data.train[0]
-    frame = read_data(source, config.data.bad_rows)
-    column = image_column(config)
-    if column not in frame.columns:
-        raise DataError(f"{source}: no image column {column!r} (columns: {', '.join(frame.columns)})")
-    return to_image_set(frame, column, config.data.target)
-
-
-def to_image_set(
-    frame: pd.DataFrame, column: str, target: str | None, classes: list[str] | None = None, scale: float | None = None
-) -> ImageSet:
-    try:
-        stack = np.stack([np.asarray(v, dtype=np.float32) for v in frame[column]])
-    except ValueError:
-        raise DataError(f"column {column!r}: images differ in size; generation needs one size") from None
-    if stack.ndim not in (3, 4):
-        raise DataError(f"column {column!r}: expected H×W or H×W×C images, got arrays of shape {stack.shape[1:]}")
-    layout = list(stack.shape[1:])
-    images = stack[:, None] if stack.ndim == 3 else stack.transpose(0, 3, 1, 2)
-    scale = scale or (1.0 if images.max() <= 1.0 else 255.0 if images.max() > 16 else 16.0)
-    images = np.clip(images / scale, 0.0, 1.0)
-    if target is None:
-        return ImageSet(images, None, [], layout, scale)
-    if target not in frame.columns:
-        raise DataError(f"data.target: column {target!r} not found (columns: {', '.join(frame.columns)})")
-    values = frame[target].astype(str)
-    classes = classes or sorted(values.unique(), key=lambda v: (len(v), v))
-    index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted(set(values) - set(index))
-    if unknown:
-        raise DataError(f"data.target: label {unknown[0]!r} was not seen in training (classes: {', '.join(classes)})")
-    return ImageSet(images, np.array(values.map(index), dtype=np.int64), classes, layout, scale)
-
-
-def split_rows(n: int, config: RunConfig) -> dict[str, np.ndarray]:
-    seed = config.data.split.seed if config.data.split.seed is not None else config.seed
-    order = np.random.default_rng(seed).permutation(n)
-    n_test, n_valid = round(config.data.split.test * n), round(config.data.split.valid * n)
-    return {"test": order[:n_test], "valid": order[n_test : n_test + n_valid], "train": order[n_test + n_valid :]}
-
-
-def tensors(data: ImageSet, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
-    images = torch.from_numpy(data.images[rows])
-    return images, None if data.labels is None else torch.from_numpy(data.labels[rows])
-
-
-# ----------------------------------------------------------------------------- loops
-def vae_epoch(model: ConditionalVAE, batches: list[tuple], optimizer: torch.optim.Optimizer) -> dict[str, float]:
-    totals = {"train_loss": 0.0, "train_reconstruction": 0.0, "train_kl": 0.0}
-    for images, labels in batches:
-        loss, parts = model.loss(images, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        totals["train_loss"] += loss.item() / len(batches)
-        totals["train_reconstruction"] += parts["reconstruction"] / len(batches)
-        totals["train_kl"] += parts["kl"] / len(batches)
-    return totals
-
-
-def gan_epoch(
-    model: ConditionalGAN,
-    batches: list[tuple],
-    optimizers: tuple[torch.optim.Optimizer, ...],
-    generator: torch.Generator,
+# ----------------------------------------------------------------------------- one batch
+def vae_step(
+    model: ConditionalVAE,
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    optimizers: Optimizers,
+    sampler: torch.Generator,
 ) -> dict[str, float]:
-    """One pass: per batch, a discriminator hinge step on real vs generated, then a generator step."""
-    d_optimizer, g_optimizer = optimizers
-    totals = {"train_d_loss": 0.0, "train_g_loss": 0.0, "train_d_real": 0.0}
-    for images, labels in batches:
-        z = torch.randn(len(images), model.latent, generator=generator)
-        fake = model.generator(z, labels)
-        real_score = model.discriminator(images, labels)
-        fake_score = model.discriminator(fake.detach(), labels)
-        d_loss = torch.relu(1 - real_score).mean() + torch.relu(1 + fake_score).mean()
-        d_optimizer.zero_grad(set_to_none=True)
-        d_loss.backward()
-        d_optimizer.step()
-        g_loss = -model.discriminator(fake, labels).mean()
-        g_optimizer.zero_grad(set_to_none=True)
-        g_loss.backward()
-        g_optimizer.step()
-        totals["train_d_loss"] += d_loss.item() / len(batches)
-        totals["train_g_loss"] += g_loss.item() / len(batches)
-        totals["train_d_real"] += real_score.mean().item() / len(batches)
-    return totals
-
-
-@torch.no_grad()
-def negative_elbo(model: ConditionalVAE, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
-    """Mean negative ELBO per image over a split (one z sample each, fixed seed)."""
-    model.eval()
-    torch.manual_seed(0)
+    """One step on the negative ELBO (its z is drawn from torch's global RNG, not `sampler`)."""
+    (optimizer,) = optimizers
     loss, parts = model.loss(images, labels)
-    model.train()
-    return {"loss": loss.item(), **parts}
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"train_loss": loss.item(), "train_reconstruction": parts["reconstruction"], "train_kl": parts["kl"]}
 
 
-def batches_of(data: ImageSet, rows: np.ndarray, size: int, generator: torch.Generator) -> list[tuple]:
-    order = rows[torch.randperm(len(rows), generator=generator).numpy()]
-    return [tensors(data, order[i : i + size]) for i in range(0, len(order), size)]
+def gan_step(
+    model: ConditionalGAN,
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    optimizers: Optimizers,
+    sampler: torch.Generator,
+) -> dict[str, float]:
+    """A discriminator hinge step on real vs generated images, then a generator step (z from `sampler`)."""
+    d_optimizer, g_optimizer = optimizers
+    z = torch.randn(len(images), model.latent, generator=sampler)
+    fake = model.generator(z, labels)
+    real_score = model.discriminator(images, labels)
+    fake_score = model.discriminator(fake.detach(), labels)
+    d_loss = torch.relu(1 - real_score).mean() + torch.relu(1 + fake_score).mean()
+    d_optimizer.zero_grad(set_to_none=True)
+    d_loss.backward()
+    d_optimizer.step()
+    g_loss = -model.discriminator(fake, labels).mean()
+    g_optimizer.zero_grad(set_to_none=True)
+    g_loss.backward()
+    g_optimizer.step()
+    return {"train_d_loss": d_loss.item(), "train_g_loss": g_loss.item(), "train_d_real": real_score.mean().item()}
+
+
+def build_optimizers(model: torch.nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """train.optimizer over the VAE; for the GAN one per network, discriminator first (each steps only its own)."""
+    if isinstance(model, ConditionalGAN):
+        return [build_optimizer(model.discriminator, cfg), build_optimizer(model.generator, cfg)]
+    return [build_optimizer(model, cfg)]
+
+
+# ----------------------------------------------------------------------------- the loop
+def fit_generator(
+    model: torch.nn.Module,
+    data: ImageSet,
+    rows: dict[str, np.ndarray],
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    log_epoch: Callable[[dict[str, Any]], None],
+    topology: Topology,
+    resume: Checkpoint | None = None,
+    hooks: Sequence[LoopHook] = (),
+) -> TrainingState:
+    """Train for cfg.epochs over rows["train"]; returns the loop state (history, best epoch).
+
+    Each epoch's order is drawn from `sampler`, which the GAN's latents also come from; its state at
+    the epoch's start is kept too, so a run resumed mid-epoch redraws the same order.
+    """
+    step: Callable[..., dict[str, float]] = vae_step if isinstance(model, ConditionalVAE) else gan_step
+    optimizers = build_optimizers(model, cfg)
+    sampler, epoch_start = torch.Generator().manual_seed(seed), torch.Generator()
+    generators = {"sampler": sampler, "epoch_start": epoch_start}
+    parts = TrainingParts(model, optimizers[0], generators=generators, extra_optimizers=optimizers[1:])
+    state = resume.restore(parts, topology) if resume is not None else TrainingState()
+    train_rows, size = rows["train"], cfg.batch_size
+    batches_per_epoch = math.ceil(len(train_rows) / size)
+
+    for epoch in range(state.epoch, cfg.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        if state.batch == 0:
+            epoch_start.set_state(sampler.get_state())
+            order = train_rows[torch.randperm(len(train_rows), generator=sampler).numpy()]
+        else:  # resumed mid-epoch: the order drawn at the epoch's start (the sampler has moved past it)
+            replay = torch.Generator().set_state(epoch_start.get_state())
+            order = train_rows[torch.randperm(len(train_rows), generator=replay).numpy()]
+        for index in range(state.batch, batches_per_epoch):
+            images, labels = tensors(data, order[index * size : (index + 1) * size])
+            losses = step(model, images, labels, optimizers, sampler)
+            state.sums = {name: state.sums.get(name, 0.0) + value / batches_per_epoch for name, value in losses.items()}
+            state.batch, state.steps = index + 1, state.steps + 1
+            info = StepInfo(next(iter(losses.values())), None, len(images), optimizers[0].param_groups[0]["lr"])
+            for hook in hooks:
+                hook.after_step(parts, state, info)
+
+        row: dict[str, Any] = {"epoch": epoch, "step": state.steps, **state.sums}
+        if isinstance(model, ConditionalVAE) and len(rows["valid"]):
+            row.update({f"valid_{k}": v for k, v in negative_elbo(model, *tensors(data, rows["valid"])).items()})
+        row["seconds"] = time.perf_counter() - started
+        state.history.append(row)
+        log_epoch(row)
+        watched = row.get("valid_loss")
+        if watched is not None and (state.best_value is None or watched < state.best_value):
+            state.best_value, state.best_epoch = watched, epoch
+            if cfg.keep_best:
+                state.best_weights = copy.deepcopy(model.state_dict())
+        state.epoch, state.batch, state.sums = epoch + 1, 0, {}
+        for hook in hooks:
+            hook.after_epoch(parts, state, row)
+
+    for hook in hooks:
+        hook.after_training(parts, state)
+    if state.best_weights is not None:
+        model.load_state_dict(state.best_weights)
+    return state
 
 
 # ----------------------------------------------------------------------------- recipe
-def train_generator(config: RunConfig, out: str | Path | None = None, show_progress: bool = False) -> Any:
-    """Train as the config says; returns the loaded GeneratorRun."""
-    from modelforge.generation.run import load_generator_run, save_generator_run
+def train_generator(
+    config: RunConfig,
+    out: str | Path | None = None,
+    *,
+    show_progress: bool = False,
+    resume: str | Path | None = None,
+    force: bool = False,
+) -> GeneratorRun:
+    """Train as the config says; returns the loaded GeneratorRun.
 
+    `resume` continues a run (a directory, or "auto") from its newest good checkpoint; `force` lets
+    harmless config changes (more epochs) through (see train/resume.py)."""
     started = time.time()
-    settings = config.generation or GenerationConfig()
-    if isinstance(config.train.threads, int):
-        torch.set_num_threads(config.train.threads)
+    set_cpu_threads(config.train.threads)
     torch.manual_seed(config.seed)
     data = read_images(config)
     rows = split_rows(len(data.images), config)
     _, channels, height, width = data.images.shape
     spec = ImageGenerationSpec(channels, height, width, len(data.classes))
     model = build_model(config.model.type, spec, 0, config.model.options())
-    run_dir = Path(out) if out else default_run_dir(config.name or f"generation-{config.model.type}")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise DataError(f"{run_dir}: output directory exists and is not empty; choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
-
-    generator = torch.Generator().manual_seed(config.seed)
-    betas = tuple(config.train.betas)
-    if isinstance(model, ConditionalGAN):
-        optimizers = (
-            torch.optim.Adam(model.discriminator.parameters(), lr=config.train.lr, betas=betas),
-            torch.optim.Adam(model.generator.parameters(), lr=config.train.lr, betas=betas),
-        )
-    else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, betas=betas)
-    best: tuple[float, int, dict[str, Any]] | None = None
-    for epoch in range(1, config.train.epochs + 1):
-        epoch_start = time.perf_counter()
-        model.train()
-        batches = batches_of(data, rows["train"], config.train.batch_size, generator)
-        if isinstance(model, ConditionalGAN):
-            row: dict[str, Any] = {"epoch": epoch, **gan_epoch(model, batches, optimizers, generator)}
-        else:
-            row = {"epoch": epoch, **vae_epoch(model, batches, optimizer)}
-            if len(rows["valid"]):
-                row.update({f"valid_{k}": v for k, v in negative_elbo(model, *tensors(data, rows["valid"])).items()})
-        row["seconds"] = time.perf_counter() - epoch_start
-        append_jsonl(run_dir / "metrics.jsonl", row)
-        if show_progress:
-            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
-        watched = row.get("valid_loss")
-        if config.train.keep_best and watched is not None and (best is None or watched < best[0]):
-            best = (watched, epoch, copy.deepcopy(model.state_dict()))
-    if best is not None:
-        model.load_state_dict(best[2])
-    model.eval()
-
-    evaluation: dict[str, Any] = {"split": "test", "n": len(rows["test"])}
-    if isinstance(model, ConditionalVAE) and len(rows["test"]):
-        evaluation.update({f"test_{k}": v for k, v in negative_elbo(model, *tensors(data, rows["test"])).items()})
-    evaluation.update(best_epoch=best[1] if best else config.train.epochs, epochs=config.train.epochs)
+    model_info = {
+        "type": config.model.type,
+        "options": config.model.options(),
+        "output_dim": 0,
+        "input_spec": asdict(spec),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     preprocessing = {
         "task": "generation",
         "image_column": image_column(config),
@@ -213,15 +201,100 @@ def train_generator(config: RunConfig, out: str | Path | None = None, show_progr
         "layout": data.layout,
         "scale": data.scale,
     }
-    info = {"type": config.model.type, "options": config.model.options(), "output_dim": 0, "input_spec": asdict(spec)}
-    files = config.data.train if isinstance(config.data.train, list) else [config.data.train]
-    save_generator_run(run_dir, model, preprocessing, info, environment_record(files))
-    run = load_generator_run(run_dir)
+    run_dir, checkpoint = open_run_directory(config, out, resume, force)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _train_into(
+            run_dir, config, data, rows, model, model_info, preprocessing, show_progress, started, checkpoint
+        )
+    except BaseException:
+        # a run that never finished keeps what it logged (and its checkpoints) but is marked incomplete
+        (run_dir / "model.json").unlink(missing_ok=True)
+        raise
+
+
+def open_run_directory(
+    config: RunConfig, out: str | Path | None, resume: str | Path | None, force: bool
+) -> tuple[Path, Checkpoint | None]:
+    """A new run directory (claimed, not created yet), or the run to resume and its newest good
+    checkpoint (None when it was stopped before the first one)."""
+    name = config.name or f"{config.task}-{config.model.type}"
+    found = find_run_to_resume(resume, Path(out) if out else None, default_run_dir(name)) if resume else None
+    if found is None:
+        return claim_run_directory(out, name), None
+    checkpoint = load_latest(found / "checkpoints")
+    check_same_run(found, config, 1, checkpoint.meta.get("world_size") if checkpoint else None, force)
+    return found, checkpoint
+
+
+def _train_into(
+    run_dir: Path,
+    config: RunConfig,
+    data: ImageSet,
+    rows: dict[str, np.ndarray],
+    model: torch.nn.Module,
+    model_info: dict[str, Any],
+    preprocessing: dict[str, Any],
+    show_progress: bool,
+    started: float,
+    checkpoint: Checkpoint | None,
+) -> GeneratorRun:
+    from safetensors.torch import save
+
+    from modelforge.train.recipe import start_environment
+    from modelforge.train.tracking import open_trackers
+
+    topology = Topology(device=torch.device("cpu"))
+    environment = start_environment(run_dir, config, topology, checkpoint)
+    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
+    atomic_write_json(run_dir / "preprocessing.json", preprocessing)
+    atomic_write_json(run_dir / "environment.json", environment)
+    metrics_path = run_dir / "metrics.jsonl"
+    history = checkpoint.meta["state"]["history"] if checkpoint else []  # epochs after the checkpoint are replayed
+    atomic_write_text(metrics_path, "".join(json.dumps(row) + "\n" for row in history))
+
+    def log_epoch(row: dict[str, Any]) -> None:
+        append_jsonl(metrics_path, row)
+        if show_progress:
+            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+
+    steps_per_epoch = math.ceil(len(rows["train"]) / config.train.batch_size)
+    with StopSignal() as stop:
+        checkpointer = open_checkpointer(run_dir, topology, config.train, stop, checkpoint)
+        purge_step = checkpoint.steps + 1 if checkpoint else None  # a resumed run's curves have no doubles
+        trackers = open_trackers(run_dir, config.model_dump(mode="json"), steps_per_epoch, purge_step)
+        hooks: list[Any] = [*trackers, checkpointer]  # logs first, so a stop raised by the checkpointer comes after
+        try:
+            outcome = fit_generator(
+                model,
+                data,
+                rows,
+                config.train,
+                seed=config.seed,
+                log_epoch=log_epoch,
+                topology=topology,
+                resume=checkpoint,
+                hooks=hooks,
+            )
+        finally:
+            for hook in hooks:
+                hook.close()
+    model.eval()
+    atomic_write_bytes(run_dir / "model.safetensors", save(storable_tensors(model.state_dict())))
+
+    evaluation: dict[str, Any] = {"split": "test", "n": len(rows["test"])}
+    if isinstance(model, ConditionalVAE) and len(rows["test"]):
+        evaluation.update({f"test_{k}": v for k, v in negative_elbo(model, *tensors(data, rows["test"])).items()})
+    evaluation.update(
+        best_epoch=outcome.best_epoch or config.train.epochs, epochs=len(outcome.history), steps=outcome.steps
+    )
+    settings = config.generation or GenerationConfig()
     if settings.classifier:
         from modelforge.generation.score import score_generator
 
+        run = GeneratorRun(run_dir, config, model, model_info, preprocessing)
         real = data.images[rows["test"]] if len(rows["test"]) else data.images[rows["train"]]
         evaluation.update(score_generator(run, settings.classifier, settings.samples, settings.temperature, real))
     evaluation["train_seconds"] = round(time.time() - started, 3)
-    atomic_write_json(run_dir / "eval.json", evaluation)
-    return run
+    finish_run_directory(run_dir, evaluation, environment, model_info)
+    return load_generator_run(run_dir)

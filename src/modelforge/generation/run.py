@@ -1,13 +1,13 @@
-"""A generation run directory: save, load, sample, reconstruct, interpolate, and write image grids.
+"""A generation run directory: load, sample, reconstruct, interpolate, and write image grids.
 
 RUN_DIR/  config.yaml  preprocessing.json (image column, classes, layout, pixel scale)
-          model.safetensors  model.json  metrics.jsonl  eval.json  environment.json
+          model.safetensors  model.json  metrics.jsonl  eval.json  environment.json  files.json
+          checkpoints/  tensorboard/   (written by generation/recipe.py, as a supervised run's)
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,22 +18,21 @@ import torch
 
 from modelforge.config import RunConfig
 from modelforge.errors import DataError, ModelforgeError
-from modelforge.files import atomic_write_bytes, atomic_write_json
+from modelforge.files import atomic_write_bytes
+from modelforge.generation.data import split_rows, to_image_set
 from modelforge.models import build_model
 from modelforge.models.generative import ConditionalVAE, ImageGenerationSpec
 from modelforge.run import RunDirectory, read_finished_run
 
 
-def save_generator_run(
-    run_dir: Path, model: torch.nn.Module, preprocessing: dict[str, Any], info: dict[str, Any], environment: dict
-) -> None:
-    from safetensors.torch import save_file
-
-    atomic_write_json(run_dir / "preprocessing.json", preprocessing)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run_dir / "model.safetensors"))
-    environment["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    atomic_write_json(run_dir / "environment.json", environment)
-    atomic_write_json(run_dir / "model.json", info)  # written last: its presence marks a finished model
+@torch.no_grad()
+def negative_elbo(model: ConditionalVAE, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
+    """Mean negative ELBO per image over a split (one z sample each, fixed seed)."""
+    model.eval()
+    torch.manual_seed(0)
+    loss, parts = model.loss(images, labels)
+    model.train()
+    return {"loss": loss.item(), **parts}
 
 
 @dataclass
@@ -48,7 +47,7 @@ class GeneratorRun(RunDirectory):
 
     @property
     def task(self) -> str:
-        return "generation"
+        return str(self.config.task)
 
     @property
     def spec(self) -> ImageGenerationSpec:
@@ -90,7 +89,6 @@ class GeneratorRun(RunDirectory):
     def read(self, data: str | Path | pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Images (and labels when the model is conditional) from a file with the training columns."""
         from modelforge.data.readers import read_data
-        from modelforge.generation.recipe import to_image_set
 
         frame = data if isinstance(data, pd.DataFrame) else read_data(data, self.config.data.bad_rows)
         column = self.preprocessing["image_column"]
@@ -107,8 +105,6 @@ class GeneratorRun(RunDirectory):
 
     def held_out_images(self) -> np.ndarray:
         """The test split of the training data (the reference set of the Fréchet distance)."""
-        from modelforge.generation.recipe import split_rows
-
         source = self.config.data.train if isinstance(self.config.data.train, str) else self.config.data.train[0]
         images, _ = self.read(source)
         rows = split_rows(len(images), self.config)
@@ -150,8 +146,6 @@ class GeneratorRun(RunDirectory):
 
     def evaluate(self, data: str | Path | pd.DataFrame) -> dict[str, Any]:
         """VAE: negative ELBO per image (and its parts) on the images of `data`."""
-        from modelforge.generation.recipe import negative_elbo
-
         return negative_elbo(self._vae("evaluate"), *self.read(data))
 
 

@@ -23,9 +23,10 @@ from modelforge.errors import ModelforgeError
 
 def load_classifier(path: str | Path) -> Any:
     from modelforge.run import load_run
+    from modelforge.tasks import predicts_labels
 
     run = load_run(path)
-    if run.task != "classification":
+    if not predicts_labels(run.task):
         raise ModelforgeError(f"{path}: scoring needs a classification run, got task {run.task}")
     images = [e.name for e in run.preprocessor.encoders if e.kind == "image"]
     if len(images) != 1 or len(run.preprocessor.encoders) != 1:

@@ -13,8 +13,8 @@ from torch import nn
 
 from modelforge.data.preprocess import InputSpec
 from modelforge.errors import ConfigError
+from modelforge.models.layers import DEFAULT_ENCODED, assemble, sinusoidal_positions
 from modelforge.models.layers import activation as make_activation
-from modelforge.models.layers import assemble, sinusoidal_positions
 from modelforge.models.registry import register_model
 
 
@@ -80,7 +80,9 @@ def _audio_shape(spec: InputSpec, name: str) -> tuple[int, int]:
     return spec.audio_shape[1], spec.audio_shape[2]
 
 
-@register_model("audio_cnn", accepts=("audio",), description="conv blocks over log-mel/MFCC spectrograms")
+@register_model(
+    "audio_cnn", accepts=("audio",), description="conv blocks over log-mel/MFCC spectrograms", fuses=DEFAULT_ENCODED
+)
 def audio_cnn(
     spec: InputSpec,
     output_dim: int,
@@ -103,7 +105,12 @@ def audio_cnn(
     return assemble(spec, output_dim, {"audio": encoder}, dropout=head_dropout, init=init)
 
 
-@register_model("audio_transformer", accepts=("audio",), description="transformer encoder over spectrogram frames")
+@register_model(
+    "audio_transformer",
+    accepts=("audio",),
+    description="transformer encoder over spectrogram frames",
+    fuses=DEFAULT_ENCODED,
+)
 def audio_transformer(
     spec: InputSpec, output_dim: int, *, width: int = 128, depth: int = 2, heads: int = 4, dropout: float = 0.1
 ) -> nn.Module:

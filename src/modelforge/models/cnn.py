@@ -6,8 +6,8 @@ from torch import nn
 
 from modelforge.data.preprocess import InputSpec
 from modelforge.errors import ConfigError
+from modelforge.models.layers import DEFAULT_ENCODED, assemble
 from modelforge.models.layers import activation as make_activation
-from modelforge.models.layers import assemble
 from modelforge.models.registry import register_model
 
 
@@ -39,7 +39,7 @@ class ConvEncoder(nn.Module):
         return self.body(inputs["image"])
 
 
-@register_model("cnn", accepts=("image",), description="conv + pooling blocks for small images")
+@register_model("cnn", accepts=("image",), description="conv + pooling blocks for small images", fuses=DEFAULT_ENCODED)
 def cnn(
     spec: InputSpec,
     output_dim: int,

@@ -11,6 +11,9 @@ from torch import nn
 from modelforge.data.preprocess import InputSpec
 from modelforge.registry import Registry
 
+# the inputs `assemble` has a default encoder for: every family built with it fuses these
+DEFAULT_ENCODED = ("tabular", "text", "image")
+
 ACTIVATIONS: Registry[type[nn.Module]] = Registry("activation")
 ACTIVATIONS.add("relu", nn.ReLU)
 ACTIVATIONS.add("gelu", nn.GELU)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from modelforge.data.preprocess import InputSpec
-from modelforge.models.layers import TabularEncoder, assemble
+from modelforge.models.layers import DEFAULT_ENCODED, TabularEncoder, assemble
 from modelforge.models.registry import register_model
 
 
@@ -13,6 +13,7 @@ from modelforge.models.registry import register_model
     "mlp",
     accepts=("tabular", "text", "image"),
     description="multi-layer perceptron; category embeddings; default for tables",
+    fuses=DEFAULT_ENCODED,
 )
 def mlp(
     spec: InputSpec,

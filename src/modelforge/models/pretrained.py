@@ -26,7 +26,7 @@ from torch import nn
 from modelforge.data.hf_tokenizer import resolve_folder
 from modelforge.data.preprocess import InputSpec
 from modelforge.errors import ConfigError
-from modelforge.models.layers import assemble
+from modelforge.models.layers import DEFAULT_ENCODED, assemble
 from modelforge.models.registry import register_model
 
 SUPPORTED_MODEL_TYPES = ("bert",)
@@ -306,6 +306,7 @@ class PretrainedTextEncoder(nn.Module):
     "hf_encoder",
     accepts=("text",),
     description="pretrained Hugging Face BERT-family encoder (default MiniLM-L6), frozen, LoRA or full fine-tune",
+    fuses=DEFAULT_ENCODED,
 )
 def hf_encoder(
     spec: InputSpec,

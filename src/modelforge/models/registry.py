@@ -1,17 +1,23 @@
-"""The model registry: `@register_model(name, accepts, description)` on a builder function.
+"""The model registry: `@register_model(name, accepts, description, fuses)` on a builder function.
 
 A builder takes the fitted `InputSpec`, the output size and keyword options (the YAML's
 `model:` keys) and returns an `nn.Module` whose forward takes the dict of input tensors.
+
+`accepts` are the inputs a model reads on their own (any one of them is enough to build it);
+`fuses` are the inputs it also takes beside one of those, through the shared default encoders
+of `layers.assemble`. Inputs are `InputSpec.kinds` (tabular, text, image, audio) or a task's own
+input (tokens, images, interactions); `FEATURE_INPUTS` says which input a feature type feeds.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from modelforge.errors import ConfigError
 from modelforge.registry import Registry
 
 FAMILIES = (
@@ -27,6 +33,8 @@ FAMILIES = (
     "recommend",
     "generative",
 )
+# the model input each feature type (features[].type) feeds: numeric and category columns share one
+FEATURE_INPUTS = {"numeric": "tabular", "category": "tabular", "text": "text", "image": "image", "audio": "audio"}
 
 
 @dataclass(frozen=True)
@@ -35,15 +43,22 @@ class ModelEntry:
     builder: Callable[..., Any]
     accepts: tuple[str, ...]
     description: str
+    fuses: tuple[str, ...] = ()
+
+    def takes(self, inputs: Collection[str]) -> bool:
+        """Whether it builds on exactly these inputs: each one read, at least one by its own encoder."""
+        return set(inputs) <= {*self.accepts, *self.fuses} and bool(set(inputs) & set(self.accepts))
 
 
 MODELS: Registry[ModelEntry] = Registry("model type")
 _loaded = False
 
 
-def register_model(name: str, accepts: tuple[str, ...], description: str) -> Callable[[Any], Any]:
+def register_model(
+    name: str, accepts: tuple[str, ...], description: str, fuses: tuple[str, ...] = ()
+) -> Callable[[Any], Any]:
     def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
-        MODELS.add(name, ModelEntry(name, builder, accepts, description))
+        MODELS.add(name, ModelEntry(name, builder, accepts, description, fuses))
         return builder
 
     return decorator
@@ -71,3 +86,38 @@ def model_options(name: str) -> list[str]:
 
 def build_model(name: str, spec: Any, output_dim: int, options: dict[str, Any] | None = None) -> Any:
     return get_model(name).builder(spec, output_dim, **(options or {}))
+
+
+def models_taking(inputs: Collection[str]) -> list[str]:
+    """The registered models that build on exactly these inputs (see `ModelEntry.takes`)."""
+    load_families()
+    return [name for name in MODELS.names() if MODELS.get(name).takes(inputs)]
+
+
+def check_model_features(model_type: str, features: Sequence[tuple[str, str]], inferred: bool = False) -> None:
+    """ConfigError, one line, when `model_type` cannot take the (name, feature type) features.
+
+    `inferred`: the features were inferred from the data (named by column, not by features[i]).
+    """
+    entry = get_model(model_type)
+    inputs = {FEATURE_INPUTS[kind] for _, kind in features}
+    fitting = models_taking(inputs)
+    readable = {*entry.accepts, *entry.fuses}
+    problems = []
+    for index, (name, kind) in enumerate(features):
+        if FEATURE_INPUTS[kind] not in readable:
+            where = f"column {name!r} (inferred as {kind})" if inferred else f"features[{index}] ({name}, {kind})"
+            others = fitting or models_taking({FEATURE_INPUTS[kind]})
+            problems.append(
+                f"{where}: model {model_type} does not accept {kind} features; "
+                f"models that do: {', '.join(others) or 'none'}"
+            )
+    if not problems and not inputs & set(entry.accepts):
+        kinds = ", ".join(sorted({kind for _, kind in features}))
+        problems.append(
+            f"model.type: {model_type} needs a feature of type {' or '.join(entry.accepts)}, "
+            f"the {'inferred ' if inferred else ''}features are {kinds}; models that take them: "
+            f"{', '.join(fitting) or 'none'}"
+        )
+    if problems:
+        raise ConfigError("; ".join(problems))

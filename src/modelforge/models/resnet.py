@@ -7,7 +7,7 @@ from torch import nn
 
 from modelforge.data.preprocess import InputSpec
 from modelforge.errors import ConfigError
-from modelforge.models.layers import assemble
+from modelforge.models.layers import DEFAULT_ENCODED, assemble
 from modelforge.models.registry import register_model
 
 
@@ -49,7 +49,9 @@ class ResNetEncoder(nn.Module):
         return self.pool(self.stages(self.stem(inputs["image"])))
 
 
-@register_model("resnet", accepts=("image",), description="small residual network for 28–64 px images")
+@register_model(
+    "resnet", accepts=("image",), description="small residual network for 28–64 px images", fuses=DEFAULT_ENCODED
+)
 def resnet(
     spec: InputSpec,
     output_dim: int,

@@ -7,7 +7,7 @@ from torch import nn
 
 from modelforge.data.preprocess import InputSpec
 from modelforge.errors import ConfigError
-from modelforge.models.layers import assemble
+from modelforge.models.layers import DEFAULT_ENCODED, assemble
 from modelforge.models.registry import register_model
 
 
@@ -69,7 +69,9 @@ def _recurrent(
     return assemble(spec, output_dim, {"text": encoder}, dropout=dropout)
 
 
-@register_model("lstm", accepts=("text",), description="bidirectional LSTM text encoder, max+mean pooling")
+@register_model(
+    "lstm", accepts=("text",), description="bidirectional LSTM text encoder, max+mean pooling", fuses=DEFAULT_ENCODED
+)
 def lstm(
     spec: InputSpec,
     output_dim: int,
@@ -83,7 +85,9 @@ def lstm(
     return _recurrent("lstm", spec, output_dim, embedding_dim, hidden, layers, bidirectional, dropout)
 
 
-@register_model("gru", accepts=("text",), description="bidirectional GRU text encoder, max+mean pooling")
+@register_model(
+    "gru", accepts=("text",), description="bidirectional GRU text encoder, max+mean pooling", fuses=DEFAULT_ENCODED
+)
 def gru(
     spec: InputSpec,
     output_dim: int,

@@ -8,7 +8,7 @@ from torch import nn
 
 from modelforge.data.preprocess import InputSpec
 from modelforge.errors import ConfigError
-from modelforge.models.layers import assemble, sinusoidal_positions
+from modelforge.models.layers import DEFAULT_ENCODED, assemble, sinusoidal_positions
 from modelforge.models.registry import register_model
 
 
@@ -37,7 +37,10 @@ class TransformerTextEncoder(nn.Module):
 
 
 @register_model(
-    "transformer", accepts=("text",), description="transformer encoder (positional encoding, multi-head self-attention)"
+    "transformer",
+    accepts=("text",),
+    description="transformer encoder (positional encoding, multi-head self-attention)",
+    fuses=DEFAULT_ENCODED,
 )
 def transformer(
     spec: InputSpec, output_dim: int, *, width: int = 128, depth: int = 2, heads: int = 4, dropout: float = 0.1

@@ -7,7 +7,7 @@ from torch import nn
 
 from modelforge.data.preprocess import InputSpec
 from modelforge.errors import ConfigError
-from modelforge.models.layers import assemble
+from modelforge.models.layers import DEFAULT_ENCODED, assemble
 from modelforge.models.registry import register_model
 
 
@@ -36,7 +36,9 @@ class ViTEncoder(nn.Module):
         return self.norm(self.encoder(tokens)[:, 0])
 
 
-@register_model("vit", accepts=("image",), description="small vision transformer (patch embedding + encoder)")
+@register_model(
+    "vit", accepts=("image",), description="small vision transformer (patch embedding + encoder)", fuses=DEFAULT_ENCODED
+)
 def vit(
     spec: InputSpec,
     output_dim: int,

@@ -161,6 +161,7 @@ class Feature(BaseModel):
 class ModelInfo(BaseModel):
     name: str
     task: str
+    endpoint: str = Field(description="the route its runs answer on: predict, generate or images")
     features: list[Feature]
     classes: list[str]
     engine: str | None = Field(None, description="classification and regression runs: what runs the forward pass")
@@ -599,11 +600,10 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
         return JSONResponse(answer)
 
 
-ENDPOINTS = {"language-modeling": "generate", "generation": "images"}
-
-
 def _wrong_endpoint(service: Service) -> HTTPException:
-    endpoint = ENDPOINTS.get(service.task, "predict")
+    from modelforge.tasks import TASKS
+
+    endpoint = TASKS.get(service.task).endpoint
     return HTTPException(
         404, f"model {service.name!r} is a {service.task} model; use /v1/models/{service.name}/{endpoint}"
     )

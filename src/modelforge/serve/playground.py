@@ -110,7 +110,7 @@ function buildForm() {
   form.innerHTML = "";
   $("answer").innerHTML = "";
   if (!model) return;
-  if (model.task === "language-modeling") {
+  if (model.endpoint === "generate") {
     const prompt = document.createElement("textarea");
     prompt.id = "prompt"; prompt.rows = 4; prompt.value = "";
     const tokens = document.createElement("input");
@@ -124,7 +124,7 @@ function buildForm() {
     form.appendChild(button);
     return;
   }
-  if (model.task === "generation") {
+  if (model.endpoint === "images") {
     const n = document.createElement("input");
     n.id = "n"; n.type = "number"; n.value = "16"; n.min = "1";
     const label = document.createElement("select");

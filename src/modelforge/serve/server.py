@@ -34,17 +34,12 @@ class ServerOptions:
     access_log: bool = False  # a log line per request costs ~10 % of the event loop's time under load
 
 
-def _set_threads(threads: int | None) -> None:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
 def app_from_environment() -> Any:
     """The app factory each uvicorn worker process calls (`--workers` > 1)."""
+    from modelforge.inference import set_cpu_threads
+
     config = json.loads(os.environ[SETTINGS_ENV])
-    _set_threads(config["threads"])
+    set_cpu_threads(config["threads"])
     services = load_services(config["models"], config["engine"], config["threads"])
     return create_app(services, ServeSettings(**config["settings"]))
 
@@ -53,9 +48,10 @@ def run_server(options: ServerOptions, settings: ServeSettings) -> None:
     """Load every model (errors surface before the port opens), then serve until SIGTERM."""
     import uvicorn
 
+    from modelforge.inference import set_cpu_threads
     from modelforge.serve.transport import CoalescingHttpProtocol
 
-    _set_threads(options.threads)
+    set_cpu_threads(options.threads)
     services = load_services(options.models, options.engine, options.threads)
     for name, service in services.items():
         engine = service.describe().get("engine")

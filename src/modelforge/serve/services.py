@@ -21,6 +21,7 @@ import numpy as np
 
 from modelforge.errors import ModelforgeError
 from modelforge.serve.records import SUPPORTED_KINDS, FieldProblem, RecordSchema, RecordsError
+from modelforge.tasks import TASKS, predicts_values, task_of_run
 
 if TYPE_CHECKING:
     from modelforge.text.generate import Generator
@@ -52,19 +53,6 @@ class ModelSpec:
         return spec
 
 
-def read_task(path: Path) -> str:
-    """The task in a run directory's config.yaml, without loading the model."""
-    import yaml
-
-    config_file = path / "config.yaml"
-    if not path.is_dir():
-        raise ServeError(f"{path}: run directory not found")
-    if not config_file.exists():
-        raise ServeError(f"{path}: not a run directory (no config.yaml)")
-    data = yaml.safe_load(config_file.read_text()) or {}
-    return str(data.get("task", "classification"))
-
-
 class Predictor(Protocol):
     engine: str  # what runs the forward pass, for /v1/models and the server's start-up lines
 
@@ -92,7 +80,7 @@ class TorchPredictor:
 
         from modelforge.export.frozen import freeze_for_inference
         from modelforge.export.parity import ExportError
-        from modelforge.train.loop import resolve_precision
+        from modelforge.inference import resolve_precision
 
         run = self.run
         run.model.eval()
@@ -113,8 +101,7 @@ class TorchPredictor:
     def outputs(self, frame: Any) -> np.ndarray:
         import torch
 
-        from modelforge.run import outputs_to_predictions
-        from modelforge.train.loop import autocast_context
+        from modelforge.inference import autocast_context, outputs_to_predictions
 
         run, device = self.run, self.device
         inputs = {k: torch.from_numpy(v) for k, v in run.preprocessor.transform_inputs(frame).items()}
@@ -163,6 +150,7 @@ class PredictService:
         return {
             "name": self.name,
             "task": self.task,
+            "endpoint": TASKS.get(self.task).endpoint,
             "features": [{"name": n, "kind": k} for n, k in self.schema.features.items()],
             "classes": [str(c) for c in self.classes],
             "engine": self.predictor.engine,
@@ -195,7 +183,7 @@ class PredictService:
     def _answers(self, values: np.ndarray) -> list[dict[str, Any]]:
         if not np.isfinite(values).all():
             raise ValueError("the model's output is not a finite number for these records (extreme input values?)")
-        if self.task == "regression":
+        if predicts_values(self.task):
             return [{"value": float(v)} for v in values]
         labels = [str(c) for c in self.classes]
         best = values.argmax(axis=1)
@@ -265,12 +253,18 @@ class RecommendService:
     path: Path
     run: Any  # modelforge.train.recommend.RecommenderRun
 
-    task: str = "recommendation"
+    task: str
 
     def describe(self) -> dict[str, Any]:
         settings = self.run.settings
         features = [{"name": settings.user, "kind": "user id"}, {"name": settings.item, "kind": "item id (optional)"}]
-        return {"name": self.name, "task": self.task, "features": features, "classes": []}
+        return {
+            "name": self.name,
+            "task": self.task,
+            "endpoint": TASKS.get(self.task).endpoint,
+            "features": features,
+            "classes": [],
+        }
 
     def validate(self, records: list[dict[str, Any]], k: int | None) -> list[Wanted]:
         settings = self.run.settings
@@ -351,10 +345,11 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def load_recommend_service(spec: ModelSpec) -> RecommendService:
+def load_recommend_service(spec: ModelSpec, engine: str = "torch", threads: int | None = None) -> RecommendService:
     from modelforge.train.recommend import load_recommender_run
 
-    return RecommendService(spec.name, spec.path, load_recommender_run(spec.path))
+    run = load_recommender_run(spec.path)
+    return RecommendService(spec.name, spec.path, run, str(run.config.task))
 
 
 # ----------------------------------------------------------------------------- images
@@ -366,10 +361,16 @@ class ImageService:
     path: Path
     run: Any  # modelforge.generation.run.GeneratorRun
 
-    task: str = "generation"
+    task: str
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "task": self.task, "features": [], "classes": self.run.classes}
+        return {
+            "name": self.name,
+            "task": self.task,
+            "endpoint": TASKS.get(self.task).endpoint,
+            "features": [],
+            "classes": self.run.classes,
+        }
 
     def sample(self, n: int, label: str | None, seed: int, temperature: float, grid: bool) -> dict[str, Any]:
         """`n` images (base64 PNG, one per class in turn unless `label` is given) and optionally their grid."""
@@ -391,10 +392,11 @@ def _base64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def load_image_service(spec: ModelSpec) -> ImageService:
+def load_image_service(spec: ModelSpec, engine: str = "torch", threads: int | None = None) -> ImageService:
     from modelforge.generation.run import load_generator_run
 
-    return ImageService(spec.name, spec.path, load_generator_run(spec.path))
+    run = load_generator_run(spec.path)
+    return ImageService(spec.name, spec.path, run, str(run.config.task))
 
 
 # ----------------------------------------------------------------------------- generate
@@ -406,20 +408,26 @@ class GenerateService:
     path: Path
     generator: Generator
 
-    task: str = "language-modeling"
+    task: str
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "task": self.task, "features": [], "classes": []}
+        return {
+            "name": self.name,
+            "task": self.task,
+            "endpoint": TASKS.get(self.task).endpoint,
+            "features": [],
+            "classes": [],
+        }
 
 
-def load_generate_service(spec: ModelSpec) -> GenerateService:
+def load_generate_service(spec: ModelSpec, engine: str = "torch", threads: int | None = None) -> GenerateService:
     try:
         from modelforge.text.generate import load_generator
     except ImportError:
         raise ServeError(
             f"{spec.path}: a language-model run, but modelforge.text.generate is not available in this install"
         ) from None
-    return GenerateService(spec.name, spec.path, load_generator(spec.path))
+    return GenerateService(spec.name, spec.path, load_generator(spec.path), task_of_run(spec.path).name)
 
 
 Service = PredictService | RecommendService | GenerateService | ImageService
@@ -433,13 +441,6 @@ def load_services(texts: list[str], engine: str = "torch", threads: int | None =
         spec = ModelSpec.parse(text)
         if spec.name in services:
             raise ServeError(f"model name {spec.name!r} is used twice; name them with NAME=RUN_DIR")
-        task = read_task(spec.path)
-        if task == "language-modeling":
-            services[spec.name] = load_generate_service(spec)
-        elif task == "recommendation":
-            services[spec.name] = load_recommend_service(spec)
-        elif task == "generation":
-            services[spec.name] = load_image_service(spec)
-        else:
-            services[spec.name] = load_predict_service(spec, engine, threads)
+        task = task_of_run(spec.path, "serve")
+        services[spec.name] = task.load_service(spec, engine, threads)
     return services

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,11 +27,26 @@ def generate(
     score_with: Annotated[Path | None, typer.Option(help="image runs: classifier run that scores the samples")] = None,
 ) -> None:
     """Continue a prompt with a trained GPT (KV-cache decoding), or draw images from a generation run."""
-    from modelforge.generation.cli import generate_images, is_image_generation_run
+    from modelforge.tasks import task_of_run
 
-    if is_image_generation_run(run):
-        generate_images(run, n, out, label, seed or 0, temperature, mode, data, score_with)
-        return
+    task = task_of_run(run, "generate")
+    options = dict(prompt=prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p)
+    options |= dict(seed=seed, stream=stream, n=n, out=out, label=label, mode=mode, data=data, score_with=score_with)
+    task.call("generate", task.generate, run, **options)
+
+
+def generate_text(
+    run: Path,
+    prompt: str,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    seed: int | None,
+    stream: bool,
+    **image_options: Any,
+) -> None:
+    """`modelforge generate` on a language-modeling run: the prompt and its continuation on stdout."""
     from modelforge.text.generate import load_generator
 
     generator = load_generator(run)

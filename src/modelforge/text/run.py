@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from modelforge.errors import RunError
 from modelforge.models.gpt import GPT, gpt_config
-from modelforge.run import RunDirectory, read_finished_run, recorded_task
+from modelforge.run import RunDirectory, read_finished_run
 from modelforge.text.tokenizers import Tokenizer, load_tokenizer
 
 LM_REQUIRED_FILES = ("config.yaml", "tokenizer.json", "model.safetensors", "model.json")
@@ -40,7 +40,7 @@ class LanguageModelRun(RunDirectory):
 
     @property
     def task(self) -> str:
-        return "language-modeling"
+        return str(self.config.task)
 
     def evaluate(self, data: str | Path) -> dict[str, Any]:
         """val_loss and perplexity of the model on another text file (all of it, up to 1M tokens)."""
@@ -74,10 +74,6 @@ def sequence_loss(model: GPT, tokens: np.ndarray, context: int, batch_size: int 
         total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets, reduction="sum"))
         count += targets.numel()
     return total / max(count, 1)
-
-
-def is_language_model_run(path: Path) -> bool:
-    return recorded_task(path) == "language-modeling"
 
 
 def load_language_model_run(path: str | Path) -> LanguageModelRun:

@@ -15,6 +15,7 @@ the best epoch's one are kept.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import random
@@ -66,6 +67,7 @@ class TrainingState:
     skipped: int = 0  # steps skipped for a non-finite loss (train.on_nonfinite: skip)
     running_loss: float = 0.0  # this rank's loss sum over the epoch (the LM: over the evaluation window)
     seen: int = 0  # rows this rank has trained on this epoch
+    sums: dict[str, float] = field(default_factory=dict)  # the epoch's running loss sums, for loops that log several
     best_weights: dict[str, torch.Tensor] | None = None
 
     PROGRESS = (
@@ -78,10 +80,12 @@ class TrainingState:
         "epochs_without_gain",
         "stopped_early",
         "skipped",
+        "sums",
     )
 
     def progress(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.PROGRESS}
+        # a copy: the checkpoint is encoded in a background thread while the loop changes history and sums
+        return copy.deepcopy({name: getattr(self, name) for name in self.PROGRESS})
 
 
 @dataclass
@@ -92,6 +96,8 @@ class TrainingParts:
     optimizer: torch.optim.Optimizer
     scheduler: Any = None  # an LR scheduler, or None when the loop sets the rate itself
     generators: dict[str, torch.Generator] = field(default_factory=dict)  # e.g. the LM's batch sampler
+    # optimizers beside `optimizer`, each stepping its own parameters (a GAN's generator); not under FSDP
+    extra_optimizers: list[torch.optim.Optimizer] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -220,6 +226,8 @@ class Checkpoint:
             parts.scheduler.load_state_dict(decode(meta["scheduler"], tensors))
         for name, generator in parts.generators.items():
             generator.set_state(tensors[f"generator/{name}"])
+        for optimizer, saved in zip(parts.extra_optimizers, meta.get("extra_optimizers", []), strict=True):
+            optimizer.load_state_dict(decode(saved, tensors))
         rank = topology.rank if f"rank{topology.rank}/torch_rng" in tensors else 0
         random.setstate(decode(meta["rng"]["python"], tensors))
         np.random.set_state(decode(meta["rng"]["numpy"], tensors))
@@ -284,6 +292,10 @@ def capture(
         "state": state.progress(),
         "optimizer": encode(optimizer_state, "optimizer", tensors),
         "scheduler": encode(parts.scheduler.state_dict(), "scheduler", tensors) if parts.scheduler else None,
+        "extra_optimizers": [
+            encode(optimizer.state_dict(), f"extra_optimizers/{i}", tensors)
+            for i, optimizer in enumerate(parts.extra_optimizers)
+        ],
         "rng": {"python": encode(random.getstate(), "", tensors), "numpy": encode(np.random.get_state(), "", tensors)},
         "world_size": topology.world,
     }

@@ -2,7 +2,7 @@
 
 corpus → token cache (memmap) → GPT → AdamW (decay on matrices only) → for each step:
 [accumulate: random windows → autocast forward → loss → backward] → clip → lr (warm-up +
-cosine) → step → log; every `eval_every` steps: validation loss on `eval_batches` fixed
+cosine, from the schedule registry) → step → log; every `eval_every` steps: validation loss on `eval_batches` fixed
 windows and a text sample. At the end: the whole validation split scored, run directory
 written (model.json last).
 """
@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from modelforge.config import ModelConfig, RunConfig, TrainConfig, config_to_yaml
 from modelforge.errors import ConfigError
 from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text
+from modelforge.inference import autocast_context, pick_device, set_cpu_threads
 from modelforge.models.gpt import GPT, gpt_config
 from modelforge.run import finish_run_directory
 from modelforge.text.data import TokenData, check_lengths, prepare_tokens, random_windows
@@ -34,8 +35,8 @@ from modelforge.train.checkpoint import Checkpoint, Checkpointer, TrainingParts,
 from modelforge.train.distributed import Topology, full_model_state, is_sharded, teardown, wrap_model
 from modelforge.train.distributed import setup as setup_distributed
 from modelforge.train.interrupt import StopSignal
-from modelforge.train.loop import TrainingError, autocast_context, pick_device
-from modelforge.train.optim import parameter_groups
+from modelforge.train.loop import TrainingError
+from modelforge.train.optim import SCHEDULES, parameter_groups
 from modelforge.train.recipe import seed_everything
 
 SAMPLE_TOKENS = 120
@@ -59,16 +60,9 @@ def total_steps(cfg: TrainConfig, train_tokens: int, context: int) -> int:
     return per_epoch * cfg.epochs
 
 
-def learning_rate(step: int, cfg: TrainConfig, steps: int) -> float:
-    """Linear warm-up to train.lr, then cosine decay to train.min_lr at the last step."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, steps - cfg.warmup_steps))
-    return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def build_lm_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW, weight decay on matrices only (norms, biases, embeddings exempt), fused kernel."""
+    """AdamW (the task's one train.optimizer), weight decay on matrices only (norms, biases, embeddings
+    exempt), fused kernel."""
     groups = parameter_groups(model, cfg.weight_decay)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=True)
 
@@ -202,8 +196,7 @@ def train_language_model(
     started = time.time()
     config = lm_model_config(config)
     seed_everything(config.seed)
-    if isinstance(config.train.threads, int):
-        torch.set_num_threads(config.train.threads)
+    set_cpu_threads(config.train.threads)  # "auto": chosen per step in `fit_language_model`
     topology = setup_distributed(pick_device(config.train.device))  # one process, or a rank under torchrun
     try:
         return _train_on_this_rank(config, out, show_progress, resume, force, topology, started)
@@ -360,6 +353,7 @@ def fit_language_model(
     steps = total_steps(cfg, len(data.train), context)
     eval_every = cfg.eval_every or max(1, steps // 10)
     optimizer = build_lm_optimizer(model, cfg)
+    lr_factor = SCHEDULES.get(cfg.schedule)(cfg, steps, steps)  # warm-up, then cosine to min_lr (or constant)
     autocast = autocast_context(cfg.precision, device)
     compiled = use_compile(cfg, device)
     loss_of = torch.compile(next_token_loss) if compiled else next_token_loss
@@ -378,7 +372,7 @@ def fit_language_model(
         threads = chooser.threads_for(step)
         torch.set_num_threads(threads)
         step_started = time.perf_counter()
-        lr = learning_rate(step, cfg, steps)
+        lr = cfg.lr * lr_factor(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         step_loss = torch.zeros(())

@@ -9,14 +9,11 @@ Under torchrun each rank takes its share of every global batch (see train/distri
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -25,6 +22,7 @@ from torch import nn
 from modelforge.config import TrainConfig
 from modelforge.data.split import batch_order
 from modelforge.errors import ModelforgeError
+from modelforge.inference import autocast_context, pick_device
 from modelforge.train.checkpoint import Checkpoint, TrainingParts, TrainingState
 from modelforge.train.distributed import Topology, wrap_model
 from modelforge.train.optim import build_optimizer, build_schedule
@@ -63,42 +61,6 @@ class LoopHook(Protocol):
     def after_epoch(self, parts: TrainingParts, state: TrainingState, row: dict[str, Any]) -> None: ...
 
     def after_training(self, parts: TrainingParts, state: TrainingState) -> None: ...
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ModelforgeError("train.device: cuda was asked for but no CUDA device is available")
-    return torch.device(name)
-
-
-@functools.cache
-def native_bf16(device_type: str) -> bool:
-    """Whether bf16 matmuls run in hardware: CUDA with bf16, or a CPU with AVX512-BF16 / AMX.
-
-    Elsewhere oneDNN emulates bf16 and a matmul is slower than fp32 (14x measured on an AVX2 EPYC).
-    """
-    if device_type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """train.precision auto: bf16 where the hardware has it, else fp32."""
-    if precision == "auto":
-        return "bf16" if native_bf16(device.type) else "fp32"
-    return precision
-
-
-def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    if resolve_precision(precision, device) == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def l1_penalty(model: nn.Module) -> torch.Tensor:
@@ -242,20 +204,3 @@ def gradient_norm(model: nn.Module) -> torch.Tensor:
     """Total gradient norm; a tensor, so no device sync here."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     return nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-
-
-@torch.no_grad()
-def forward_in_batches(
-    model: nn.Module, inputs: Tensors, batch_size: int = 1024, precision: str = "fp32"
-) -> torch.Tensor:
-    """Model outputs for many rows, in eval mode, as float32 on the CPU."""
-    model.eval()
-    first = next(model.parameters(), None)  # a fully int8-quantized model has no float parameters
-    device = first.device if first is not None else torch.device("cpu")
-    n_rows = len(next(iter(inputs.values())))
-    outputs = []
-    with autocast_context(precision, device):
-        for begin in range(0, n_rows, batch_size):
-            batch = {k: v[begin : begin + batch_size].to(device) for k, v in inputs.items()}
-            outputs.append(model(batch).float().cpu())
-    return torch.cat(outputs)

@@ -10,6 +10,7 @@ from torch import nn
 
 from modelforge.config import TrainConfig
 from modelforge.registry import Registry
+from modelforge.tasks import predicts_values
 
 OPTIMIZERS: Registry[Callable[[list[dict], TrainConfig], torch.optim.Optimizer]] = Registry("optimizer")
 SCHEDULES: Registry[Callable[[TrainConfig, int, int], Callable[[int], float]]] = Registry("schedule")
@@ -19,7 +20,9 @@ LOSSES: Registry[Callable[..., nn.Module]] = Registry("loss")
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Weight decay on matrices and kernels only; biases, norms and embeddings are exempt."""
     decay, exempt = [], []
-    embedding_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    # parameters(), not .weight: reading a parametrized weight runs its parametrization (a spectral
+    # norm's power iteration, which moves its state) and is not the parameter the optimizer steps
+    embedding_weights = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
     for param in model.parameters():
         if not param.requires_grad:
             continue
@@ -133,12 +136,12 @@ LOSSES.add("huber", lambda weight=None, label_smoothing=0.0: RegressionLoss("hub
 
 
 def default_loss(task: str, n_classes: int) -> str:
-    if task == "regression":
+    if predicts_values(task):
         return "mse"
     return "bce" if n_classes == 2 else "cross_entropy"
 
 
 def output_size(task: str, n_classes: int, loss: str) -> int:
-    if task == "regression":
+    if predicts_values(task):
         return 1
     return 1 if loss == "bce" else n_classes

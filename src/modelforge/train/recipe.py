@@ -21,28 +21,30 @@ import pandas as pd
 import torch
 
 from modelforge.config import RunConfig, config_to_yaml
-from modelforge.data.preprocess import Preprocessor, apply_column_policies, fit_preprocessor
-from modelforge.data.readers import read_data
+from modelforge.data.preprocess import Preprocessor, apply_column_policies, fit_preprocessor, resolve_features
+from modelforge.data.readers import read_data, train_files
 from modelforge.data.split import split_indices
 from modelforge.errors import DataError
 from modelforge.evaluate.metrics import classification_metrics, regression_metrics
 from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text
 from modelforge.finetune.lora import save_adapter
 from modelforge.finetune.weights import parameter_counts, start_from
+from modelforge.inference import forward_in_batches, outputs_to_predictions, pick_device, set_cpu_threads
 from modelforge.models import build_model
+from modelforge.models.registry import check_model_features
 from modelforge.run import (
     Run,
     default_run_dir,
     environment_record,
     finish_run_directory,
     load_run,
-    outputs_to_predictions,
 )
+from modelforge.tasks import predicts_labels, predicts_values
 from modelforge.train.checkpoint import Checkpoint, load_latest, open_checkpointer, storable_tensors
 from modelforge.train.distributed import Topology, full_model_state, is_sharded, teardown
 from modelforge.train.distributed import setup as setup_distributed
 from modelforge.train.interrupt import StopSignal
-from modelforge.train.loop import Tensors, TrainingError, fit, forward_in_batches, pick_device
+from modelforge.train.loop import Tensors, TrainingError, fit
 from modelforge.train.optim import LOSSES, default_loss, output_size
 from modelforge.train.resume import check_same_run, find_run_to_resume
 
@@ -56,8 +58,7 @@ def seed_everything(seed: int) -> None:
 def load_splits(config: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
     """Train/valid/test frames: explicit files where given, the rest split from train."""
     data = config.data
-    files = data.train if isinstance(data.train, list) else [data.train]
-    frame = pd.concat([read_data(f, data.bad_rows) for f in files], ignore_index=True)
+    frame = pd.concat([read_data(f, data.bad_rows) for f in train_files(data)], ignore_index=True)
     from modelforge.data.privacy import warn_personal_columns
 
     warn_personal_columns(frame, skip=[*data.drop, *data.hash])  # e-mail / phone columns left as they are
@@ -78,7 +79,7 @@ def load_splits(config: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame | None, p
     valid_share = 0.0 if valid is not None else data.split.valid
     test_share = 0.0 if test is not None else data.split.test
     labels = None
-    if config.task == "classification" and data.split.stratify and data.target in frame.columns:
+    if predicts_labels(config.task) and data.split.stratify and data.target in frame.columns:
         labels = frame[data.target].astype(str).to_numpy()
         counts = pd.Series(labels).value_counts()
         if counts.min() < 3:
@@ -109,6 +110,14 @@ def split_by_column(frame: pd.DataFrame, column: str) -> tuple[pd.DataFrame, pd.
     return parts["train"], valid, test
 
 
+def check_inferred_features(config: RunConfig, frame: pd.DataFrame) -> None:
+    """Features inferred from the data must suit the model (listed ones were checked with the config):
+    a one-line ConfigError before fitting, not a traceback from the forward pass."""
+    if not config.features:
+        inferred = resolve_features(config, frame)
+        check_model_features(config.model.type, [(f.name, f.type) for f in inferred], inferred=True)
+
+
 def to_tensors(preprocessor: Preprocessor, frame: pd.DataFrame, with_target: bool = True) -> Tensors:
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in preprocessor.transform_inputs(frame).items()}
     if with_target:
@@ -133,7 +142,7 @@ def make_scorer(
         with torch.no_grad():
             loss = float(loss_fn.to("cpu")(raw, target))
         values = outputs_to_predictions(raw, task, preprocessor)
-        if task == "regression":
+        if predicts_values(task):
             truth = preprocessor.target_encoder.inverse(target.double().numpy())
             metrics = regression_metrics(truth, values)
             return {"valid_loss": loss, "valid_rmse": metrics["rmse"], "valid_r2": metrics["r2"]}
@@ -182,10 +191,10 @@ def train(
     """
     started = time.time()
     seed_everything(config.seed)
-    if isinstance(config.train.threads, int):  # "auto" is a language-modeling setting
-        torch.set_num_threads(config.train.threads)
+    set_cpu_threads(config.train.threads)  # "auto" is a language-modeling setting
 
     train_frame, valid_frame, test_frame = load_splits(config)
+    check_inferred_features(config, train_frame)
     preprocessor = fit_preprocessor(config, train_frame)
     train_set = to_tensors(preprocessor, train_frame)
     valid_set = to_tensors(preprocessor, valid_frame) if valid_frame is not None else None
@@ -193,9 +202,9 @@ def train(
 
     n_classes = len(preprocessor.classes)
     loss_name = config.train.loss or default_loss(config.task, n_classes)
-    if config.task == "regression" and loss_name in ("bce", "cross_entropy"):
+    if predicts_values(config.task) and loss_name in ("bce", "cross_entropy"):
         raise DataError(f"train.loss: {loss_name} needs task classification")
-    if config.task == "classification" and loss_name in ("mse", "huber"):
+    if predicts_labels(config.task) and loss_name in ("mse", "huber"):
         raise DataError(f"train.loss: {loss_name} needs task regression")
     if loss_name == "bce" and n_classes != 2:
         raise DataError(f"train.loss: bce needs two classes, the target has {n_classes}")
@@ -358,7 +367,7 @@ def _train_into(
         values = outputs_to_predictions(
             forward_in_batches(model, inputs, precision=config.train.precision), config.task, preprocessor
         )
-        if config.task == "regression":
+        if predicts_values(config.task):
             truth = preprocessor.target_encoder.inverse(held_out["target"].double().numpy())
             evaluation.update(regression_metrics(truth, values))
         else:
@@ -387,6 +396,5 @@ def start_environment(
         resumed = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "steps": checkpoint.steps if checkpoint else 0}
         environment.setdefault("resumed", []).append({**resumed, **provenance(config, topology)})
         return environment
-    data_files = config.data.train if isinstance(config.data.train, list) else [config.data.train]
-    environment = environment_record([*data_files, config.data.valid or "", config.data.test or ""])
+    environment = environment_record([*train_files(config.data), config.data.valid or "", config.data.test or ""])
     return {**environment, **provenance(config, topology)}

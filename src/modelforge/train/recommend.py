@@ -6,13 +6,18 @@ random unseen ones (binary cross-entropy with `recommend.negatives` samples per 
 is measured by recall@K and NDCG@K with one held-out item per user (leave-last-out), next to
 the popularity baseline. The run directory has the core's files; `interactions.safetensors`
 adds what predict needs to skip seen items and to describe users and items by features.
+Training is trusted as the supervised task's is: optimizer and schedule from the registries,
+checkpoints (train.checkpoint_every and at epoch ends), TensorBoard, SIGTERM/SIGINT saving and
+stopping, and `--resume` ending bitwise equal to the run that was never stopped.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,14 +25,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from modelforge.config import RecommendConfig, RunConfig, config_to_yaml
 from modelforge.data.readers import read_data
 from modelforge.errors import DataError
-from modelforge.files import append_jsonl, atomic_write_json, atomic_write_text
+from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text
 from modelforge.models import build_model
 from modelforge.models.recommend import InteractionSpec
-from modelforge.run import RunDirectory, default_run_dir, environment_record, read_finished_run
+from modelforge.run import (
+    RunDirectory,
+    claim_run_directory,
+    default_run_dir,
+    finish_run_directory,
+    read_finished_run,
+)
+from modelforge.train.checkpoint import (
+    Checkpoint,
+    TrainingParts,
+    TrainingState,
+    load_latest,
+    open_checkpointer,
+    storable_tensors,
+)
+from modelforge.train.distributed import Topology
+from modelforge.train.interrupt import StopSignal
+from modelforge.train.loop import LoopHook, StepInfo, TrainingError
+from modelforge.train.optim import OPTIMIZERS, build_schedule
+from modelforge.train.resume import check_same_run, find_run_to_resume
 
 Batch = dict[str, torch.Tensor]
 MOVIELENS_GENRES = 19
@@ -314,65 +339,95 @@ def popularity_metrics(prepared: Prepared, rec: RecommendConfig, name: str, hist
     return ranking_metrics(scores, targets, rec.k)
 
 
-def train_recommender(config: RunConfig, out: str | Path | None = None, show_progress: bool = False) -> Any:
-    """Train as the config says; returns the loaded RecommenderRun."""
+def train_recommender(
+    config: RunConfig,
+    out: str | Path | None = None,
+    *,
+    show_progress: bool = False,
+    resume: str | Path | None = None,
+    force: bool = False,
+) -> RecommenderRun:
+    """Train as the config says; returns the loaded RecommenderRun.
+
+    `resume` continues a run (a directory, or "auto") from its newest good checkpoint and ends
+    bitwise equal to the run that was never stopped (see train/checkpoint.py and train/resume.py);
+    `force` lets harmless config changes (more epochs) through."""
     started = time.time()
-    rec = config.recommend or RecommendConfig()
     if isinstance(config.train.threads, int):  # small embedding batches: 1 thread is fastest on a busy box
         torch.set_num_threads(config.train.threads)
     torch.manual_seed(config.seed)
     prepared = prepare(config)
     model = build_model(config.model.type, prepared.spec, 1, config.model.options())
-    run_dir = Path(out) if out else default_run_dir(config.name or f"recommendation-{config.model.type}")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise DataError(f"{run_dir}: output directory exists and is not empty; choose another --out")
+    run_dir, checkpoint = recommender_run_directory(config, out, resume, force)
     run_dir.mkdir(parents=True, exist_ok=True)
-    train_part = prepared.splits["train"]
-    seen_train = seen_items(train_part["user"], train_part["item"])
-    valid_part = prepared.splits["valid"]
+    try:
+        return _train_into(run_dir, config, prepared, model, show_progress, started, checkpoint)
+    except BaseException:
+        (run_dir / "model.json").unlink(missing_ok=True)  # an unfinished run stays marked incomplete
+        raise
+
+
+def recommender_run_directory(
+    config: RunConfig, out: str | Path | None, resume: str | Path | None, force: bool
+) -> tuple[Path, Checkpoint | None]:
+    """A new run directory (checked, not created yet), or the run to resume and its newest good
+    checkpoint (None when it was stopped before the first one)."""
+    default_name = config.name or f"recommendation-{config.model.type}"
+    if resume is not None:
+        found = find_run_to_resume(resume, Path(out) if out else None, default_run_dir(default_name))
+        if found is not None:
+            checkpoint = load_latest(found / "checkpoints")
+            saved_world = checkpoint.meta.get("world_size") if checkpoint else None
+            check_same_run(found, config, 1, saved_world, force)
+            return found, checkpoint
+    return claim_run_directory(out, default_name), None
+
+
+def _train_into(
+    run_dir: Path,
+    config: RunConfig,
+    prepared: Prepared,
+    model: nn.Module,
+    show_progress: bool,
+    started: float,
+    checkpoint: Checkpoint | None,
+) -> RecommenderRun:
+    from safetensors.torch import save
+
+    from modelforge.train.recipe import start_environment
+    from modelforge.train.tracking import open_trackers
+
+    rec = config.recommend or RecommendConfig()
+    topology = Topology(device=torch.device("cpu"))
+    environment = start_environment(run_dir, config, topology, checkpoint)
+    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
+    atomic_write_json(run_dir / "environment.json", environment)
+    metrics_path = run_dir / "metrics.jsonl"
+    history = checkpoint.meta["state"]["history"] if checkpoint else []  # epochs after the checkpoint are replayed
+    atomic_write_text(metrics_path, "".join(json.dumps(row) + "\n" for row in history))
+
+    with StopSignal() as stop:
+        checkpointer = open_checkpointer(run_dir, topology, config.train, stop, checkpoint)
+        purge_step = checkpoint.steps + 1 if checkpoint else None  # a resumed run's curves have no doubles
+        steps_per_epoch = math.ceil(len(prepared.splits["train"]["user"]) / config.train.batch_size)
+        trackers = open_trackers(run_dir, config.model_dump(mode="json"), steps_per_epoch, purge_step)
+        hooks: list[Any] = [*trackers, checkpointer]  # logs first, so a stop raised by the checkpointer comes after
+        try:
+            state = fit_recommender(
+                model, prepared, config, lambda row: append_jsonl(metrics_path, row), show_progress, hooks, checkpoint
+            )
+        except TrainingError as exc:
+            checkpointer.flush()
+            raise TrainingError(f"{exc}; last good checkpoint: {checkpointer.last_saved or 'none yet'}") from None
+        finally:
+            for hook in hooks:
+                hook.close()
+
+    train_part, valid_part = prepared.splits["train"], prepared.splits["valid"]
     seen_before_test = seen_items(
         np.concatenate([train_part["user"], valid_part["user"]]),
         np.concatenate([train_part["item"], valid_part["item"]]),
     )
-
-    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
-    generator = torch.Generator().manual_seed(config.seed)
-    users, items = torch.from_numpy(train_part["user"]), torch.from_numpy(train_part["item"])
-    ratings = torch.from_numpy(train_part["rating"])
-    monitor = "rmse" if rec.feedback == "explicit" else f"ndcg@{rec.k}"
-    best: tuple[float, int, dict[str, Any]] | None = None
-    metrics_path = run_dir / "metrics.jsonl"
-    for epoch in range(1, config.train.epochs + 1):
-        model.train()
-        epoch_start, total, seen = time.perf_counter(), 0.0, 0
-        order = torch.randperm(len(users), generator=generator)
-        for begin in range(0, len(order), config.train.batch_size):
-            rows = order[begin : begin + config.train.batch_size]
-            batch = with_features({"user": users[rows], "item": items[rows]}, prepared.tables)
-            if rec.feedback == "explicit":
-                loss = torch.nn.functional.mse_loss(model(batch), ratings[rows])
-            else:
-                loss = implicit_loss(model, batch, rec.negatives, prepared, generator)
-            # L2 on the rows this batch touched (the usual MF regularizer), via weight_decay
-            loss = loss + config.train.weight_decay * embedding_penalty(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total, seen = total + loss.item() * len(rows), seen + len(rows)
-        row = {"epoch": epoch, "train_loss": total / max(seen, 1)}
-        row.update({f"valid_{k}": v for k, v in evaluate_split(model, prepared, rec, "valid", seen_train).items()})
-        row["seconds"] = time.perf_counter() - epoch_start
-        append_jsonl(metrics_path, row)
-        if show_progress:
-            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
-        value = row[f"valid_{monitor}"]
-        better = best is None or (value < best[0] if monitor == "rmse" else value > best[0])
-        if better:
-            best = (value, epoch, copy.deepcopy(model.state_dict()))
-    assert best is not None
-    model.load_state_dict(best[2])
-
     evaluation: dict[str, Any] = {"split": "test", **evaluate_split(model, prepared, rec, "test", seen_before_test)}
     if rec.feedback == "explicit":
         mean = np.full_like(prepared.splits["test"]["rating"], prepared.spec.global_mean)
@@ -381,9 +436,108 @@ def train_recommender(config: RunConfig, out: str | Path | None = None, show_pro
         baseline = popularity_metrics(prepared, rec, "test", seen_before_test)
         evaluation.update({f"popularity_{k}": v for k, v in baseline.items()})
         evaluation["ndcg_ratio_to_popularity"] = evaluation[f"ndcg@{rec.k}"] / max(baseline[f"ndcg@{rec.k}"], 1e-12)
-    evaluation.update(best_epoch=best[1], epochs=config.train.epochs, train_seconds=round(time.time() - started, 3))
-    save_run(run_dir, config, model, prepared, seen_before_test, evaluation)
+    evaluation.update(
+        best_epoch=state.best_epoch,
+        epochs=len(state.history),
+        steps=state.steps,
+        train_seconds=round(time.time() - started, 3),
+    )
+    save_run(run_dir, prepared, seen_before_test)
+    atomic_write_bytes(run_dir / "model.safetensors", save(storable_tensors(model.state_dict())))
+    model_info = {
+        "type": config.model.type,
+        "options": config.model.options(),
+        "output_dim": 1,
+        "input_spec": asdict(prepared.spec),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    finish_run_directory(run_dir, evaluation, environment, model_info)
     return load_recommender_run(run_dir)
+
+
+def fit_recommender(
+    model: nn.Module,
+    prepared: Prepared,
+    config: RunConfig,
+    log_epoch: Callable[[dict[str, Any]], None],
+    show_progress: bool = False,
+    hooks: Sequence[LoopHook] = (),
+    resume: Checkpoint | None = None,
+) -> TrainingState:
+    """Train `model` in place on the train split and score the valid split after each epoch; the hooks
+    (trackers, checkpointer) are called as `fit` calls them. Ends with the best epoch's weights
+    (train.keep_best). One generator, seeded by config.seed, draws each epoch's order and then the
+    implicit negatives; checkpoints hold its state now and at the epoch's start, so a run resumed
+    from `resume` redraws the epoch's order and goes on exactly as if it had never stopped."""
+    rec, cfg = config.recommend or RecommendConfig(), config.train
+    explicit = rec.feedback == "explicit"
+    train_part = prepared.splits["train"]
+    seen_train = seen_items(train_part["user"], train_part["item"])
+    users, items = torch.from_numpy(train_part["user"]), torch.from_numpy(train_part["item"])
+    ratings = torch.from_numpy(train_part["rating"])
+    # no decay in the optimizer: train.weight_decay is the L2 on the embedding rows a batch touches (below)
+    optimizer = OPTIMIZERS.get(cfg.optimizer)([{"params": list(model.parameters()), "weight_decay": 0.0}], cfg)
+    steps_per_epoch = math.ceil(len(users) / cfg.batch_size)
+    scheduler = build_schedule(optimizer, cfg, steps_per_epoch * cfg.epochs, steps_per_epoch)
+    sampler, epoch_start = torch.Generator().manual_seed(config.seed), torch.Generator()
+    parts = TrainingParts(model, optimizer, scheduler, generators={"sampler": sampler, "epoch_start": epoch_start})
+    state = resume.restore(parts, Topology(device=torch.device("cpu"))) if resume is not None else TrainingState()
+    monitor = "valid_rmse" if explicit else f"valid_ndcg@{rec.k}"
+
+    for epoch in range(state.epoch, cfg.epochs + 1):
+        model.train()
+        epoch_started = time.perf_counter()
+        if state.batch == 0:
+            epoch_start.set_state(sampler.get_state())
+            order = torch.randperm(len(users), generator=sampler)
+        else:  # resumed mid-epoch: the sampler is restored; the order is redrawn from the epoch's start
+            order = torch.randperm(len(users), generator=torch.Generator().set_state(epoch_start.get_state()))
+        for index in range(state.batch, steps_per_epoch):
+            rows = order[index * cfg.batch_size : (index + 1) * cfg.batch_size]
+            batch = with_features({"user": users[rows], "item": items[rows]}, prepared.tables)
+            if explicit:
+                loss = nn.functional.mse_loss(model(batch), ratings[rows])
+            else:
+                loss = implicit_loss(model, batch, rec.negatives, prepared, sampler)
+            # L2 on the rows this batch touched (the usual MF regularizer), via weight_decay
+            loss = loss + cfg.weight_decay * embedding_penalty(model, batch)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise TrainingError(f"loss is {loss_value} at epoch {epoch} step {state.steps + 1}; lower train.lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            state.steps, state.batch = state.steps + 1, index + 1
+            state.running_loss, state.seen = state.running_loss + loss_value * len(rows), state.seen + len(rows)
+            step = StepInfo(loss_value, grad_norm, len(rows), optimizer.param_groups[0]["lr"])
+            for hook in hooks:
+                hook.after_step(parts, state, step)
+
+        train_loss = state.running_loss / max(state.seen, 1)
+        row: dict[str, Any] = {"epoch": epoch, "step": state.steps, "train_loss": train_loss}
+        row.update({f"valid_{k}": v for k, v in evaluate_split(model, prepared, rec, "valid", seen_train).items()})
+        row.update(lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - epoch_started)
+        state.history.append(row)
+        log_epoch(row)
+        if show_progress:
+            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+        value = row[monitor]
+        if state.best_value is None or (value < state.best_value if explicit else value > state.best_value):
+            state.best_value, state.best_epoch = value, epoch
+            if cfg.keep_best:
+                state.best_weights = copy.deepcopy(model.state_dict())
+        state.epoch, state.batch, state.seen, state.running_loss = epoch + 1, 0, 0, 0.0
+        for hook in hooks:
+            hook.after_epoch(parts, state, row)
+
+    for hook in hooks:
+        hook.after_training(parts, state)
+    if state.best_weights is not None:
+        model.load_state_dict(state.best_weights)
+    return state
 
 
 def implicit_loss(
@@ -405,15 +559,10 @@ def embedding_penalty(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- run directory
-def save_run(
-    run_dir: Path,
-    config: RunConfig,
-    model: torch.nn.Module,
-    prepared: Prepared,
-    seen: dict[int, np.ndarray],
-    evaluation: dict[str, Any],
-) -> None:
-    from safetensors.torch import save_file
+def save_run(run_dir: Path, prepared: Prepared, seen: dict[int, np.ndarray]) -> None:
+    """What predict needs beside the weights: the id vocabularies, popularity list and feature tables
+    (preprocessing.json), and each user's seen items and the feature matrices (interactions.safetensors)."""
+    from safetensors.torch import save
 
     preprocessing = {
         "task": "recommendation",
@@ -430,20 +579,7 @@ def save_run(
         "seen_items": torch.from_numpy(items.astype(np.int64)),
     }
     tensors.update({k: v.contiguous() for k, v in prepared.tables.items()})
-    save_file(tensors, str(run_dir / "interactions.safetensors"))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run_dir / "model.safetensors"))
-    data_files = config.data.train if isinstance(config.data.train, list) else [config.data.train]
-    environment = environment_record(data_files)
-    environment["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    atomic_write_json(run_dir / "environment.json", environment)
-    atomic_write_json(run_dir / "eval.json", evaluation)
-    info = {
-        "type": config.model.type,
-        "options": config.model.options(),
-        "output_dim": 1,
-        "input_spec": asdict(prepared.spec),
-    }
-    atomic_write_json(run_dir / "model.json", info)  # written last: its presence marks a finished run
+    atomic_write_bytes(run_dir / "interactions.safetensors", save(tensors))
 
 
 @dataclass(frozen=True)
@@ -469,7 +605,7 @@ class RecommenderRun(RunDirectory):
 
     @property
     def task(self) -> str:
-        return "recommendation"
+        return str(self.config.task)
 
     @property
     def settings(self) -> RecommendConfig:

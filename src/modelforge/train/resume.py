@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from modelforge.config import RunConfig
+from modelforge.config import RunConfig, config_to_dict
 from modelforge.errors import ConfigError, RunError
 from modelforge.files import file_sha256
 from modelforge.train.tracking import flatten
@@ -67,7 +67,7 @@ def check_same_run(
 ) -> None:
     """Refuse to resume when the config, the data or the process count would change the result."""
     saved = flatten(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
-    new = flatten(config.model_dump(mode="json"))
+    new = flatten(config_to_dict(config))
     differing = {
         key: (saved.get(key), new.get(key))
         for key in sorted(set(saved) | set(new))

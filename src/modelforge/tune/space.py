@@ -19,13 +19,9 @@ from pydantic import BaseModel
 
 from modelforge.config import ModelConfig, RunConfig, SearchRange, apply_overrides, validate_config
 from modelforge.errors import ConfigError, did_you_mean
+from modelforge.tasks import TASKS
 
 SCALAR_TYPES = (type(None), bool, int, float, str)
-SUPPORTED_TASKS = ("classification", "regression")
-EPOCH_METRICS = {
-    "classification": ("valid_loss", "valid_accuracy", "train_loss"),
-    "regression": ("valid_loss", "valid_rmse", "valid_r2", "train_loss"),
-}
 
 
 @dataclass(frozen=True)
@@ -95,9 +91,8 @@ def parse_space(raw: dict[str, Any], overrides: list[str]) -> tuple[RunConfig, l
     base = validate_config(apply_overrides(_copy(raw), list(overrides)))
     if base.tune is None:
         raise ConfigError("tune: the config has no tune section (e.g. tune.space.train.lr: {loguniform: [1e-4, 0.1]})")
-    if base.task not in SUPPORTED_TASKS:
-        raise ConfigError(f"task: tune supports {', '.join(SUPPORTED_TASKS)}, got {base.task!r}")
-    known = EPOCH_METRICS[base.task]
+    TASKS.get(base.task).require("tune", "task")
+    known = TASKS.get(base.task).epoch_metrics
     if base.tune.metric not in known:
         raise ConfigError(
             f"tune.metric: {base.tune.metric!r} is not a per-epoch metric of {base.task}"

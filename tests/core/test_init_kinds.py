@@ -1,0 +1,139 @@
+"""`modelforge init DATA` then `modelforge train` with no edits, for every kind of input init infers;
+and a model that cannot take a feature is refused in one line, listed or inferred."""
+
+from __future__ import annotations
+
+import subprocess
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from cli_runner import modelforge_in_process
+
+OneLineError = Callable[[subprocess.CompletedProcess[str], str], None]
+ROWS = 24
+PHRASES = ["a fine film with a good plot", "dull and far too long", "great acting all round", "awful boring mess"]
+
+
+def labels(n: int = ROWS) -> list[str]:
+    return ["yes", "no"] * (n // 2)
+
+
+def table(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"age": rng.normal(40, 9, ROWS), "colour": rng.choice(["red", "blue"], ROWS), "y": labels()})
+    frame.to_csv(folder / "table.csv", index=False)
+    return folder / "table.csv"
+
+
+def text_table(folder: Path) -> Path:
+    reviews = [f"{PHRASES[i % 4]} number {i}" for i in range(ROWS)]
+    pd.DataFrame({"review": reviews, "y": labels()}).to_csv(folder / "reviews.csv", index=False)
+    return folder / "reviews.csv"
+
+
+def mixed_table(folder: Path) -> Path:
+    reviews = [f"{PHRASES[i % 4]} number {i}" for i in range(ROWS)]
+    frame = pd.DataFrame({"review": reviews, "stars": np.arange(ROWS) % 5, "y": labels()})
+    frame.to_csv(folder / "mixed.csv", index=False)
+    return folder / "mixed.csv"
+
+
+def image_folder(folder: Path) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in ("cat", "dog"):
+        (folder / "pictures" / label).mkdir(parents=True)
+        for i in range(ROWS // 2):
+            pixels = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / "pictures" / label / f"{i}.png")
+    return folder / "pictures"
+
+
+def image_arrays(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    np.savez(folder / "digits.npz", x=rng.random((ROWS, 8, 8)).astype(np.float32), y=np.arange(ROWS) % 2)
+    return folder / "digits.npz"
+
+
+def write_clips(folder: Path, n: int, seed: int = 0) -> None:
+    """n quarter-second 8 kHz mono WAVs of noise, 0.wav, 1.wav, ..."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    for i in range(n):
+        with wave.open(str(folder / f"{i}.wav"), "wb") as clip:
+            clip.setnchannels(1)
+            clip.setsampwidth(2)
+            clip.setframerate(8000)
+            clip.writeframes((rng.normal(0, 3000, 2000)).astype(np.int16).tobytes())
+
+
+def wav_table(folder: Path) -> Path:
+    """The table holds clip paths relative to its own folder."""
+    write_clips(folder / "clips", ROWS)
+    paths = [f"clips/{i}.wav" for i in range(ROWS)]
+    pd.DataFrame({"clip": paths, "y": labels()}).to_csv(folder / "clips.csv", index=False)
+    return folder / "clips.csv"
+
+
+def wav_folder(folder: Path) -> Path:
+    for seed, label in enumerate(("on", "off")):
+        write_clips(folder / "sounds" / label, ROWS // 2, seed)
+    return folder / "sounds"
+
+
+KINDS: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
+    # kind: (data writer, init's extra arguments, the model init should pick)
+    "table": (table, ["--target", "y"], "mlp"),
+    "text": (text_table, ["--target", "y"], "lstm"),
+    "text+numeric": (mixed_table, ["--target", "y"], "lstm"),
+    "image folder": (image_folder, [], "cnn"),
+    "image npz": (image_arrays, ["--target", "y"], "cnn"),
+    "wav paths": (wav_table, ["--target", "y"], "audio_cnn"),
+    "wav folder": (wav_folder, [], "audio_cnn"),
+}
+
+
+def init_config(data: Path, extra: list[str], folder: Path) -> Path:
+    config = folder / "config.yaml"
+    result = modelforge_in_process("init", str(data), *extra, "--out", str(config))
+    assert result.returncode == 0, result.stderr
+    return config
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_init_then_train_without_edits(kind: str, tmp_path: Path) -> None:
+    write, extra, model = KINDS[kind]
+    config = init_config(write(tmp_path), extra, tmp_path)
+    assert yaml.safe_load(config.read_text())["model"]["type"] == model
+    run = tmp_path / "run"
+    fast = ["--set", "train.epochs=1", "--set", "train.batch_size=8", "--no-progress"]
+    result = modelforge_in_process("train", str(config), "--out", str(run), *fast)
+    assert result.returncode == 0, result.stderr
+    assert (run / "model.json").is_file()
+
+
+def test_a_listed_feature_the_model_cannot_take_is_refused_in_one_line(
+    tmp_path: Path, assert_one_line_error: OneLineError
+) -> None:
+    config = init_config(wav_table(tmp_path), ["--target", "y"], tmp_path)
+    result = modelforge_in_process("train", str(config), "--set", "model.type=mlp", "--out", str(tmp_path / "run"))
+    assert_one_line_error(result, "features[0] (clip, audio): model mlp does not accept audio features")
+    assert "models that do: audio_cnn, audio_transformer" in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_an_inferred_feature_the_model_cannot_take_is_refused_before_training(
+    tmp_path: Path, assert_one_line_error: OneLineError
+) -> None:
+    data = wav_table(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"data": {"train": data.name, "target": "y"}, "model": {"type": "mlp"}}))
+    result = modelforge_in_process("train", str(config), "--out", str(tmp_path / "run"))
+    assert_one_line_error(result, "column 'clip' (inferred as audio): model mlp does not accept audio features")
+    assert not (tmp_path / "run").exists()
