@@ -416,9 +416,22 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
         raise ConfigError(format_validation_error(exc, RunConfig)) from None
     check_task_keys(config)
     config = with_task_defaults(config)
+    check_task_model(config)
     check_model_options(config)
     check_declared_features(config)
     return config
+
+
+def check_task_model(config: RunConfig) -> None:
+    """A task with models of its own takes only those; the others take no model another task owns."""
+    from modelforge.tasks import TASKS
+
+    task, model = TASKS.get(config.task), config.model.type
+    if task.models and model not in task.models:
+        raise ConfigError(f"model.type: task {task.name} takes {', '.join(task.models)}, got {model!r}")
+    owners = [name for name in TASKS.names() if model in TASKS.get(name).models]
+    if not task.models and owners:
+        raise ConfigError(f"model.type: {model} needs task: {owners[0]} (this config has task: {task.name})")
 
 
 def check_task_keys(config: RunConfig) -> None:

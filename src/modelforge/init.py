@@ -10,6 +10,7 @@ import yaml
 
 from modelforge.errors import DataError, did_you_mean
 from modelforge.models.registry import FEATURE_INPUTS, models_taking
+from modelforge.tasks import load_entry, predicts_labels, task_for_file, task_named
 
 # the starter model, in order of preference among those the registry says take the data's inputs:
 # an encoder of its own for the richest input, the others fused beside it
@@ -21,10 +22,10 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
     from modelforge.data.privacy import warn_personal_columns
     from modelforge.data.readers import read_data
 
-    if task == "language-modeling":
-        from modelforge.text.init import language_model_config
-
-        return language_model_config(data, out)
+    task = task or task_for_file(data)
+    starter = task_named(task).starter if task is not None else None
+    if starter is not None:  # a task with its own starter, e.g. language modeling: a corpus, no target
+        return load_entry(starter)(data, out)  # type: ignore[no-any-return]
     frame = read_data(data)
     warn_personal_columns(frame)  # e-mail / phone columns: the warning suggests data.drop or data.hash
     if data.is_dir():
@@ -49,7 +50,7 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
         "data": {
             "train": train_path,
             "target": target,
-            "split": {"valid": 0.1, "test": 0.2, "stratify": task == "classification"},
+            "split": {"valid": 0.1, "test": 0.2, "stratify": predicts_labels(task)},
         },
         "features": [f.model_dump(exclude_defaults=True, exclude={"type"}) | {"type": f.type} for f in features],
         "model": {"type": model_type},

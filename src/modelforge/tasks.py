@@ -44,7 +44,7 @@ class UnsupportedVerb(ModelforgeError):
     """A verb asked of a run whose task does not support it."""
 
 
-def _load(target: str) -> Callable[..., Any]:
+def load_entry(target: str) -> Callable[..., Any]:
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
@@ -68,11 +68,14 @@ class Task:
     train_defaults: dict[str, Any] = field(default_factory=dict)  # train.* defaults of its own
     train_choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # train.* keys read with fewer values
     default_model: str = "mlp"  # model.type when the config names none
+    models: tuple[str, ...] = ()  # the only model types it takes; () = any model no other task claims
     target_kind: str | None = None  # "label" or "value" for tasks that predict a target column per row
     epoch_metrics: tuple[str, ...] = ()  # per-epoch metrics `tune` may optimize
     report: str = "modelforge.evaluate.report:supervised_report"  # "module:function"(run_dir, **options) -> html
     generate: str | None = None  # "module:function" behind `modelforge generate RUN` (options as the verb's)
     export_formats: tuple[str, ...] = ()  # `modelforge export --format` values its runs take
+    # what `init` with no --task starts this task from: a file suffix (".txt") or a file a data folder holds
+    starter_markers: tuple[str, ...] = ()
     starter: str | None = None  # "module:function"(data, out) -> config dict, for `modelforge init --task`
 
     def supports(self, verb: str) -> bool:
@@ -88,19 +91,19 @@ class Task:
     def train(self, config: Any, out: str | Path | None, **options: Any) -> Any:
         if options.get("resume") is not None:
             self.require("resume", "train --resume")
-        return _load(self.recipe)(config, out, **options)
+        return load_entry(self.recipe)(config, out, **options)
 
     def load_run(self, path: Path) -> Any:
-        return _load(self.loader)(path)
+        return load_entry(self.loader)(path)
 
     def load_service(self, *args: Any) -> Any:
-        return _load(self.service)(*args)
+        return load_entry(self.service)(*args)
 
     def call(self, verb: str, entry: str | None, *args: Any, **options: Any) -> Any:
         """Run one of the task's "module:function" entries for `verb` (refused when the task has none)."""
         self.require(verb)
         assert entry is not None, f"task {self.name} claims {verb} without an entry for it"
-        return _load(entry)(*args, **options)
+        return load_entry(entry)(*args, **options)
 
     def check_config(self, raw_sets: dict[str, set[str]], sections_set: set[str]) -> list[str]:
         """Problems with keys given in a config that this task does not read (one line each)."""
@@ -119,6 +122,18 @@ TASKS: Registry[Task] = Registry("task")
 def register_task(task: Task) -> Task:
     TASKS.add(task.name, task)
     return task
+
+
+def task_for_file(path: Path) -> str | None:
+    """The task `init` starts from this data with no --task: a .txt corpus is language modeling, a folder
+    holding u.data (MovieLens) recommendation; None for tables and image folders (inferred from the target)."""
+
+    def marked(marker: str) -> bool:
+        if marker.startswith("."):
+            return path.is_file() and path.suffix.lower() == marker
+        return path.is_dir() and (path / marker).is_file()
+
+    return next((name for name in TASKS.names() if any(marked(m) for m in TASKS.get(name).starter_markers)), None)
 
 
 def predicts_values(task: str) -> bool:
@@ -304,10 +319,12 @@ register_task(
         train_defaults={"schedule": "cosine", "optimizer": "adamw"},
         train_choices={"schedule": ("cosine", "constant"), "optimizer": ("adamw",)},
         default_model="gpt",
+        models=("gpt",),
         export_formats=("hf",),
         report="modelforge.evaluate.report:language_model_report",
         generate="modelforge.text.cli:generate_text",
         starter="modelforge.text.init:language_model_config",
+        starter_markers=(".txt", ".text", ".md"),
     )
 )
 
@@ -348,6 +365,10 @@ register_task(
             }
         ),
         sections=frozenset({"recommend"}),
+        default_model="mf",
+        models=("mf", "two_tower"),
+        starter="modelforge.train.recommend_init:recommendation_config",
+        starter_markers=("u.data",),
         report="modelforge.evaluate.report:summary_report",
     )
 )
@@ -393,6 +414,7 @@ register_task(
         sections=frozenset({"generation"}),
         report="modelforge.evaluate.report:summary_report",
         default_model="vae",
+        models=("vae", "gan"),
         generate="modelforge.generation.cli:generate_images",
     )
 )

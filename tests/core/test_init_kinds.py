@@ -137,3 +137,57 @@ def test_an_inferred_feature_the_model_cannot_take_is_refused_before_training(
     result = modelforge_in_process("train", str(config), "--out", str(tmp_path / "run"))
     assert_one_line_error(result, "column 'clip' (inferred as audio): model mlp does not accept audio features")
     assert not (tmp_path / "run").exists()
+
+
+def ratings_folder(folder: Path) -> Path:
+    """A MovieLens-100k-shaped folder: u.data (tab-separated user, item, rating, time), u.user, u.item."""
+    rng = np.random.default_rng(0)
+    movielens = folder / "ml"
+    movielens.mkdir()
+    rows = {(int(u), int(i)) for u, i in rng.integers(1, 21, size=(300, 2))}
+    lines = [f"{u}\t{i}\t{1 + (u * i) % 5}\t{n}" for n, (u, i) in enumerate(sorted(rows))]
+    (movielens / "u.data").write_text("\n".join(lines) + "\n")
+    users = [f"{u}|{20 + u}|{'MF'[u % 2]}|other|0{u:04d}" for u in range(1, 21)]
+    (movielens / "u.user").write_text("\n".join(users) + "\n")
+    items = [
+        f"{i}|Film {i} (1990)|01-Jan-1990||url|" + "|".join("1" if g == i % 19 else "0" for g in range(19))
+        for i in range(1, 21)
+    ]
+    (movielens / "u.item").write_text("\n".join(items) + "\n", encoding="latin-1")
+    return movielens
+
+
+def ratings_table(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    pairs = sorted({(int(u), int(i)) for u, i in rng.integers(1, 21, size=(300, 2))})
+    frame = pd.DataFrame(pairs, columns=["user_id", "movie_id"])
+    frame["stars"] = (frame.user_id * frame.movie_id) % 5 + 1
+    frame.to_csv(folder / "ratings.csv", index=False)
+    return folder / "ratings.csv"
+
+
+def corpus(folder: Path) -> Path:
+    (folder / "corpus.txt").write_text("to be or not to be, that is the question.\n" * 100, encoding="utf-8")
+    return folder / "corpus.txt"
+
+
+@pytest.mark.parametrize(
+    ("make", "task_option", "overrides"),
+    [
+        (corpus, [], ["train.max_steps=5", "train.eval_every=5", "train.eval_batches=1"]),
+        (ratings_folder, [], ["train.epochs=1"]),
+        (ratings_table, ["--task", "recommendation"], ["train.epochs=1"]),
+    ],
+    ids=["text-file", "movielens-folder", "ratings-table"],
+)
+def test_tasks_with_their_own_starter_train_with_no_edits(
+    make: Callable[[Path], Path], task_option: list[str], overrides: list[str], tmp_path: Path
+) -> None:
+    data = make(tmp_path)
+    config = tmp_path / "config.yaml"
+    made = modelforge_in_process("init", str(data), *task_option, "--out", str(config))
+    assert made.returncode == 0, made.stderr
+    sets = [part for key in overrides for part in ("--set", key)]
+    trained = modelforge_in_process("train", str(config), "--out", str(tmp_path / "run"), "--no-progress", *sets)
+    assert trained.returncode == 0, trained.stderr
+    assert (tmp_path / "run" / "model.json").is_file()

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from modelforge.errors import RunError
 from modelforge.run import load_run
 from modelforge.serve.app import ServeSettings, create_app
 from modelforge.serve.services import PredictService, ServeError, load_services
@@ -233,7 +234,7 @@ def test_metrics_exposition(client: TestClient, digits_pixels) -> None:
 
 
 def test_load_errors_are_one_line(tmp_path: Path, digits_run: Path) -> None:
-    with pytest.raises(ServeError, match="run directory not found"):
+    with pytest.raises(RunError, match="run directory not found"):
         load_services([str(tmp_path / "missing")])
     with pytest.raises(ServeError, match="used twice"):
         load_services([f"a={digits_run}", f"a={digits_run}"])

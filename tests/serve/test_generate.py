@@ -33,7 +33,7 @@ def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
 
 def test_listed_as_a_language_model(client: TestClient) -> None:
     [model] = client.get("/v1/models").json()["models"]
-    assert model == {"name": "bard", "task": "language-modeling", "features": [], "classes": []}
+    assert model == {"name": "bard", "task": "language-modeling", "endpoint": "generate", "features": [], "classes": []}
     assert client.post("/v1/models/bard/predict", json={"records": [{}]}).status_code == 404
 
 

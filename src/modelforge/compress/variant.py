@@ -6,6 +6,7 @@ only when complete, so a failure (bad input, interrupted fine-tune) leaves no pa
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -16,8 +17,7 @@ import torch
 from torch import nn
 
 from modelforge.errors import ModelforgeError, RunError
-from modelforge.files import atomic_write_json
-from modelforge.run import REQUIRED_FILES, Run, load_run
+from modelforge.run import REQUIRED_FILES, Run, finish_run_directory, load_run
 from modelforge.tasks import predicts_values
 
 COPIED_FILES = ("config.yaml", "preprocessing.json", "environment.json")
@@ -48,9 +48,10 @@ def save_weights(tensors: dict[str, torch.Tensor], dest: Path) -> None:
 
 
 def finish_variant(dest: Path, model_info: dict[str, Any], evaluation: dict[str, Any]) -> None:
-    """eval.json, then model.json last: its presence marks a finished run (as training does)."""
-    atomic_write_json(dest / "eval.json", evaluation)
-    atomic_write_json(dest / "model.json", model_info)
+    """Finished as every run is (eval.json, environment.json, model.json last, files.json for audit)."""
+    environment_path = dest / "environment.json"
+    environment = json.loads(environment_path.read_text()) if environment_path.exists() else {}
+    finish_run_directory(dest, evaluation, environment, model_info)
     missing = [name for name in REQUIRED_FILES if not (dest / name).exists()]
     assert not missing, f"variant is missing {missing}"
 

@@ -86,5 +86,3 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]
         "r2": float(1 - mse / variance) if variance > 0 else float("nan"),
         "n": len(y_true),
     }
-
-

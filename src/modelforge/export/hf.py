@@ -86,18 +86,19 @@ def export_gpt_to_hf(run_dir: str | Path, out_dir: str | Path) -> Path:
     """Write the GPT run at `run_dir` as a Hugging Face GPT-2 folder at `out_dir`; returns it."""
     from safetensors.torch import save_file
 
-    from modelforge.files import atomic_write_json
+    from modelforge.files import atomic_write_json, atomic_write_text
+    from modelforge.run import staged_run_directory
     from modelforge.text.run import load_language_model_run
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     run = load_language_model_run(run_dir)
     config = gpt2_config(run.model_info["options"], run.model_info["vocab_size"])
     weights = gpt2_state_dict(run.model.state_dict(), run.model.config.layers)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "config.json", config)
-    save_file(weights, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     tokenizer = run.tokenizer.to_json()
-    atomic_write_json(out_dir / "modelforge_tokenizer.json", tokenizer)
-    if tokenizer["type"] == "bpe":
-        (out_dir / "tokenizer.json").write_text(json.dumps(tokenizer["tokenizer"]), encoding="utf-8")
+    with staged_run_directory(out_dir) as dest:  # the folder appears only when complete
+        atomic_write_json(dest / "config.json", config)
+        save_file(weights, str(dest / "model.safetensors"), metadata={"format": "pt"})
+        atomic_write_json(dest / "modelforge_tokenizer.json", tokenizer)
+        if tokenizer["type"] == "bpe":
+            atomic_write_text(dest / "tokenizer.json", json.dumps(tokenizer["tokenizer"]))
     return out_dir

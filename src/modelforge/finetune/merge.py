@@ -14,12 +14,12 @@ from pathlib import Path
 import yaml
 
 from modelforge.errors import ModelforgeError
-from modelforge.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from modelforge.files import atomic_write_bytes, atomic_write_text
 from modelforge.finetune.lora import has_lora, merge_lora
 from modelforge.finetune.weights import parameter_counts
-from modelforge.run import Run, load_run
+from modelforge.run import Run, finish_run_directory, load_run, staged_run_directory
 
-COPIED = ("preprocessing.json", "metrics.jsonl", "eval.json", "environment.json")
+COPIED = ("preprocessing.json", "metrics.jsonl")
 
 
 def merge_run(run_dir: str | Path, out: str | Path) -> Run:
@@ -29,21 +29,20 @@ def merge_run(run_dir: str | Path, out: str | Path) -> Run:
     if not has_lora(run.model):
         raise ModelforgeError(f"{run_dir}: the run has no LoRA adapter to merge (model.lora is not set)")
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ModelforgeError(f"{out}: output directory exists and is not empty; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
     model = merge_lora(run.model)
-    for name in COPIED:
-        if (run.path / name).exists():
-            shutil.copyfile(run.path / name, out / name)
-    config = yaml.safe_load((run.path / "config.yaml").read_text())
-    config["model"].pop("lora", None)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(out / "model.safetensors", save(state))
-    info = json.loads((run.path / "model.json").read_text())
-    info["options"] = {k: v for k, v in info["options"].items() if k != "lora"}
-    model.requires_grad_(True)
-    info.update(parameter_counts(model), merged_from=str(run.path))
-    atomic_write_json(out / "model.json", info)  # last: marks a finished run
+    with staged_run_directory(out) as dest:
+        for name in COPIED:
+            if (run.path / name).exists():
+                shutil.copyfile(run.path / name, dest / name)
+        config = yaml.safe_load((run.path / "config.yaml").read_text())
+        config["model"].pop("lora", None)
+        atomic_write_text(dest / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        atomic_write_bytes(dest / "model.safetensors", save(state))
+        info = json.loads((run.path / "model.json").read_text())
+        info["options"] = {k: v for k, v in info["options"].items() if k != "lora"}
+        model.requires_grad_(True)
+        info.update(parameter_counts(model), merged_from=str(run.path))
+        environment = json.loads((run.path / "environment.json").read_text())
+        finish_run_directory(dest, run.metrics, environment, info)
     return load_run(out)

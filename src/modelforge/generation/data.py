@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from modelforge.config import RunConfig
-from modelforge.data.readers import read_data
+from modelforge.data.readers import read_data, train_files
 from modelforge.errors import DataError
 
 
@@ -34,7 +34,7 @@ def image_column(config: RunConfig) -> str:
 
 
 def read_images(config: RunConfig) -> ImageSet:
-    source = config.data.train if isinstance(config.data.train, str) else config.data.train[0]
+    source = train_files(config.data)[0]
     frame = read_data(source, config.data.bad_rows)
     column = image_column(config)
     if column not in frame.columns:

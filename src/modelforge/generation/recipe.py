@@ -44,7 +44,7 @@ from modelforge.train.checkpoint import (
 )
 from modelforge.train.distributed import Topology
 from modelforge.train.interrupt import StopSignal
-from modelforge.train.loop import LoopHook, StepInfo
+from modelforge.train.loop import LoopHook, StepInfo, end_training
 from modelforge.train.optim import build_optimizer
 from modelforge.train.resume import check_same_run, find_run_to_resume
 
@@ -159,10 +159,7 @@ def fit_generator(
         for hook in hooks:
             hook.after_epoch(parts, state, row)
 
-    for hook in hooks:
-        hook.after_training(parts, state)
-    if state.best_weights is not None:
-        model.load_state_dict(state.best_weights)
+    end_training(model, parts, state, hooks)
     return state
 
 

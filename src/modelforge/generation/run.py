@@ -105,8 +105,9 @@ class GeneratorRun(RunDirectory):
 
     def held_out_images(self) -> np.ndarray:
         """The test split of the training data (the reference set of the Fréchet distance)."""
-        source = self.config.data.train if isinstance(self.config.data.train, str) else self.config.data.train[0]
-        images, _ = self.read(source)
+        from modelforge.data.readers import train_files
+
+        images, _ = self.read(train_files(self.config.data)[0])
         rows = split_rows(len(images), self.config)
         return images[rows["test"] if len(rows["test"]) > 2 else rows["train"]].numpy()
 

@@ -193,11 +193,16 @@ def fit(
         for hook in hooks:
             hook.after_epoch(parts, state, row)
 
+    end_training(model, parts, state, hooks)
+    return state
+
+
+def end_training(model: nn.Module, parts: Any, state: Any, hooks: Sequence[Any]) -> None:
+    """After the last epoch of any loop: the hooks' after_training, then the best epoch's weights if kept."""
     for hook in hooks:
         hook.after_training(parts, state)
     if state.best_weights is not None:
         model.load_state_dict(state.best_weights)
-    return state
 
 
 def gradient_norm(model: nn.Module) -> torch.Tensor:

@@ -34,6 +34,7 @@ from modelforge.models import build_model
 from modelforge.models.registry import check_model_features
 from modelforge.run import (
     Run,
+    check_empty_output,
     default_run_dir,
     environment_record,
     finish_run_directory,
@@ -268,8 +269,7 @@ def run_directory(
         check_same_run(run_dir, config, topology.world, saved_world, force)
         return run_dir, checkpoint
     run_dir = Path(topology.broadcast_text(str(Path(out) if out else default)))
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise DataError(f"{run_dir}: output directory exists and is not empty; choose another --out")
+    check_empty_output(run_dir)
     topology.barrier()  # every rank has checked before rank 0 creates it
     return run_dir, None
 

@@ -28,9 +28,10 @@ import torch
 from torch import nn
 
 from modelforge.config import RecommendConfig, RunConfig, config_to_yaml
-from modelforge.data.readers import read_data
+from modelforge.data.readers import read_data, train_files
 from modelforge.errors import DataError
 from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text
+from modelforge.inference import set_cpu_threads
 from modelforge.models import build_model
 from modelforge.models.recommend import InteractionSpec
 from modelforge.run import (
@@ -50,7 +51,7 @@ from modelforge.train.checkpoint import (
 )
 from modelforge.train.distributed import Topology
 from modelforge.train.interrupt import StopSignal
-from modelforge.train.loop import LoopHook, StepInfo, TrainingError
+from modelforge.train.loop import LoopHook, StepInfo, TrainingError, end_training
 from modelforge.train.optim import OPTIMIZERS, build_schedule
 from modelforge.train.resume import check_same_run, find_run_to_resume
 
@@ -78,7 +79,7 @@ def read_movielens_100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
 def load_interactions(config: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
     """Interactions with columns user, item, rating, time, plus optional user and item feature tables."""
     rec = config.recommend or RecommendConfig()
-    source = config.data.train if isinstance(config.data.train, str) else config.data.train[0]
+    source = train_files(config.data)[0]
     if rec.format == "movielens-100k":
         frame, users, items = read_movielens_100k(Path(source))
         frame = frame.rename(columns={"timestamp": "time"})
@@ -353,8 +354,7 @@ def train_recommender(
     bitwise equal to the run that was never stopped (see train/checkpoint.py and train/resume.py);
     `force` lets harmless config changes (more epochs) through."""
     started = time.time()
-    if isinstance(config.train.threads, int):  # small embedding batches: 1 thread is fastest on a busy box
-        torch.set_num_threads(config.train.threads)
+    set_cpu_threads(config.train.threads)
     torch.manual_seed(config.seed)
     prepared = prepare(config)
     model = build_model(config.model.type, prepared.spec, 1, config.model.options())
@@ -533,10 +533,7 @@ def fit_recommender(
         for hook in hooks:
             hook.after_epoch(parts, state, row)
 
-    for hook in hooks:
-        hook.after_training(parts, state)
-    if state.best_weights is not None:
-        model.load_state_dict(state.best_weights)
+    end_training(model, parts, state, hooks)
     return state
 
 
