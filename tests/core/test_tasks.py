@@ -165,6 +165,9 @@ def test_verb_works_or_refuses_in_one_line(
     result = modelforge_in_process(*args)
     if supported:
         assert result.returncode == 0, f"{task} {verb}: {result.stderr[-2000:]}"
+        if verb in ("compress", "distill"):  # the new run is finished like any other: audit passes
+            audited = modelforge_in_process("audit", str(tmp_path / "compressed"))
+            assert audited.returncode == 0, f"{task} {verb}: {audited.stdout[-1500:]}"
     else:
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2, f"{task} {verb}: exit {result.returncode}: {result.stderr[-2000:]}"

@@ -68,6 +68,8 @@ def test_merge_adapter_cli_writes_a_plain_run(lora_run, inputs, tmp_path: Path) 
     assert torch.allclose(outputs(merged.model, inputs), outputs(lora_run.model, inputs), atol=1e-5)
     again = modelforge_in_process("merge-adapter", str(tmp_path / "merged"), "--out", str(tmp_path / "twice"))
     assert again.returncode == 2 and "no LoRA adapter" in again.stderr
+    audited = modelforge_in_process("audit", str(tmp_path / "merged"))
+    assert audited.returncode == 0 and "audit: passed" in audited.stdout, audited.stdout[-1500:]
 
 
 def test_init_from_a_run_reproduces_its_outputs(lora_run, inputs) -> None:  # type: ignore[no-untyped-def]
