@@ -193,7 +193,9 @@ def models() -> None:
     load_families()
     for name in MODELS.names():
         entry = MODELS.get(name)
-        typer.echo(f"{name:<12} {'/'.join(entry.accepts):<20} {entry.description}")
+        fused = [kind for kind in entry.fuses if kind not in entry.accepts]
+        accepts = "/".join(entry.accepts) + (f" (+ {'/'.join(fused)})" if fused else "")
+        typer.echo(f"{name:<18} {accepts:<34} {entry.description}")
 
 
 @app.command()
