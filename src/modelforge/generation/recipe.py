@@ -33,12 +33,11 @@ from modelforge.generation.run import GeneratorRun, load_generator_run, negative
 from modelforge.inference import set_cpu_threads
 from modelforge.models import build_model
 from modelforge.models.generative import ConditionalGAN, ConditionalVAE, ImageGenerationSpec
-from modelforge.run import claim_run_directory, default_run_dir, finish_run_directory
+from modelforge.run import finish_run_directory
 from modelforge.train.checkpoint import (
     Checkpoint,
     TrainingParts,
     TrainingState,
-    load_latest,
     open_checkpointer,
     storable_tensors,
 )
@@ -46,7 +45,7 @@ from modelforge.train.distributed import Topology
 from modelforge.train.interrupt import StopSignal
 from modelforge.train.loop import LoopHook, StepInfo, end_training
 from modelforge.train.optim import build_optimizer
-from modelforge.train.resume import check_same_run, find_run_to_resume
+from modelforge.train.resume import open_run_directory
 
 Optimizers = Sequence[torch.optim.Optimizer]
 
@@ -208,20 +207,6 @@ def train_generator(
         # a run that never finished keeps what it logged (and its checkpoints) but is marked incomplete
         (run_dir / "model.json").unlink(missing_ok=True)
         raise
-
-
-def open_run_directory(
-    config: RunConfig, out: str | Path | None, resume: str | Path | None, force: bool
-) -> tuple[Path, Checkpoint | None]:
-    """A new run directory (claimed, not created yet), or the run to resume and its newest good
-    checkpoint (None when it was stopped before the first one)."""
-    name = config.name or f"{config.task}-{config.model.type}"
-    found = find_run_to_resume(resume, Path(out) if out else None, default_run_dir(name)) if resume else None
-    if found is None:
-        return claim_run_directory(out, name), None
-    checkpoint = load_latest(found / "checkpoints")
-    check_same_run(found, config, 1, checkpoint.meta.get("world_size") if checkpoint else None, force)
-    return found, checkpoint
 
 
 def _train_into(

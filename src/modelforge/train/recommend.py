@@ -36,8 +36,6 @@ from modelforge.models import build_model
 from modelforge.models.recommend import InteractionSpec
 from modelforge.run import (
     RunDirectory,
-    claim_run_directory,
-    default_run_dir,
     finish_run_directory,
     read_finished_run,
 )
@@ -45,7 +43,6 @@ from modelforge.train.checkpoint import (
     Checkpoint,
     TrainingParts,
     TrainingState,
-    load_latest,
     open_checkpointer,
     storable_tensors,
 )
@@ -53,7 +50,7 @@ from modelforge.train.distributed import Topology
 from modelforge.train.interrupt import StopSignal
 from modelforge.train.loop import LoopHook, StepInfo, TrainingError, end_training
 from modelforge.train.optim import OPTIMIZERS, build_schedule
-from modelforge.train.resume import check_same_run, find_run_to_resume
+from modelforge.train.resume import open_run_directory
 
 Batch = dict[str, torch.Tensor]
 MOVIELENS_GENRES = 19
@@ -358,29 +355,13 @@ def train_recommender(
     torch.manual_seed(config.seed)
     prepared = prepare(config)
     model = build_model(config.model.type, prepared.spec, 1, config.model.options())
-    run_dir, checkpoint = recommender_run_directory(config, out, resume, force)
+    run_dir, checkpoint = open_run_directory(config, out, resume, force)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         return _train_into(run_dir, config, prepared, model, show_progress, started, checkpoint)
     except BaseException:
         (run_dir / "model.json").unlink(missing_ok=True)  # an unfinished run stays marked incomplete
         raise
-
-
-def recommender_run_directory(
-    config: RunConfig, out: str | Path | None, resume: str | Path | None, force: bool
-) -> tuple[Path, Checkpoint | None]:
-    """A new run directory (checked, not created yet), or the run to resume and its newest good
-    checkpoint (None when it was stopped before the first one)."""
-    default_name = config.name or f"recommendation-{config.model.type}"
-    if resume is not None:
-        found = find_run_to_resume(resume, Path(out) if out else None, default_run_dir(default_name))
-        if found is not None:
-            checkpoint = load_latest(found / "checkpoints")
-            saved_world = checkpoint.meta.get("world_size") if checkpoint else None
-            check_same_run(found, config, 1, saved_world, force)
-            return found, checkpoint
-    return claim_run_directory(out, default_name), None
 
 
 def _train_into(

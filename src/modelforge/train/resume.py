@@ -18,6 +18,8 @@ import yaml
 from modelforge.config import RunConfig, config_to_dict
 from modelforge.errors import ConfigError, RunError
 from modelforge.files import file_sha256
+from modelforge.run import claim_run_directory, default_run_dir
+from modelforge.train.checkpoint import Checkpoint, load_latest
 from modelforge.train.tracking import flatten
 
 NEUTRAL = frozenset({"name", "train.checkpoint_every", "train.checkpoint_budget", "train.keep_checkpoints"})
@@ -105,3 +107,17 @@ def changed_data_files(run_dir: Path, config: RunConfig) -> list[str]:
             if recorded and (path not in recorded or not Path(path).exists() or recorded[path] != file_sha256(path)):
                 changed.append(key)
     return changed
+
+
+def open_run_directory(
+    config: RunConfig, out: str | Path | None, resume: str | Path | None, force: bool
+) -> tuple[Path, Checkpoint | None]:
+    """For single-process recipes: a new run directory (claimed, not created yet), or the run to resume
+    and its newest good checkpoint (None when it was stopped before the first one)."""
+    name = config.name or f"{config.task}-{config.model.type}"
+    found = find_run_to_resume(resume, Path(out) if out else None, default_run_dir(name)) if resume else None
+    if found is None:
+        return claim_run_directory(out, name), None
+    checkpoint = load_latest(found / "checkpoints")
+    check_same_run(found, config, 1, checkpoint.meta.get("world_size") if checkpoint else None, force)
+    return found, checkpoint
