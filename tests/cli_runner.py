@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -36,3 +39,26 @@ def modelforge_in_process(*args: str) -> subprocess.CompletedProcess[str]:
     finally:
         sys.argv = saved_argv
     return subprocess.CompletedProcess(["modelforge", *args], code, stdout.getvalue(), stderr.getvalue())
+
+
+def newest_step(run_dir: Path) -> int:
+    """The step count of a run directory's newest checkpoint (-1 before the first)."""
+    from modelforge.train.checkpoint import list_checkpoints
+
+    files = list_checkpoints(run_dir / "checkpoints")
+    return int(files[0].name[len("step-") : -len(".safetensors")]) if files else -1
+
+
+def signal_when(
+    process: subprocess.Popen[str], ready: Callable[[], bool], signum: int = signal.SIGKILL, timeout: float = 120
+) -> str:
+    """Send `signum` as soon as `ready()` holds (polled every ~1 ms) and return what the run wrote to stderr;
+    fail if the run ends first."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if ready():
+            process.send_signal(signum)
+            return process.communicate(timeout=60)[1]
+        time.sleep(0.001)
+    _, err = process.communicate(timeout=60)
+    raise AssertionError(f"the run ended (rc {process.returncode}) before the signal could be sent: {err[-500:]}")

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+from cli_runner import newest_step, signal_when
 from modelforge.config import load_config
 from modelforge.generation.recipe import train_generator
 from modelforge.runs import list_runs
@@ -56,24 +56,6 @@ def start_training(config: dict[str, Any], config_path: Path, *args: str) -> sub
     )
 
 
-def newest_step(run_dir: Path) -> int:
-    files = list_checkpoints(run_dir / "checkpoints")
-    return int(files[0].name[len("step-") : -len(".safetensors")]) if files else -1
-
-
-def signal_at_step(process: subprocess.Popen[str], run_dir: Path, step: int, signum: int) -> None:
-    """Send `signum` as soon as a checkpoint of at least `step` steps exists (polled every ~1 ms)."""
-    deadline = time.monotonic() + 60
-    while process.poll() is None and time.monotonic() < deadline:
-        if newest_step(run_dir) >= step:
-            process.send_signal(signum)
-            process.communicate(timeout=60)
-            return
-        time.sleep(0.001)
-    _, err = process.communicate(timeout=60)
-    raise AssertionError(f"the run ended (rc {process.returncode}) before the signal could be sent: {err[-500:]}")
-
-
 @pytest.mark.parametrize(
     ("model", "signum"),
     [
@@ -90,7 +72,7 @@ def test_a_stopped_run_resumed_ends_bitwise_equal_to_the_uninterrupted_one(
     run_dir = tmp_path / "stopped"
 
     process = start_training(config, tmp_path / "run.yaml", "--out", str(run_dir))
-    signal_at_step(process, run_dir, 16, signum)  # past epoch 1, mid-epoch 2 or later
+    signal_when(process, lambda: newest_step(run_dir) >= 16, signum)  # past epoch 1, mid-epoch 2 or later
     if signum == signal.SIGTERM:
         assert process.returncode == 143  # the step finished, a checkpoint saved, a clean exit
     else:

@@ -7,14 +7,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from cli_runner import newest_step, signal_when
 from modelforge.config import load_config
 from modelforge.errors import ConfigError
 from modelforge.files import read_jsonl
@@ -32,23 +31,6 @@ def start_cli(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "modelforge", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-
-
-def newest_step(run_dir: Path) -> int:
-    files = list_checkpoints(run_dir / "checkpoints")
-    return int(files[0].name[len("step-") : -len(".safetensors")]) if files else -1
-
-
-def signal_when(process: subprocess.Popen[str], ready: Callable[[], bool], signum: int) -> str:
-    """Send `signum` as soon as `ready()` holds and return what the run wrote to stderr; fail if it ends first."""
-    deadline = time.monotonic() + 60
-    while process.poll() is None and time.monotonic() < deadline:
-        if ready():
-            process.send_signal(signum)
-            return process.communicate(timeout=60)[1]
-        time.sleep(0.001)
-    _, stderr = process.communicate(timeout=60)
-    pytest.fail(f"the run ended (rc {process.returncode}) before it could be signalled: {stderr[-500:]}")
 
 
 def history(run_dir: Path) -> list[list[Any]]:

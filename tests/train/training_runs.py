@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from cli_runner import newest_step, signal_when  # noqa: F401 (shared with the other resume tests)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,26 +59,6 @@ def start_cli(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         modelforge(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=cli_env()
     )
-
-
-def newest_step(run_dir: Path) -> int:
-    files = sorted((run_dir / "checkpoints").glob("step-*.safetensors"))
-    return int(files[-1].name[len("step-") : -len(".safetensors")]) if files else -1
-
-
-def signal_when(
-    process: subprocess.Popen[str], ready: Callable[[], bool], signum: int = signal.SIGKILL, timeout: float = 120
-) -> None:
-    """Send `signum` as soon as `ready()` holds (polled every ~1 ms); fail if the run ends first."""
-    deadline = time.monotonic() + timeout
-    while process.poll() is None and time.monotonic() < deadline:
-        if ready():
-            process.send_signal(signum)
-            process.communicate(timeout=60)
-            return
-        time.sleep(0.001)
-    _, err = process.communicate(timeout=60)
-    raise AssertionError(f"the run ended (rc {process.returncode}) before the signal could be sent: {err[-500:]}")
 
 
 SHAKESPEARE = REPO.parent / "shared" / "datasets" / "tinyshakespeare" / "input.txt"
