@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from training_runs import REPO, cli_env, mlp_config, newest_step, signal_when, start_cli, write_config
+from training_runs import REPO, cli_env, mlp_config, start_cli, write_config
 
+from cli_runner import newest_step, signal_when
 from modelforge.config import load_config
 from modelforge.files import read_jsonl
 from modelforge.train.checkpoint import list_checkpoints, read_checkpoint

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_runs import mlp_config, newest_step, run_cli, signal_when, start_cli, write_config
+from training_runs import mlp_config, run_cli, start_cli, write_config
 
+from cli_runner import newest_step, signal_when
 from modelforge.config import load_config
 from modelforge.files import read_jsonl
 from modelforge.train.checkpoint import CheckpointWarning, list_checkpoints, read_checkpoint

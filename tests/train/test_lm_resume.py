@@ -7,8 +7,9 @@ import signal
 from pathlib import Path
 
 import pytest
-from training_runs import gpt_config, newest_step, run_cli, signal_when, start_cli, write_config
+from training_runs import gpt_config, run_cli, start_cli, write_config
 
+from cli_runner import newest_step, signal_when
 from modelforge.config import load_config
 from modelforge.files import read_jsonl
 from modelforge.train.lm import train_language_model

@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 import yaml
 
-from cli_runner import newest_step, signal_when  # noqa: F401 (shared with the other resume tests)
-
 REPO = Path(__file__).resolve().parents[2]
 
 
