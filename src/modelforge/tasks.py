@@ -119,6 +119,11 @@ class Task:
 TASKS: Registry[Task] = Registry("task")
 
 
+def keys(names: str) -> frozenset[str]:
+    """A set of config keys or verbs written as one space-separated string."""
+    return frozenset(names.split())
+
+
 def register_task(task: Task) -> Task:
     TASKS.add(task.name, task)
     return task
@@ -186,58 +191,13 @@ def task_of_run(path: str | Path, verb: str | None = None) -> Task:
 
 # ----------------------------------------------------------------------------- the tasks
 _TABLE_DATA = frozenset({"train", "valid", "test", "target", "split", "bad_rows", "drop", "hash"})
-_SUPERVISED_TRAIN = frozenset(
-    {
-        "epochs",
-        "max_steps",
-        "batch_size",
-        "lr",
-        "min_lr",
-        "optimizer",
-        "momentum",
-        "nesterov",
-        "betas",
-        "weight_decay",
-        "l1",
-        "loss",
-        "label_smoothing",
-        "schedule",
-        "warmup_steps",
-        "step_size",
-        "gamma",
-        "grad_clip",
-        "grad_accum",
-        "bucket_by_length",
-        "precision",
-        "class_weights",
-        "early_stopping",
-        "keep_best",
-        "checkpoint_every",
-        "keep_checkpoints",
-        "checkpoint_budget",
-        "compile",
-        "threads",
-        "device",
-        "strategy",
-        "on_nonfinite",
-        "freeze",
-    }
+_SUPERVISED_TRAIN = keys(
+    "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay l1 loss "
+    "label_smoothing schedule warmup_steps step_size gamma grad_clip grad_accum bucket_by_length "
+    "precision class_weights early_stopping keep_best checkpoint_every keep_checkpoints "
+    "checkpoint_budget compile threads device strategy on_nonfinite freeze"
 )
-_SUPERVISED_VERBS = frozenset(
-    {
-        "evaluate",
-        "predict",
-        "serve",
-        "export",
-        "explain",
-        "report",
-        "tune",
-        "compress",
-        "distill",
-        "benchmark",
-        "resume",
-    }
-)
+_SUPERVISED_VERBS = frozenset(RUN_VERBS) - {"generate"}
 
 for _name, _summary, _headline, _keys, _kind, _epoch in (
     (
@@ -289,32 +249,10 @@ register_task(
         key_metrics=("val_loss",),
         verbs=frozenset({"evaluate", "serve", "export", "report", "generate", "resume"}),
         data_keys=frozenset({"train", "valid", "tokenizer", "vocab_size", "valid_fraction", "text_column"}),
-        train_keys=frozenset(
-            {
-                "epochs",
-                "max_steps",
-                "batch_size",
-                "lr",
-                "min_lr",
-                "betas",
-                "weight_decay",
-                "schedule",
-                "warmup_steps",
-                "grad_clip",
-                "grad_accum",
-                "precision",
-                "eval_every",
-                "eval_batches",
-                "checkpoint_every",
-                "keep_checkpoints",
-                "checkpoint_budget",
-                "compile",
-                "threads",
-                "device",
-                "strategy",
-                "on_nonfinite",
-                "optimizer",
-            }
+        train_keys=keys(
+            "epochs max_steps batch_size lr min_lr betas weight_decay schedule warmup_steps grad_clip "
+            "grad_accum precision eval_every eval_batches checkpoint_every keep_checkpoints "
+            "checkpoint_budget compile threads device strategy on_nonfinite optimizer"
         ),
         train_defaults={"schedule": "cosine", "optimizer": "adamw"},
         train_choices={"schedule": ("cosine", "constant"), "optimizer": ("adamw",)},
@@ -341,28 +279,10 @@ register_task(
         verbs=frozenset({"evaluate", "predict", "serve", "report", "resume"}),
         data_keys=frozenset({"train", "bad_rows"}),
         # weight_decay is the L2 on the embedding rows a batch touches, not the optimizer's decay
-        train_keys=frozenset(
-            {
-                "epochs",
-                "batch_size",
-                "lr",
-                "min_lr",
-                "optimizer",
-                "momentum",
-                "nesterov",
-                "betas",
-                "weight_decay",
-                "schedule",
-                "warmup_steps",
-                "step_size",
-                "gamma",
-                "grad_clip",
-                "keep_best",
-                "checkpoint_every",
-                "keep_checkpoints",
-                "checkpoint_budget",
-                "threads",
-            }
+        train_keys=keys(
+            "epochs batch_size lr min_lr optimizer momentum nesterov betas weight_decay schedule "
+            "warmup_steps step_size gamma grad_clip keep_best checkpoint_every keep_checkpoints "
+            "checkpoint_budget threads"
         ),
         sections=frozenset({"recommend"}),
         default_model="mf",
@@ -394,22 +314,9 @@ register_task(
         key_metrics=("frechet_distance", "test_loss"),
         verbs=frozenset({"evaluate", "serve", "report", "generate", "resume"}),
         data_keys=frozenset({"train", "target", "split", "bad_rows"}),
-        train_keys=frozenset(
-            {
-                "epochs",
-                "batch_size",
-                "lr",
-                "optimizer",
-                "momentum",
-                "nesterov",
-                "betas",
-                "weight_decay",
-                "keep_best",
-                "checkpoint_every",
-                "keep_checkpoints",
-                "checkpoint_budget",
-                "threads",
-            }
+        train_keys=keys(
+            "epochs batch_size lr optimizer momentum nesterov betas weight_decay keep_best "
+            "checkpoint_every keep_checkpoints checkpoint_budget threads"
         ),
         sections=frozenset({"generation"}),
         report="modelforge.evaluate.report:summary_report",
