@@ -438,14 +438,7 @@ def check_task_keys(config: RunConfig) -> None:
     """Every key given must be one the task reads: a setting that would be silently ignored is an error."""
     from modelforge.tasks import TASKS
 
-    task = TASKS.get(config.task)
-    given = {name for name in config.model_fields_set if getattr(config, name) is not None}
-    keys = {"data": set(config.data.model_fields_set), "train": set(config.train.model_fields_set)}
-    problems = task.check_config(keys, given)
-    for key, allowed in task.train_choices.items():
-        value = getattr(config.train, key)
-        if key in config.train.model_fields_set and value not in allowed:
-            problems.append(f"train.{key}: task {task.name} supports {', '.join(allowed)}, got {value!r}")
+    problems = TASKS.get(config.task).check_config(config)
     if problems:
         raise ConfigError("; ".join(problems))
 

@@ -105,14 +105,20 @@ class Task:
         assert entry is not None, f"task {self.name} claims {verb} without an entry for it"
         return load_entry(entry)(*args, **options)
 
-    def check_config(self, raw_sets: dict[str, set[str]], sections_set: set[str]) -> list[str]:
-        """Problems with keys given in a config that this task does not read (one line each)."""
-        problems = []
-        for section in sorted(sections_set - COMMON_SECTIONS - self.sections):
-            problems.append(f"{section}: not used by task {self.name}")
+    def check_config(self, config: Any) -> list[str]:
+        """Problems with what a validated RunConfig gives that this task does not read (one line each):
+        sections, `data.*` and `train.*` keys, and train values outside the task's choices."""
+        given = {name for name in config.model_fields_set if getattr(config, name) is not None}
+        problems = [
+            f"{section}: not used by task {self.name}" for section in sorted(given - COMMON_SECTIONS - self.sections)
+        ]
         for section, reads in (("data", self.data_keys), ("train", self.train_keys)):
-            for key in sorted(raw_sets.get(section, set()) - reads):
+            for key in sorted(getattr(config, section).model_fields_set - reads):
                 problems.append(f"{section}.{key}: not used by task {self.name} (reads {', '.join(sorted(reads))})")
+        for key, allowed in self.train_choices.items():
+            value = getattr(config.train, key)
+            if key in config.train.model_fields_set and value not in allowed:
+                problems.append(f"train.{key}: task {self.name} supports {', '.join(allowed)}, got {value!r}")
         return problems
 
 

@@ -235,6 +235,12 @@ def test_a_key_the_task_does_not_read_is_an_error(tmp_path: Path) -> None:
     config["features"] = [{"name": "user", "type": "category"}]
     with pytest.raises(ConfigError, match="features: not used by task recommendation"):
         load_config(config)
+    corpus, _ = language_model(tmp_path)
+    corpus["train"]["schedule"] = "step"
+    with pytest.raises(
+        ConfigError, match="train.schedule: task language-modeling supports cosine, constant, got 'step'"
+    ):
+        load_config(corpus)
 
 
 def test_the_saved_config_is_what_ran(runs: dict[str, tuple[Path, Path]]) -> None:
