@@ -238,7 +238,7 @@ def test_a_key_the_task_does_not_read_is_an_error(tmp_path: Path) -> None:
     corpus, _ = language_model(tmp_path)
     corpus["train"]["schedule"] = "step"
     with pytest.raises(
-        ConfigError, match="train.schedule: task language-modeling supports cosine, constant, got 'step'"
+        ConfigError, match=r"train\.schedule: task language-modeling supports cosine, constant, got 'step'"
     ):
         load_config(corpus)
 
