@@ -183,7 +183,7 @@ class TrainConfig(Section):
     )
     compile: bool | None = Field(None, description="torch.compile; default per device (LM: on for CUDA, off for CPU)")
     threads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = Field(
-        None, description="torch CPU threads (default: torch's); auto: language modeling re-measures 1 vs all"
+        None, description="torch CPU threads (default: torch's); auto: training re-measures 1 vs all as it runs"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     strategy: Literal["single", "ddp", "fsdp"] = "single"

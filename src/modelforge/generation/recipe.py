@@ -46,6 +46,7 @@ from modelforge.train.interrupt import StopSignal
 from modelforge.train.loop import LoopHook, StepInfo, end_training
 from modelforge.train.optim import build_optimizer
 from modelforge.train.resume import open_run_directory
+from modelforge.train.threads import ThreadChooser
 
 Optimizers = Sequence[torch.optim.Optimizer]
 
@@ -124,6 +125,7 @@ def fit_generator(
     state = resume.restore(parts, topology) if resume is not None else TrainingState()
     train_rows, size = rows["train"], cfg.batch_size
     batches_per_epoch = math.ceil(len(train_rows) / size)
+    chooser = ThreadChooser.for_config(cfg, torch.device("cpu"))
 
     for epoch in range(state.epoch, cfg.epochs + 1):
         started = time.perf_counter()
@@ -135,18 +137,23 @@ def fit_generator(
             replay = torch.Generator().set_state(epoch_start.get_state())
             order = train_rows[torch.randperm(len(train_rows), generator=replay).numpy()]
         for index in range(state.batch, batches_per_epoch):
-            images, labels = tensors(data, order[index * size : (index + 1) * size])
-            losses = step(model, images, labels, optimizers, sampler)
-            state.sums = {name: state.sums.get(name, 0.0) + value / batches_per_epoch for name, value in losses.items()}
-            state.batch, state.steps = index + 1, state.steps + 1
-            info = StepInfo(next(iter(losses.values())), None, len(images), optimizers[0].param_groups[0]["lr"])
-            for hook in hooks:
-                hook.after_step(parts, state, info)
+            with chooser.timed(state.steps):
+                images, labels = tensors(data, order[index * size : (index + 1) * size])
+                losses = step(model, images, labels, optimizers, sampler)
+                state.sums = {
+                    name: state.sums.get(name, 0.0) + value / batches_per_epoch for name, value in losses.items()
+                }
+                state.batch, state.steps = index + 1, state.steps + 1
+                info = StepInfo(next(iter(losses.values())), None, len(images), optimizers[0].param_groups[0]["lr"])
+                for hook in hooks:
+                    hook.after_step(parts, state, info)
 
         row: dict[str, Any] = {"epoch": epoch, "step": state.steps, **state.sums}
         if isinstance(model, ConditionalVAE) and len(rows["valid"]):
             row.update({f"valid_{k}": v for k, v in negative_elbo(model, *tensors(data, rows["valid"])).items()})
         row["seconds"] = time.perf_counter() - started
+        if chooser.measures:
+            row["threads"] = chooser.chosen
         state.history.append(row)
         log_epoch(row)
         watched = row.get("valid_loss")

@@ -13,7 +13,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from modelforge.train.interrupt import StopSignal
 from modelforge.train.loop import TrainingError
 from modelforge.train.optim import SCHEDULES, parameter_groups
 from modelforge.train.recipe import seed_everything
+from modelforge.train.threads import ThreadChooser
 
 SAMPLE_TOKENS = 120
 
@@ -75,47 +76,6 @@ def next_token_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tenso
 def use_compile(cfg: TrainConfig, device: torch.device) -> bool:
     """train.compile if set; else on for CUDA, off for CPU (measured: no faster per step, minutes to compile)."""
     return cfg.compile if cfg.compile is not None else device.type == "cuda"
-
-
-@dataclass
-class ThreadChooser:
-    """`train.threads: auto`: the CPU thread count that trains fastest *now*, re-measured every `period` steps.
-
-    On a shared machine, OpenMP workers waiting for a descheduled peer make two threads several
-    times slower than one; on an idle machine more threads win. So the first steps of each period
-    alternate between the candidates (real training steps, timed) and the rest of the period runs
-    with the faster one. Thread counts can change float rounding, so `auto` is opt-in: a fixed
-    count keeps runs bitwise reproducible.
-    """
-
-    candidates: tuple[int, ...]
-    period: int = 100
-    trials: int = 3
-    chosen: int = 1
-    timings: dict[int, list[float]] = field(default_factory=dict)
-
-    @classmethod
-    def for_config(cls, cfg: TrainConfig, device: torch.device) -> ThreadChooser:
-        most = torch.get_num_threads()
-        if cfg.threads != "auto" or device.type != "cpu" or most == 1:
-            return cls((most,), chosen=most)
-        return cls((1, most), chosen=most)
-
-    def threads_for(self, step: int) -> int:
-        phase = step % self.period
-        if len(self.candidates) > 1 and phase < self.trials * len(self.candidates):
-            return self.candidates[phase % len(self.candidates)]
-        return self.chosen
-
-    def record(self, step: int, threads: int, seconds: float) -> None:
-        phase = step % self.period
-        measuring = self.trials * len(self.candidates)
-        if len(self.candidates) == 1 or phase >= measuring:
-            return
-        self.timings.setdefault(threads, []).append(seconds)
-        if phase == measuring - 1:
-            self.chosen = min(self.candidates, key=lambda n: sorted(self.timings[n])[len(self.timings[n]) // 2])
-            self.timings.clear()
 
 
 @torch.no_grad()

@@ -27,6 +27,7 @@ from modelforge.train.checkpoint import Checkpoint, TrainingParts, TrainingState
 from modelforge.train.distributed import Topology, wrap_model
 from modelforge.train.optim import build_optimizer, build_schedule
 from modelforge.train.progress import EpochProgress
+from modelforge.train.threads import ThreadChooser
 
 Tensors = dict[str, torch.Tensor]
 ScoreFn = Callable[[nn.Module, Tensors], dict[str, float]]
@@ -111,6 +112,7 @@ def fit(
     autocast = autocast_context(cfg.precision, device)
     metric, mode = monitored(cfg)
     progress = EpochProgress(show_progress and topology.is_writer)
+    chooser = ThreadChooser.for_config(cfg, device)
 
     for epoch in range(state.epoch, cfg.epochs + 1):
         if state.stopped_early or state.steps >= total_steps:
@@ -120,52 +122,55 @@ def fit(
         started, rows_done = time.perf_counter(), 0
         order = batch_order(n_rows, True, seed, epoch, lengths, cfg.batch_size).to(device)
         for index in range(state.batch, batches_per_epoch):
-            global_rows = order[index * cfg.batch_size : (index + 1) * cfg.batch_size]
-            rows = topology.shard(global_rows)
-            batch = {name: value[rows] for name, value in train_set.items()}
-            target = batch.pop("target")
-            if augment is not None:
-                batch = augment(batch)
-            with autocast:
-                loss = loss_fn(trained(batch), target)
-            if cfg.l1:
-                loss = loss + cfg.l1 * l1_penalty(model)
-            loss_value = loss.item()  # the step's one host sync: the non-finite check and the epoch's sum
-            if topology.any(not math.isfinite(loss_value)):
-                if cfg.on_nonfinite == "stop":
-                    raise TrainingError(
-                        f"loss is {loss_value} at epoch {epoch} step {state.steps + 1}; "
-                        "lower train.lr or set train.on_nonfinite: skip"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                state.batch, state.skipped = index + 1, state.skipped + 1
-                continue
-            weight = topology.batch_weight(len(target), len(global_rows))
-            scale = weight / cfg.grad_accum
-            (loss * scale if scale != 1.0 else loss).backward()
-            state.running_loss += loss_value * len(target)
-            state.seen += len(target)
-            rows_done += len(target)
-            state.batch = index + 1
-            if state.batch % cfg.grad_accum == 0 or state.batch == batches_per_epoch:
-                grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                state.steps += 1
-                step = StepInfo(loss_value, grad_norm, len(global_rows), optimizer.param_groups[0]["lr"])
-                for hook in hooks:
-                    hook.after_step(parts, state, step)
-                optimizer.zero_grad(set_to_none=True)
-                if state.steps >= total_steps:
-                    break
-            progress.update(index + 1, rows_done, loss_value)
+            with chooser.timed((epoch - 1) * batches_per_epoch + index):
+                global_rows = order[index * cfg.batch_size : (index + 1) * cfg.batch_size]
+                rows = topology.shard(global_rows)
+                batch = {name: value[rows] for name, value in train_set.items()}
+                target = batch.pop("target")
+                if augment is not None:
+                    batch = augment(batch)
+                with autocast:
+                    loss = loss_fn(trained(batch), target)
+                if cfg.l1:
+                    loss = loss + cfg.l1 * l1_penalty(model)
+                loss_value = loss.item()  # the step's one host sync: the non-finite check and the epoch's sum
+                if topology.any(not math.isfinite(loss_value)):
+                    if cfg.on_nonfinite == "stop":
+                        raise TrainingError(
+                            f"loss is {loss_value} at epoch {epoch} step {state.steps + 1}; "
+                            "lower train.lr or set train.on_nonfinite: skip"
+                        )
+                    optimizer.zero_grad(set_to_none=True)
+                    state.batch, state.skipped = index + 1, state.skipped + 1
+                    continue
+                weight = topology.batch_weight(len(target), len(global_rows))
+                scale = weight / cfg.grad_accum
+                (loss * scale if scale != 1.0 else loss).backward()
+                state.running_loss += loss_value * len(target)
+                state.seen += len(target)
+                rows_done += len(target)
+                state.batch = index + 1
+                if state.batch % cfg.grad_accum == 0 or state.batch == batches_per_epoch:
+                    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    state.steps += 1
+                    step = StepInfo(loss_value, grad_norm, len(global_rows), optimizer.param_groups[0]["lr"])
+                    for hook in hooks:
+                        hook.after_step(parts, state, step)
+                    optimizer.zero_grad(set_to_none=True)
+                    if state.steps >= total_steps:
+                        break
+                progress.update(index + 1, rows_done, loss_value)
 
         elapsed = time.perf_counter() - started
         seen = int(topology.sum(torch.tensor(float(state.seen))).item())
         loss_sum = float(topology.sum(torch.tensor(state.running_loss, dtype=torch.float64, device=device)))
         train_loss = loss_sum / seen if seen else math.nan  # nan: every batch was skipped
         row: dict[str, Any] = {"epoch": epoch, "step": state.steps, "train_loss": train_loss}
+        if chooser.measures:
+            row["threads"] = chooser.chosen
         if state.skipped:
             row.update(skipped_batches=state.skipped)
         if valid_set is not None:

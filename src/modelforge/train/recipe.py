@@ -192,7 +192,7 @@ def train(
     """
     started = time.time()
     seed_everything(config.seed)
-    set_cpu_threads(config.train.threads)  # "auto" is a language-modeling setting
+    set_cpu_threads(config.train.threads)  # "auto": chosen per step in `fit`
 
     train_frame, valid_frame, test_frame = load_splits(config)
     check_inferred_features(config, train_frame)

@@ -51,6 +51,7 @@ from modelforge.train.interrupt import StopSignal
 from modelforge.train.loop import LoopHook, StepInfo, TrainingError, end_training
 from modelforge.train.optim import OPTIMIZERS, build_schedule
 from modelforge.train.resume import open_run_directory
+from modelforge.train.threads import ThreadChooser
 
 Batch = dict[str, torch.Tensor]
 MOVIELENS_GENRES = 19
@@ -464,6 +465,7 @@ def fit_recommender(
     parts = TrainingParts(model, optimizer, scheduler, generators={"sampler": sampler, "epoch_start": epoch_start})
     state = resume.restore(parts, Topology(device=torch.device("cpu"))) if resume is not None else TrainingState()
     monitor = "valid_rmse" if explicit else f"valid_ndcg@{rec.k}"
+    chooser = ThreadChooser.for_config(cfg, torch.device("cpu"))
 
     for epoch in range(state.epoch, cfg.epochs + 1):
         model.train()
@@ -474,33 +476,36 @@ def fit_recommender(
         else:  # resumed mid-epoch: the sampler is restored; the order is redrawn from the epoch's start
             order = torch.randperm(len(users), generator=torch.Generator().set_state(epoch_start.get_state()))
         for index in range(state.batch, steps_per_epoch):
-            rows = order[index * cfg.batch_size : (index + 1) * cfg.batch_size]
-            batch = with_features({"user": users[rows], "item": items[rows]}, prepared.tables)
-            if explicit:
-                loss = nn.functional.mse_loss(model(batch), ratings[rows])
-            else:
-                loss = implicit_loss(model, batch, rec.negatives, prepared, sampler)
-            # L2 on the rows this batch touched (the usual MF regularizer), via weight_decay
-            loss = loss + cfg.weight_decay * embedding_penalty(model, batch)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise TrainingError(f"loss is {loss_value} at epoch {epoch} step {state.steps + 1}; lower train.lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            state.steps, state.batch = state.steps + 1, index + 1
-            state.running_loss, state.seen = state.running_loss + loss_value * len(rows), state.seen + len(rows)
-            step = StepInfo(loss_value, grad_norm, len(rows), optimizer.param_groups[0]["lr"])
-            for hook in hooks:
-                hook.after_step(parts, state, step)
+            with chooser.timed(state.steps):
+                rows = order[index * cfg.batch_size : (index + 1) * cfg.batch_size]
+                batch = with_features({"user": users[rows], "item": items[rows]}, prepared.tables)
+                if explicit:
+                    loss = nn.functional.mse_loss(model(batch), ratings[rows])
+                else:
+                    loss = implicit_loss(model, batch, rec.negatives, prepared, sampler)
+                # L2 on the rows this batch touched (the usual MF regularizer), via weight_decay
+                loss = loss + cfg.weight_decay * embedding_penalty(model, batch)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise TrainingError(f"loss is {loss_value} at epoch {epoch} step {state.steps + 1}; lower train.lr")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                state.steps, state.batch = state.steps + 1, index + 1
+                state.running_loss, state.seen = state.running_loss + loss_value * len(rows), state.seen + len(rows)
+                step = StepInfo(loss_value, grad_norm, len(rows), optimizer.param_groups[0]["lr"])
+                for hook in hooks:
+                    hook.after_step(parts, state, step)
 
         train_loss = state.running_loss / max(state.seen, 1)
         row: dict[str, Any] = {"epoch": epoch, "step": state.steps, "train_loss": train_loss}
         row.update({f"valid_{k}": v for k, v in evaluate_split(model, prepared, rec, "valid", seen_train).items()})
         row.update(lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - epoch_started)
+        if chooser.measures:
+            row["threads"] = chooser.chosen
         state.history.append(row)
         log_epoch(row)
         if show_progress:
