@@ -1,7 +1,8 @@
-"""The README's reference tables, generated from the schema and the model registry.
+"""The docs site's reference tables, generated from the schema and the model and task registries.
 
-`python -m modelforge.reference` prints them; a test checks the README holds exactly this text,
-so the documented keys, defaults and model options cannot drift from the code.
+`python -m modelforge.reference` prints them; `docs/build_readme.py` writes them into the pages of
+docs/site/reference/ and a test checks those pages hold exactly this text, so the documented keys,
+defaults, model options and tasks cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ REFERENCES = (
 
 
 def with_references(text: str) -> str:
-    """`text` (the README) with each reference table between its markers regenerated."""
+    """`text` (a docs page) with each reference table between its markers regenerated."""
     for begin, build, end in REFERENCES:
         head, found, rest = text.partition(begin)
         if not found:
