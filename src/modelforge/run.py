@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from modelforge.errors import RunError
-from modelforge.files import atomic_write_json, file_sha256, read_jsonl, write_manifest
+from modelforge.files import atomic_write_json, atomic_write_text, file_sha256, read_jsonl, write_manifest
 from modelforge.tasks import predicts_values
 
 REQUIRED_FILES = ("config.yaml", "preprocessing.json", "model.safetensors", "model.json")
@@ -106,6 +106,19 @@ def staged_run_directory(out: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
+
+
+def start_run_files(run_dir: Path, config: Any, environment: dict[str, Any], history: list[dict[str, Any]]) -> Path:
+    """The first writes of a run and of each resumption: config.yaml, environment.json, and metrics.jsonl
+    holding the rows logged up to the checkpoint it resumes from (later rows are logged again as they
+    are replayed). Returns metrics.jsonl's path."""
+    from modelforge.config import config_to_yaml
+
+    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
+    atomic_write_json(run_dir / "environment.json", environment)
+    metrics = run_dir / "metrics.jsonl"
+    atomic_write_text(metrics, "".join(json.dumps(row) + "\n" for row in history))
+    return metrics
 
 
 def finish_run_directory(

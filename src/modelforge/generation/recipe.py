@@ -15,7 +15,6 @@ weights, bitwise, of the run that was never stopped.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -26,14 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from modelforge.config import GenerationConfig, RunConfig, TrainConfig, config_to_yaml
-from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text
+from modelforge.config import GenerationConfig, RunConfig, TrainConfig
+from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json
 from modelforge.generation.data import ImageSet, image_column, read_images, split_rows, tensors
 from modelforge.generation.run import GeneratorRun, load_generator_run, negative_elbo
 from modelforge.inference import set_cpu_threads
 from modelforge.models import build_model
 from modelforge.models.generative import ConditionalGAN, ConditionalVAE, ImageGenerationSpec
-from modelforge.run import finish_run_directory
+from modelforge.run import finish_run_directory, start_run_files
 from modelforge.train.checkpoint import (
     Checkpoint,
     TrainingParts,
@@ -235,12 +234,8 @@ def _train_into(
 
     topology = Topology(device=torch.device("cpu"))
     environment = start_environment(run_dir, config, topology, checkpoint)
-    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
+    metrics_path = start_run_files(run_dir, config, environment, checkpoint.history if checkpoint else [])
     atomic_write_json(run_dir / "preprocessing.json", preprocessing)
-    atomic_write_json(run_dir / "environment.json", environment)
-    metrics_path = run_dir / "metrics.jsonl"
-    history = checkpoint.meta["state"]["history"] if checkpoint else []  # epochs after the checkpoint are replayed
-    atomic_write_text(metrics_path, "".join(json.dumps(row) + "\n" for row in history))
 
     def log_epoch(row: dict[str, Any]) -> None:
         append_jsonl(metrics_path, row)

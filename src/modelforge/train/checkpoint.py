@@ -217,6 +217,11 @@ class Checkpoint:
     def steps(self) -> int:
         return int(self.meta["state"]["steps"])
 
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The metric rows logged up to this checkpoint."""
+        return list(self.meta["state"]["history"])
+
     def restore(self, parts: TrainingParts, topology: Topology) -> TrainingState:
         """Load weights, optimizer, scheduler and this rank's RNG into `parts`; return the loop state."""
         meta, tensors = self.meta, self.tensors

@@ -9,7 +9,6 @@ written (model.json last).
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -22,12 +21,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from modelforge.config import ModelConfig, RunConfig, TrainConfig, config_to_yaml
+from modelforge.config import ModelConfig, RunConfig, TrainConfig
 from modelforge.errors import ConfigError
-from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text
+from modelforge.files import append_jsonl, atomic_write_bytes
 from modelforge.inference import autocast_context, pick_device, set_cpu_threads
 from modelforge.models.gpt import GPT, gpt_config
-from modelforge.run import finish_run_directory
+from modelforge.run import finish_run_directory, start_run_files
 from modelforge.text.data import TokenData, check_lengths, prepare_tokens, random_windows
 from modelforge.text.run import LanguageModelRun, load_language_model_run, sequence_loss
 from modelforge.text.tokenizers import save_tokenizer
@@ -231,11 +230,8 @@ def _train_into(
     environment["token_cache"] = {"path": str(data.cache_dir), "reused": data.reused, "tokens": len(data.tokens)}
     metrics_path = run_dir / "metrics.jsonl"
     if topology.is_writer:
-        atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
+        start_run_files(run_dir, config, environment, checkpoint.history if checkpoint else [])
         save_tokenizer(data.tokenizer, run_dir / "tokenizer.json")
-        atomic_write_json(run_dir / "environment.json", environment)
-        history = checkpoint.meta["state"]["history"] if checkpoint else []  # rows after the checkpoint are replayed
-        atomic_write_text(metrics_path, "".join(json.dumps(row) + "\n" for row in history))
 
     with StopSignal() as stop:
         checkpointer = open_checkpointer(run_dir, topology, config.train, stop, checkpoint)

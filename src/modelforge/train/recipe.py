@@ -26,7 +26,7 @@ from modelforge.data.readers import read_data, train_files
 from modelforge.data.split import split_indices
 from modelforge.errors import DataError
 from modelforge.evaluate.metrics import classification_metrics, regression_metrics
-from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text
+from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json
 from modelforge.finetune.lora import save_adapter
 from modelforge.finetune.weights import parameter_counts, start_from
 from modelforge.inference import forward_in_batches, outputs_to_predictions, pick_device, set_cpu_threads
@@ -39,6 +39,7 @@ from modelforge.run import (
     environment_record,
     finish_run_directory,
     load_run,
+    start_run_files,
 )
 from modelforge.tasks import predicts_labels, predicts_values
 from modelforge.train.checkpoint import Checkpoint, load_latest, open_checkpointer, storable_tensors
@@ -307,12 +308,8 @@ def _train_into(
     metrics_path = run_dir / "metrics.jsonl"
     environment = start_environment(run_dir, config, topology, checkpoint)
     if topology.is_writer:
-        atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
+        start_run_files(run_dir, config, environment, checkpoint.history if checkpoint else [])
         atomic_write_json(run_dir / "preprocessing.json", preprocessor.to_json())
-        atomic_write_json(run_dir / "environment.json", environment)
-        # the metric history up to the checkpoint; epochs logged after it are replayed
-        history = checkpoint.meta["state"]["history"] if checkpoint else []
-        atomic_write_text(metrics_path, "".join(json.dumps(row) + "\n" for row in history))
 
     def log_epoch(row: dict[str, Any]) -> None:
         if topology.is_writer:

@@ -27,10 +27,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from modelforge.config import RecommendConfig, RunConfig, config_to_yaml
+from modelforge.config import RecommendConfig, RunConfig
 from modelforge.data.readers import read_data, train_files
 from modelforge.errors import DataError
-from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text
+from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json
 from modelforge.inference import set_cpu_threads
 from modelforge.models import build_model
 from modelforge.models.recommend import InteractionSpec
@@ -38,6 +38,7 @@ from modelforge.run import (
     RunDirectory,
     finish_run_directory,
     read_finished_run,
+    start_run_files,
 )
 from modelforge.train.checkpoint import (
     Checkpoint,
@@ -382,11 +383,7 @@ def _train_into(
     rec = config.recommend or RecommendConfig()
     topology = Topology(device=torch.device("cpu"))
     environment = start_environment(run_dir, config, topology, checkpoint)
-    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
-    atomic_write_json(run_dir / "environment.json", environment)
-    metrics_path = run_dir / "metrics.jsonl"
-    history = checkpoint.meta["state"]["history"] if checkpoint else []  # epochs after the checkpoint are replayed
-    atomic_write_text(metrics_path, "".join(json.dumps(row) + "\n" for row in history))
+    metrics_path = start_run_files(run_dir, config, environment, checkpoint.history if checkpoint else [])
 
     with StopSignal() as stop:
         checkpointer = open_checkpointer(run_dir, topology, config.train, stop, checkpoint)
