@@ -40,7 +40,7 @@ def one_torch_thread() -> Iterator[None]:
 
 def train_tiny(config: dict[str, Any], out: Path) -> Path:
     from modelforge.config import load_config
-    from modelforge.train.recipe import train
+    from modelforge.training.recipe import train
 
     with one_torch_thread():
         train(load_config(config), out)
@@ -70,6 +70,19 @@ def diabetes_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "train": {"epochs": 1, "batch_size": 64},
     }
     return train_tiny(config, tmp_path_factory.mktemp("serve") / "diabetes")
+
+
+@pytest.fixture(scope="session")
+def cancer_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The breast-cancer example's 30 numeric columns (the table model a key flood took 37.8 s on)."""
+    config = {
+        "task": "classification",
+        "seed": 0,
+        "data": {"train": str(REPO / "examples" / "data" / "breast_cancer.csv"), "target": "diagnosis"},
+        "model": {"type": "mlp"},
+        "train": {"epochs": 1, "batch_size": 64},
+    }
+    return train_tiny(config, tmp_path_factory.mktemp("serve") / "cancer")
 
 
 @pytest.fixture(scope="session")
@@ -133,7 +146,7 @@ def gpt_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 20-step character GPT on 30 kB of tinyshakespeare (a repeated excerpt without the shared folder)."""
     try:
         from modelforge.text.generate import load_generator  # noqa: F401
-        from modelforge.train.lm import train_language_model
+        from modelforge.training.lm import train_language_model
     except ImportError as exc:
         pytest.skip(f"language-model generation is not available ({exc})")
     from modelforge.config import load_config

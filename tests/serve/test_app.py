@@ -38,7 +38,15 @@ def digit_records(pixels: np.ndarray, rows: range) -> list[dict[str, Any]]:
 def test_models_health_and_playground(client: TestClient) -> None:
     models = client.get("/v1/models").json()["models"]
     assert [(m["name"], m["task"]) for m in models] == [("digits", "classification"), ("diabetes", "regression")]
-    assert models[0]["features"] == [{"name": "x", "kind": "image"}] and len(models[0]["classes"]) == 10
+    (image,) = models[0]["features"]  # with what a client needs to turn a picture into the model's pixels
+    assert {k: image[k] for k in ("name", "kind", "shape", "pixel_range")} == {
+        "name": "x",
+        "kind": "image",
+        "shape": [1, 8, 8],
+        "pixel_range": [0.0, 1.0],
+    }
+    assert 0 < image["pixel_mean"] < 0.5 and len(models[0]["classes"]) == 10
+    assert all(isinstance(f["example"], float) for f in models[1]["features"])  # the training medians
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready"}
     page = client.get("/")
@@ -131,12 +139,14 @@ def test_unknown_model_and_wrong_endpoint_are_404(client: TestClient) -> None:
 def test_body_limit_413_with_and_without_content_length(services: dict[str, Any], digits_pixels) -> None:
     app = create_app(services, ServeSettings(max_body_bytes=2000))
     big = json.dumps({"records": digit_records(digits_pixels, range(20))}).encode()
+    headers = {"content-type": "application/json"}
     with TestClient(app) as small_client:
-        assert small_client.post("/v1/models/digits/predict", content=big).status_code == 413
-        chunked = small_client.post("/v1/models/digits/predict", content=iter([big[:1500], big[1500:]]))
+        assert small_client.post("/v1/models/digits/predict", content=big, headers=headers).status_code == 413
+        chunked = small_client.post(
+            "/v1/models/digits/predict", content=iter([big[:1500], big[1500:]]), headers=headers
+        )
         assert chunked.status_code == 413
         one = json.dumps({"records": digit_records(digits_pixels, range(1))})
-        headers = {"content-type": "application/json"}
         assert small_client.post("/v1/models/digits/predict", content=one, headers=headers).status_code == 200
 
 

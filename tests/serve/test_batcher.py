@@ -127,3 +127,39 @@ def test_a_lone_small_request_runs_on_the_loop_thread_once_its_cost_is_known() -
     assert threads[0].startswith("model-m") and threads[1:] == [loop_thread] * 4  # the first pass measures the cost
     threads, _ = asyncio.run(scenario(inline_ms=0.0))
     assert all(t.startswith("model-m") for t in threads)
+
+
+def test_rows_in_flight_are_bounded_but_a_large_lone_request_runs() -> None:
+    async def scenario() -> None:
+        gate = threading.Event()
+        batcher = DynamicBatcher("m", doubling_batches([], gate), max_queue_rows=100, inline_ms=0)
+        await batcher.start()
+        alone = asyncio.create_task(batcher.submit(list(range(500)), 500))  # more than the bound, nothing else
+        await asyncio.sleep(0.05)
+        with pytest.raises(QueueFullError):  # 500 rows running: one more row is over the bound
+            await batcher.submit([1], 1)
+        gate.set()
+        assert len((await alone).answer) == 500
+        gate.clear()
+        running = asyncio.create_task(batcher.submit([0] * 60, 60))
+        await asyncio.sleep(0.05)
+        queued = asyncio.create_task(batcher.submit([0] * 30, 30))
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFullError):  # 60 running + 30 queued + 20 > 100
+            await batcher.submit([0] * 20, 20)
+        gate.set()
+        await asyncio.gather(running, queued)
+        assert batcher._rows_in_flight == 0
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_retry_after_follows_the_measured_drain_rate() -> None:
+    batcher = DynamicBatcher("m", doubling_batches([]), max_retry_after_s=30)
+    # Big batches drain 64 rows in 10 ms; a slow one-row warm-up pass does not make that look slow.
+    batcher.stats.recent.extend([(1, 0.5), *[(64, 0.01)] * 40])  # the last 32 batches count
+    batcher._rows_in_flight = 4096
+    assert batcher._retry_after_s() == 1  # 4096 rows at ~6,000 rows/s: under a second
+    batcher._rows_in_flight = 10**6
+    assert batcher._retry_after_s() == 30  # capped: longer waits time out anyway

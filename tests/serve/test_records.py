@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from modelforge.serve.records import RecordSchema, RecordsError
+from modelforge.serve.records import (
+    MAX_UNKNOWN_COLUMNS,
+    BodyError,
+    RecordSchema,
+    RecordsError,
+    describe,
+    parse_body_in_steps,
+)
 
 SCHEMA = RecordSchema(
     {"age": "numeric", "city": "category", "review": "text", "photo": "image"}, ignored=frozenset({"label"})
@@ -67,3 +75,60 @@ def test_image_data_url_is_decoded() -> None:
 def test_non_finite_numbers_and_non_objects_are_rejected() -> None:
     found = problems([{**GOOD, "age": float("nan")}, "not a record", {**GOOD, "city": [1]}])
     assert [(r, f) for r, f, _ in found] == [(0, "age"), (1, None), (2, "city")]
+
+
+# ----------------------------------------------------------------------------- large bodies, step by step
+KNOWN = frozenset({"age", "city", "review", "photo", "label"})
+
+
+def test_step_parser_reads_what_json_reads() -> None:
+    long_review = "x" * 100_000  # longer than the window: read a key and a value at a time
+    body = {"k": None, "records": [GOOD, {**GOOD, "review": long_review}, {"age": float("nan")}], "other": [1, {}]}
+    text = json.dumps(body).encode()
+    parsed = parse_body_in_steps(text, KNOWN, 10)
+    assert parsed["records"][1]["review"] == long_review and np.isnan(parsed["records"][2]["age"])
+    assert parsed["other"] == [1, {}] and parsed["k"] is None
+    assert parse_body_in_steps(b' {"records" : [ ] } \n', KNOWN, 10) == {"records": []}
+
+
+def test_step_parser_stops_at_a_key_flood_and_at_a_record_that_is_not_an_object() -> None:
+    flood = {"records": [GOOD, {f"junk{i}": 0 for i in range(300_000)}, GOOD]}
+    parsed = parse_body_in_steps(json.dumps(flood).encode(), KNOWN, 10)
+    assert len(parsed["records"]) == 2 and len(parsed["records"][1]) == MAX_UNKNOWN_COLUMNS
+    assert parse_body_in_steps(b'{"records": [{}, [1, 2], {}]}', KNOWN, 10)["records"] == [{}, []]
+    assert len(parse_body_in_steps(b'{"records": [' + b",".join([b"{}"] * 50) + b"]}", KNOWN, 10)["records"]) == 11
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"",
+        b"[1]",
+        b'{"records": [{"a": 1,}]}',
+        b'{"records": [{"a" 1}]}',
+        b'{"records": [1' + b"0" * 5000 + b"]}",
+        b'{"records": [{"a": ' + b"[" * 5000 + b"]}",
+        b'{"a": 1} x',
+        b'{"a": "\xff"}',
+        b'{"records": [{"a": 1}',
+    ],
+)
+def test_step_parser_refuses_broken_json_with_a_position(text: bytes) -> None:
+    if text.startswith(b'{"records": [1'):
+        assert parse_body_in_steps(text, KNOWN, 10)["records"] == [0]  # not an object: not even read
+        return
+    with pytest.raises(BodyError) as info:
+        parse_body_in_steps(text, KNOWN, 10)
+    assert info.value.position >= 0
+
+
+def test_huge_integers_are_refused_not_overflowed() -> None:
+    [(row, field, message)] = problems([{**GOOD, "age": 10**400}])
+    assert (row, field) == (0, "age") and "±1.8e308" in message
+    assert describe(10**5000) == "an integer of 16610 bits"
+
+
+def test_a_key_flood_is_checked_briefly() -> None:
+    found = problems([{f"junk{i}": 0 for i in range(300_000)}])
+    unknown = [p for p in found if "unknown column" in p[2]]
+    assert len(unknown) == MAX_UNKNOWN_COLUMNS

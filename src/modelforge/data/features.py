@@ -48,13 +48,15 @@ class NumericEncoder:
         self.fill_: float | None = None
         self.shift_: float = 0.0
         self.scale_: float = 1.0
+        self.median_: float | None = None  # a typical value to show (runs before it kept none: fill_)
 
     def fit(self, series: pd.Series) -> NumericEncoder:
         values = _numeric_values(series, self.name)
         present = values[~np.isnan(values)]
         if present.size == 0:
             raise DataError(f"column {self.name!r}: no numeric values to fit")
-        self.fill_ = {"mean": float(present.mean()), "median": float(np.median(present)), "zero": 0.0}[self.impute]
+        self.median_ = float(np.median(present))
+        self.fill_ = {"mean": float(present.mean()), "median": self.median_, "zero": 0.0}[self.impute]
         if self.normalize == "standard":
             self.shift_, self.scale_ = float(present.mean()), float(present.std()) or 1.0
         elif self.normalize == "minmax":
@@ -79,7 +81,13 @@ class NumericEncoder:
             "fill_": self.fill_,
             "shift_": self.shift_,
             "scale_": self.scale_,
+            "median_": self.median_,
         }
+
+    def example(self) -> float:
+        """A typical value of the column: its training median."""
+        _check_fitted(self, "fill_")
+        return self.median_ if self.median_ is not None else self.fill_  # type: ignore[return-value]
 
 
 class CategoryEncoder:
@@ -93,12 +101,21 @@ class CategoryEncoder:
         self.name, self.min_count, self.max_categories = name, min_count, max_categories
         self.embedding_dim = embedding_dim
         self.vocabulary_: list[str] | None = None
+        self.most_frequent_: str | None = None  # a typical value to show (runs before it kept none)
 
     def fit(self, series: pd.Series) -> CategoryEncoder:
         counts = Counter(series.dropna().astype(str))
         kept = [v for v, c in counts.most_common(self.max_categories) if c >= self.min_count]
         self.vocabulary_ = sorted(kept)
+        self.most_frequent_ = kept[0] if kept else None
         return self
+
+    def example(self) -> str | None:
+        """A typical value of the column: its most frequent training value (older runs: the first known one)."""
+        _check_fitted(self, "vocabulary_")
+        if self.most_frequent_ is not None:
+            return self.most_frequent_
+        return next(iter(self.vocabulary_ or []), None)
 
     @property
     def cardinality(self) -> int:
@@ -116,6 +133,7 @@ class CategoryEncoder:
             "max_categories": self.max_categories,
             "embedding_dim": self.embedding_dim,
             "vocabulary_": self.vocabulary_,
+            "most_frequent_": self.most_frequent_,
         }
 
 
@@ -176,6 +194,10 @@ class TextEncoder:
             out[row, : len(ids)] = ids
         return out
 
+    def example(self) -> None:
+        """No typical text is kept (a vocabulary is not a sentence)."""
+        return None
+
     def tokens(self, text: str) -> list[str]:
         if self.tokenizer == "hf":
             encoding = self._hf_tokenizer().encode(text)
@@ -232,6 +254,7 @@ class ImageEncoder:
         self.channels_: int | None = None
         self.mean_: list[float] | None = None
         self.std_: list[float] | None = None
+        self.pixel_range_: list[float] | None = None  # lowest and highest training pixel (older runs: none)
 
     def fit(self, series: pd.Series) -> ImageEncoder:
         first = _load_image(series.iloc[0], self.name, 0)
@@ -241,7 +264,16 @@ class ImageEncoder:
         raw = self._raw(sample)
         self.mean_ = raw.mean(axis=(0, 2, 3)).tolist()
         self.std_ = [s or 1.0 for s in raw.std(axis=(0, 2, 3)).tolist()]
+        self.pixel_range_ = [float(raw.min()), float(raw.max())]
         return self
+
+    def example(self) -> None:
+        """No typical image is kept."""
+        return None
+
+    def pixel_range(self) -> list[float]:
+        """The lowest and highest training pixel value; [0, 1] (what image files decode to) for older runs."""
+        return self.pixel_range_ or [0.0, 1.0]
 
     def _raw(self, series: pd.Series) -> np.ndarray:
         height, width = self.size_  # type: ignore[misc]
@@ -267,6 +299,7 @@ class ImageEncoder:
             "channels_": self.channels_,
             "mean_": self.mean_,
             "std_": self.std_,
+            "pixel_range_": self.pixel_range_,
         }
 
 

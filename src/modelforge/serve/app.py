@@ -10,26 +10,34 @@
     POST /v1/models/{name}/generate     {"prompt": ..., "stream": true|false, sampling options}
     POST /v1/models/{name}/images       {"n": ..., "label": ..., "seed": ...} → PNG images (GAN / VAE runs)
 
-Status codes: 401 wrong or missing API key (when one is set), 404 unknown model, 413 body too
-large, 422 bad records (naming row and field), 429 queue full (with Retry-After), 504 timeout.
-Bad input never gets a 500.
+Status codes: 400 a Host header the server does not answer to, 401 wrong or missing API key
+(when one is set), 404 unknown model, 408 body too slow, 413 body too large, 415 a POST body that
+is not application/json, 422 bad records (naming row and field), 429 queue full (with
+Retry-After), 504 timeout. Bad input never gets a 500, and no request holds the event loop for
+more than a few ms: a large predict body is parsed and checked on a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
+import importlib.util
 import json
+import math
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -37,17 +45,21 @@ from modelforge.errors import ModelforgeError
 from modelforge.serve.batcher import DynamicBatcher, QueueFullError, Served
 from modelforge.serve.limits import (
     ASGIApp,
-    BodyLimitMiddleware,
+    GuardSettings,
+    JsonAnswer,
     Receive,
+    RequestGuard,
+    RouteLabel,
     Scope,
     Send,
     api_key_matches,
-    replaying,
+    read_body,
     send_json,
+    validation_detail,
 )
 from modelforge.serve.metrics import ServerMetrics
 from modelforge.serve.playground import PLAYGROUND_HTML
-from modelforge.serve.records import RecordsError
+from modelforge.serve.records import BodyError, RecordsError, parse_body_in_steps
 from modelforge.serve.services import BatchedService, GenerateService, ImageService, Service
 from modelforge.serve.streams import END, Stream, StreamScheduler, StreamStopped
 from modelforge.text.generate import Sampling
@@ -56,6 +68,7 @@ MAX_RECORDS_PER_REQUEST = 10_000
 MAX_PROMPT_CHARS = 20_000
 MAX_IMAGES_PER_REQUEST = 256
 DEFAULT_NEW_TOKENS = 100
+INLINE_VALIDATION_BYTES = 16 * 1024  # larger predict bodies are parsed and checked on a worker thread
 
 
 @dataclass(frozen=True)
@@ -66,9 +79,12 @@ class ServeSettings:
     max_wait_ms: float = 5.0
     inline_ms: float = 10.0  # see DynamicBatcher: a lone small request runs on the event loop's thread
     max_queue: int = 1024
+    max_queue_rows: int = 16_384  # rows queued or in a forward pass per model (a larger lone request is admitted)
     max_body_bytes: int = 8 * 1024 * 1024
+    body_timeout_s: float = 10.0
     timeout_s: float = 30.0
     api_key: str | None = None
+    allowed_hosts: tuple[str, ...] | None = None  # Host names answered; None: any (run_server sets the bound host)
     max_new_tokens: int = 1024
     max_streams: int = 8  # GPT runs: generations decoded together (KV-cache rows); image runs: samplers at once
 
@@ -156,6 +172,12 @@ class ImagesResponse(BaseModel):
 class Feature(BaseModel):
     name: str
     kind: str
+    example: Any = Field(
+        None, description="a typical value from the fitted preprocessing: the median, the most frequent category"
+    )
+    shape: list[int] | None = Field(None, description="image columns: channels, height and width the model reads")
+    pixel_range: list[float] | None = Field(None, description="image columns: the lowest and highest training pixel")
+    pixel_mean: float | None = Field(None, description="image columns: the training images' mean pixel")
 
 
 class ModelInfo(BaseModel):
@@ -180,9 +202,12 @@ class Health(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Message, "description": "the body is not valid JSON text"},
+    400: {"model": Message, "description": "a Host header the server does not answer to, or an unreadable body"},
+    401: {"model": Message, "description": "missing or wrong API key (a server started with --api-key)"},
     404: {"model": Message, "description": "unknown model, or the model has no such endpoint"},
+    408: {"model": Message, "description": "the body did not arrive within the server's --body-timeout"},
     413: {"model": Message, "description": "request body too large"},
+    415: {"model": Message, "description": "the body is not sent as Content-Type: application/json"},
     429: {"model": Message, "description": "queue full; retry after the Retry-After header's seconds"},
     504: {"model": Message, "description": "the answer took longer than the request timeout"},
 }
@@ -199,6 +224,7 @@ class ServerState:
     schedulers: dict[str, StreamScheduler] = field(default_factory=dict)  # GPT runs: streams decoded together
     generation_pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)  # image runs
     active_generations: dict[str, int] = field(default_factory=dict)
+    validation_pool: ThreadPoolExecutor | None = None  # large predict bodies: parsed and checked off the loop
 
     def service(self, name: str) -> Service:
         service = self.services.get(name)
@@ -226,6 +252,8 @@ async def _start(state: ServerState) -> None:
                 max_wait_ms=settings.max_wait_ms,
                 inline_ms=settings.inline_ms,
                 max_queue=settings.max_queue,
+                max_queue_rows=settings.max_queue_rows,
+                max_retry_after_s=math.ceil(settings.timeout_s),
                 on_batch=_batch_observer(state, name),
             )
             await state.batchers[name].start()
@@ -236,6 +264,7 @@ async def _start(state: ServerState) -> None:
             state.active_generations[name] = 0
         else:
             state.generation_pools[name] = ThreadPoolExecutor(settings.max_streams, thread_name_prefix=f"gen-{name}")
+    state.validation_pool = ThreadPoolExecutor(2, thread_name_prefix="validate")
     # Everything loaded so far (torch, pandas, the models) lives as long as the server: moving it out
     # of the collector's reach keeps full collections, triggered by per-request garbage, cheap.
     gc.collect()
@@ -251,63 +280,30 @@ async def _stop(state: ServerState) -> None:
         scheduler.stop()
     for pool in state.generation_pools.values():
         pool.shutdown(wait=True, cancel_futures=True)
+    if state.validation_pool is not None:
+        state.validation_pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ----------------------------------------------------------------------------- middleware
 _PREDICT_PATH = re.compile(r"^/v1/models/([^/]+)/predict$")
 
 
-class ArrivalMiddleware:
-    """Tell a model's batcher as soon as a predict request starts arriving, so it can wait for it."""
-
-    def __init__(self, app: ASGIApp, state: ServerState) -> None:
-        self.app, self.state = app, state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = _PREDICT_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
-        batcher = self.state.batchers.get(match.group(1)) if match else None
-        if batcher is None:
-            await self.app(scope, receive, send)
-            return
-        arrival = Arrival(batcher)
-        scope.setdefault("state", {})["arrival"] = arrival
-        batcher.announce()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            arrival.done()
-
-
-@dataclass
-class Arrival:
-    batcher: DynamicBatcher
-    finished: bool = False
-
-    def done(self) -> None:
-        if not self.finished:
-            self.finished = True
-            self.batcher.withdraw()
-
-
-@dataclass(frozen=True)
-class RouteLabel:
-    """What MetricsMiddleware reads from `scope["route"]` for requests answered before routing."""
-
-    path: str
-
-
 PREDICT_ROUTE = RouteLabel("/v1/models/{name}/predict")
 
 
 class FastPredictMiddleware:
-    """Answer well-formed predict requests without FastAPI's request machinery.
+    """Answer every predict request for a batched model without FastAPI's request machinery.
 
     Routing, dependency solving and the request/response objects cost ~0.5 ms a request, as much
-    as a small model's forward pass. This path runs after the body limit and arrival middlewares
-    and before FastAPI: a POST to a served model's /predict whose API key is right and whose body
-    parses into `PredictRequest` and valid records is queued here, through the same
-    `answer_records` as the route. Anything else is handed to the FastAPI route with its body
-    replayed, so every error keeps the route's answer and shape.
+    as a small model's forward pass. This path runs after `RequestGuard` (Host, API key,
+    Content-Type and body size are checked, the body is read) and before FastAPI: a POST to a
+    served model's /predict is parsed into `PredictRequest`, its records checked, and queued
+    through the same `answer_records` as the route, or answered 422 in the route's shape. A body
+    over `INLINE_VALIDATION_BYTES` is parsed and checked on a worker thread, so a large or hostile
+    body holds the event loop for no longer than a small one. Anything else goes to FastAPI.
+
+    The batcher is told a request is coming (`announce`) only once its body has arrived: a slow
+    upload neither holds back other requests' batches nor keeps small ones off the inline path.
     """
 
     def __init__(self, app: ASGIApp, state: ServerState) -> None:
@@ -316,43 +312,71 @@ class FastPredictMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = _PREDICT_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
         batcher = self.state.batchers.get(match.group(1)) if match and scope["method"] == "POST" else None
-        if batcher is None or not self._authorized(scope):
+        if batcher is None:
             await self.app(scope, receive, send)
             return
-        body, disconnected = await _read_body(receive)
-        if disconnected:
+        body = await read_body(receive, self.state.settings.max_body_bytes)  # RequestGuard has buffered it
+        if body is None:
             return
-        service = self.state.services[batcher.name]
-        try:
-            request = PredictRequest.model_validate_json(body)
-            records = service.validate(request.records, request.k)  # type: ignore[union-attr]
-        except (ValidationError, RecordsError):
-            await self.app(scope, replaying(body, receive), send)
-            return
-        arrival = scope.get("state", {}).get("arrival")
-        if arrival is not None:
-            arrival.done()
         scope["route"] = PREDICT_ROUTE
-        status, payload, headers = await answer_records(self.state, batcher, records)
+        service = self.state.services[batcher.name]
+        batcher.announce()
+        try:
+            if len(body) <= INLINE_VALIDATION_BYTES or self.state.validation_pool is None:
+                checked = parse_records(service, body)
+            else:
+                loop = asyncio.get_running_loop()
+                checked = await loop.run_in_executor(self.state.validation_pool, parse_records, service, body)
+        finally:
+            batcher.withdraw()
+        if isinstance(checked, Problems):
+            await send_json(send, 422, {"detail": checked.detail})
+            return
+        status, payload, headers = await answer_records(self.state, batcher, checked)
         await send_json(send, status, payload, headers)
 
-    def _authorized(self, scope: Scope) -> bool:
-        api_key = self.state.settings.api_key
-        if api_key is None:
-            return True
-        header = dict(scope.get("headers") or []).get(b"authorization")
-        return api_key_matches(header.decode("latin-1") if header else None, api_key)
+
+def _checked_request(parsed: dict[str, Any]) -> PredictRequest:
+    """`PredictRequest.model_validate(parsed)` without copying every record in one call.
+
+    pydantic copies each record dict while it checks it: 50 ms holding the GIL for 10,000 rows.
+    The records, plain dicts with string keys as JSON gives them, are checked here a row at a
+    time; the rest of the body (a placeholder in place of the records) by pydantic. Anything
+    wrong goes through pydantic itself, for its errors.
+    """
+    records = parsed.get("records")
+    fine = isinstance(records, list) and 1 <= len(records) <= MAX_RECORDS_PER_REQUEST
+    if not fine or not all(type(record) is dict for record in records):  # type: ignore[union-attr]
+        return PredictRequest.model_validate(parsed)
+    envelope = PredictRequest.model_validate({**parsed, "records": [{}]})
+    return PredictRequest.model_construct(records=records, k=envelope.k)
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return b"", True
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks), False
+@dataclass(frozen=True)
+class Problems:
+    """Why a predict body was refused, in FastAPI's 422 shape."""
+
+    detail: list[dict[str, Any]]
+
+
+def parse_records(service: Any, body: bytes) -> list[Any] | Problems:
+    """A predict body's validated records, or the problems with it.
+
+    A small body is parsed in one C call; a large one (on a worker thread) one value at a time,
+    so that no single call holds the GIL, and with it the event loop, for long.
+    """
+    try:
+        if len(body) <= INLINE_VALIDATION_BYTES:
+            request = PredictRequest.model_validate_json(body)
+        else:
+            request = _checked_request(parse_body_in_steps(body, service.columns, MAX_RECORDS_PER_REQUEST))
+        return service.validate(request.records, request.k)  # type: ignore[no-any-return]
+    except BodyError as exc:
+        return Problems([{"loc": ["body", exc.position], "msg": f"JSON decode error: {exc}", "type": "json_invalid"}])
+    except ValidationError as exc:
+        return Problems(validation_detail(exc.errors(include_url=False), ("body",)))
+    except RecordsError as exc:
+        return Problems([p.as_detail() for p in exc.problems])
 
 
 def no_answer(timeout_s: float) -> dict[str, str]:
@@ -427,16 +451,34 @@ def create_app(services: dict[str, Service], settings: ServeSettings | None = No
         version="1",
         description="Predictions and generation from modelforge runs.",
         lifespan=lifespan,
+        default_response_class=JsonAnswer,
+        docs_url=None,  # served from the fastapi-offline package's files below, not a CDN
+        redoc_url=None,
     )
     app.state.serve = state
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     guarded = [Depends(_api_key_guard(settings.api_key))] if settings.api_key else []
     _add_health_routes(app, state, guarded)
+    _add_docs_routes(app)
     _add_model_routes(app, state, guarded)
+    batched = [name for name, service in services.items() if isinstance(service, BatchedService)]
+    guard = GuardSettings(
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+        api_key=settings.api_key,
+        allowed_hosts=None if settings.allowed_hosts is None else tuple(settings.allowed_hosts),
+        large_body_paths=tuple(f"/v1/models/{name}/predict" for name in batched),
+    )
     app.add_middleware(FastPredictMiddleware, state=state)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ArrivalMiddleware, state=state)
+    app.add_middleware(RequestGuard, settings=guard)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
+
+
+async def _invalid_request(_: Request, exc: Exception) -> Response:
+    """FastAPI's 422 without the `input` it echoes: NaN, infinities or lone surrogates in it made a 500."""
+    assert isinstance(exc, RequestValidationError)
+    return JsonAnswer({"detail": validation_detail(exc.errors())}, status_code=422)
 
 
 def _api_key_guard(api_key: str) -> Any:
@@ -466,7 +508,7 @@ def _add_health_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> 
     )
     async def readyz() -> Any:
         if not state.ready:
-            return JSONResponse({"status": "not ready"}, status_code=503)
+            return JsonAnswer({"status": "not ready"}, status_code=503)
         return {"status": "ready"}
 
     @app.get(
@@ -479,6 +521,39 @@ def _add_health_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> 
         for name, batcher in state.batchers.items():
             state.metrics.queue_depth.set(name, value=batcher.queue_depth)
         return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon.png": "image/png"}
+
+
+def _add_docs_routes(app: FastAPI) -> None:
+    """/docs: Swagger UI 5 (it reads OpenAPI 3.1) from the fastapi-offline package's files: no CDN, works offline."""
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - docs",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon.png",
+        )
+
+    @app.get("/docs/assets/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> Response:
+        media_type = DOCS_ASSETS.get(name)
+        if media_type is None:
+            raise HTTPException(404, f"no docs asset {name!r}")
+        return Response(swagger_asset(name), media_type=media_type, headers={"Cache-Control": "max-age=86400"})
+
+
+@functools.cache
+def swagger_asset(name: str) -> bytes:
+    """One of Swagger UI's files, as fastapi-offline ships them (found without importing the package)."""
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or not spec.submodule_search_locations:
+        raise HTTPException(404, "the API docs need fastapi-offline: pip install 'modelforge[serve]'")
+    return (Path(spec.submodule_search_locations[0]) / "static" / name).read_bytes()
 
 
 def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> None:
@@ -511,21 +586,10 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
         dependencies=guarded,
         summary="Predictions for records, in request order (dynamically batched)",
     )
-    async def predict(name: str, body: PredictRequest, request: Request) -> Response:
-        service = state.service(name)
-        arrival = getattr(request.state, "arrival", None)
-        batcher = state.batchers.get(name)
-        if not isinstance(service, BatchedService) or batcher is None:
-            raise _wrong_endpoint(service)
-        try:
-            records = service.validate(body.records, body.k)
-        except RecordsError as exc:
-            return JSONResponse({"detail": [p.as_detail() for p in exc.problems]}, status_code=422)
-        finally:
-            if arrival is not None:
-                arrival.done()
-        status, payload, headers = await answer_records(state, batcher, records)
-        return JSONResponse(payload, status, headers)
+    async def predict(name: str, body: PredictRequest) -> Response:
+        # FastPredictMiddleware answers every request for a served batched model; what reaches the
+        # route is for an unknown model or one that does not predict.
+        raise _wrong_endpoint(state.service(name))
 
     @app.post(
         "/v1/models/{name}/generate",
@@ -554,26 +618,30 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
                 "msg": f"at most {settings.max_new_tokens} (the server's --max-new-tokens), got {body.max_new_tokens}",
                 "type": "less_than_equal",
             }
-            return JSONResponse({"detail": [detail]}, status_code=422)
+            return JsonAnswer({"detail": [detail]}, status_code=422)
         if state.active_generations[name] >= settings.max_queue:
-            return JSONResponse({"detail": f"model {name!r}: too many generations"}, 429, {"Retry-After": "1"})
+            return JsonAnswer({"detail": f"model {name!r}: too many generations"}, 429, {"Retry-After": "1"})
         sampling = Sampling(body.max_new_tokens, body.temperature, body.top_k, body.top_p, body.seed)
         try:
             stream = state.schedulers[name].open(body.prompt, sampling)
         except (ModelforgeError, ValueError, KeyError) as exc:
             return _prompt_refused(exc)
-        tokens = _TokenPump(state, name, stream)
-        if body.stream:
-            return StreamingResponse(tokens.events(), media_type="text/event-stream")
+        tokens = _TokenPump(state, name, stream, time.perf_counter() + settings.timeout_s)
         try:
-            text, count = await asyncio.wait_for(tokens.collect(), settings.timeout_s)
+            if body.stream:
+                # The first event is awaited here, so a stream that waits past the timeout for a free
+                # decoding row gets the same 504 as a plain request instead of an open, silent stream.
+                events = tokens.events()
+                first = await anext(events)
+                return StreamingResponse(_chained(first, events), media_type="text/event-stream")
+            text, count = await tokens.collect()
         except TimeoutError:
-            return JSONResponse(no_answer(settings.timeout_s), status_code=504)
+            return JsonAnswer(no_answer(settings.timeout_s), status_code=504)
         except StreamStopped as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=503)
+            return JsonAnswer({"detail": str(exc)}, status_code=503)
         except (ModelforgeError, ValueError, KeyError) as exc:
             return _prompt_refused(exc)
-        return JSONResponse({"text": text, "new_tokens": count})
+        return JsonAnswer({"text": text, "new_tokens": count})
 
     @app.post(
         "/v1/models/{name}/images",
@@ -589,15 +657,15 @@ def _add_model_routes(app: FastAPI, state: ServerState, guarded: list[Any]) -> N
         classes = service.run.classes
         if body.label is not None and body.label not in classes:
             why = f"not a class of {name} ({', '.join(classes)})" if classes else f"{name} is unconditional"
-            return JSONResponse({"detail": [{"loc": ["body", "label"], "msg": why, "type": "value_error"}]}, 422)
+            return JsonAnswer({"detail": [{"loc": ["body", "label"], "msg": why, "type": "value_error"}]}, 422)
         loop = asyncio.get_running_loop()
         pool = state.generation_pools[name]
         work = loop.run_in_executor(pool, service.sample, body.n, body.label, body.seed, body.temperature, body.grid)
         try:
             answer = await asyncio.wait_for(work, settings.timeout_s)
         except TimeoutError:
-            return JSONResponse(no_answer(settings.timeout_s), status_code=504)
-        return JSONResponse(answer)
+            return JsonAnswer(no_answer(settings.timeout_s), status_code=504)
+        return JsonAnswer(answer)
 
 
 def _wrong_endpoint(service: Service) -> HTTPException:
@@ -612,14 +680,21 @@ def _wrong_endpoint(service: Service) -> HTTPException:
 class _TokenPump:
     """A generation stream's pieces as they arrive from the model's StreamScheduler."""
 
-    def __init__(self, state: ServerState, name: str, stream: Stream) -> None:
-        self.state, self.name, self.stream = state, name, stream
+    def __init__(self, state: ServerState, name: str, stream: Stream, deadline: float) -> None:
+        self.state, self.name, self.stream, self.deadline = state, name, stream, deadline
 
     async def tokens(self) -> AsyncIterator[str]:
+        """The pieces; TimeoutError when the next one has not come by the deadline (a row never freed included)."""
         self.state.active_generations[self.name] += 1
         try:
             while True:
-                item = await self.stream.pieces.get()
+                remaining = self.deadline - time.perf_counter()
+                if remaining <= 0:
+                    raise TimeoutError
+                try:
+                    item = self.stream.pieces.get_nowait()
+                except asyncio.QueueEmpty:
+                    item = await asyncio.wait_for(self.stream.pieces.get(), remaining)
                 if item is END:
                     return
                 if isinstance(item, Exception):
@@ -634,30 +709,43 @@ class _TokenPump:
         pieces = [token async for token in self.tokens()]
         return "".join(pieces), len(pieces)
 
-    async def events(self) -> AsyncIterator[str]:
+    async def events(self) -> AsyncGenerator[str, None]:
+        """Server-sent events: one per token, then `done`; a failure before the first token is raised."""
         pieces: list[str] = []
-        deadline = time.perf_counter() + self.state.settings.timeout_s
         try:
             async for token in self.tokens():
                 pieces.append(token)
                 yield f"data: {json.dumps({'token': token})}\n\n"
-                if time.perf_counter() > deadline:
-                    yield _sse("error", {"detail": f"stopped after {self.state.settings.timeout_s:g} s"})
-                    return
+        except TimeoutError:
+            if not pieces:
+                raise
+            yield _sse("error", {"detail": f"stopped after {self.state.settings.timeout_s:g} s"})
+            return
         except (ModelforgeError, ValueError, KeyError) as exc:
+            if not pieces:
+                raise
             yield _sse("error", {"detail": _one_line(exc)})
             return
         yield _sse("done", {"text": "".join(pieces), "new_tokens": len(pieces)})
+
+
+async def _chained(first: str, rest: AsyncGenerator[str, None]) -> AsyncIterator[str]:
+    try:
+        yield first
+        async for event in rest:
+            yield event
+    finally:
+        await rest.aclose()  # a client that went away frees its decoding row now, not at garbage collection
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-def _prompt_refused(exc: Exception) -> JSONResponse:
+def _prompt_refused(exc: Exception) -> JsonAnswer:
     """The 422 for a prompt the generator refused (too long, not encodable) or that failed midway."""
     detail = {"loc": ["body", "prompt"], "msg": _one_line(exc), "type": "value_error"}
-    return JSONResponse({"detail": [detail]}, status_code=422)
+    return JsonAnswer({"detail": [detail]}, status_code=422)
 
 
 def _one_line(exc: Exception) -> str:

@@ -31,7 +31,7 @@ from modelforge.errors import ModelforgeError
 
 
 class QueueFullError(ModelforgeError):
-    """The model's queue holds `max_queue` requests; the client should retry later."""
+    """The model's queue holds `max_queue` requests or `max_queue_rows` rows; the client should retry later."""
 
     def __init__(self, model: str, retry_after_s: int) -> None:
         super().__init__(f"model {model!r}: queue is full; retry after {retry_after_s} s")
@@ -62,7 +62,15 @@ class BatchStats:
     batches: int = 0
     rows: int = 0
     requests: int = 0
-    seconds_per_row: float = 0.0  # moving average of forward time per row, for Retry-After
+    seconds_per_row: float = 0.0  # moving average of forward time per row, for the inline decision
+    # (rows, seconds from taking the batch to answering it) of the last batches: the drain rate for
+    # Retry-After. A ratio of sums, so big batches (the ones a full queue runs) weigh by their rows.
+    recent: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=32))
+
+    def drain_seconds(self, rows: int) -> float:
+        """Seconds the recent batches would have taken to answer `rows` rows."""
+        done_rows = sum(r for r, _ in self.recent)
+        return rows * sum(s for _, s in self.recent) / done_rows if done_rows else 0.0
 
 
 @dataclass
@@ -78,11 +86,14 @@ class DynamicBatcher:
     max_batch_size: int = 64
     max_wait_ms: float = 5.0
     max_queue: int = 1024
+    max_queue_rows: int = 16_384  # rows queued or in the running pass; a larger request is admitted alone
+    max_retry_after_s: int = 30  # a queue slower to drain than this times its requests out anyway
     inline_ms: float = 10.0
     on_batch: Callable[[int, int], None] | None = None  # (rows, queued requests left)
     stats: BatchStats = field(default_factory=BatchStats)
     _queue: deque[_Pending] = field(default_factory=deque)
     _arriving: int = 0
+    _rows_in_flight: int = 0  # queued or in the running pass
     _changed: asyncio.Event | None = None
     _worker: asyncio.Task[None] | None = None
     _executor: ThreadPoolExecutor | None = None
@@ -120,11 +131,13 @@ class DynamicBatcher:
 
     async def submit(self, item: Any, rows: int, timeout_s: float | None = None) -> Served:
         """Queue one request and wait for its answer; raises QueueFullError or TimeoutError."""
-        if len(self._queue) >= self.max_queue:
+        too_many_rows = self._rows_in_flight and self._rows_in_flight + rows > self.max_queue_rows
+        if len(self._queue) >= self.max_queue or too_many_rows:
             raise QueueFullError(self.name, self._retry_after_s())
         loop = asyncio.get_running_loop()
         pending = _Pending(item, rows, loop.create_future(), time.perf_counter())
         self._queue.append(pending)
+        self._rows_in_flight += rows
         self._notify()
         try:
             return await asyncio.wait_for(asyncio.shield(pending.future), timeout_s)
@@ -137,37 +150,47 @@ class DynamicBatcher:
             self._changed.set()
 
     def _retry_after_s(self) -> int:
-        queued_rows = sum(p.rows for p in self._queue)
-        return max(1, math.ceil(queued_rows * self.stats.seconds_per_row))
+        """When the rows in flight will have drained at the measured rate (1 s at least)."""
+        seconds = self.stats.drain_seconds(self._rows_in_flight)
+        return min(self.max_retry_after_s, max(1, math.ceil(seconds)))
 
     # ------------------------------------------------------------------ worker
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = await self._collect()
             if not batch:
                 continue
             rows = sum(p.rows for p in batch)
-            if self.on_batch is not None:
-                self.on_batch(rows, len(self._queue))
-            items = [p.item for p in batch]
-            if self._runs_inline(batch, rows):
-                try:
-                    answers, started, seconds = self._timed_run(items)
-                except Exception as exc:
-                    if not batch[0].future.done():
-                        batch[0].future.set_exception(exc)
-                    continue
-            else:
-                try:
-                    answers, started, seconds = await loop.run_in_executor(self._executor, self._timed_run, items)
-                except Exception:
-                    await self._run_one_by_one(batch)  # so one bad request fails alone, not its whole batch
-                    continue
-            self._record(rows, len(batch), seconds)
-            for pending, answer in zip(batch, answers, strict=True):
-                if not pending.future.done():
-                    pending.future.set_result(Served(answer, started - pending.queued_at, seconds))
+            try:
+                await self._answer(batch, rows)
+            finally:
+                self._rows_in_flight -= rows
+
+    async def _answer(self, batch: list[_Pending], rows: int) -> None:
+        """Run one batch and settle its requests' futures."""
+        taken = time.perf_counter()
+        if self.on_batch is not None:
+            self.on_batch(rows, len(self._queue))
+        items = [p.item for p in batch]
+        if self._runs_inline(batch, rows):
+            try:
+                answers, started, seconds = self._timed_run(items)
+            except Exception as exc:
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(exc)
+                return
+        else:
+            loop = asyncio.get_running_loop()
+            try:
+                answers, started, seconds = await loop.run_in_executor(self._executor, self._timed_run, items)
+            except Exception:
+                await self._run_one_by_one(batch)  # so one bad request fails alone, not its whole batch
+                return
+        self._record(rows, len(batch), seconds)
+        for pending, answer in zip(batch, answers, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(Served(answer, started - pending.queued_at, seconds))
+        self.stats.recent.append((rows, time.perf_counter() - taken))
 
     def _timed_run(self, items: list[Any]) -> tuple[list[Any], float, float]:
         """The answers, when the pass started and the seconds it took (without the thread hand-over)."""
@@ -225,6 +248,7 @@ class DynamicBatcher:
                 break
             self._queue.popleft()
             if pending.future.done():  # timed out while queued
+                self._rows_in_flight -= pending.rows
                 continue
             batch.append(pending)
             rows += pending.rows

@@ -14,14 +14,24 @@ import base64
 import math
 import re
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from modelforge.errors import ModelforgeError
-from modelforge.serve.records import SUPPORTED_KINDS, FieldProblem, RecordSchema, RecordsError
-from modelforge.tasks import TASKS, predicts_values, task_of_run
+from modelforge.serve.records import (
+    MAX_REPORTED_PROBLEMS,
+    MAX_UNKNOWN_COLUMNS,
+    SUPPORTED_KINDS,
+    FieldProblem,
+    RecordSchema,
+    RecordsError,
+    describe,
+    short_name,
+)
+from modelforge.tasks import TASKS, predicts_label_sets, predicts_values, task_of_run
 
 if TYPE_CHECKING:
     from modelforge.text.generate import Generator
@@ -145,16 +155,23 @@ class PredictService:
     schema: RecordSchema
     classes: list[Any]
     hashed_columns: list[str]
+    features: list[dict[str, Any]]  # `describe_feature` of each column, in the schema's order
+    decision: Any = None  # the run's modelforge.decision.Decision: calibration and threshold (classification)
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "task": self.task,
             "endpoint": TASKS.get(self.task).endpoint,
-            "features": [{"name": n, "kind": k} for n, k in self.schema.features.items()],
+            "features": self.features,
             "classes": [str(c) for c in self.classes],
             "engine": self.predictor.engine,
         }
+
+    @property
+    def columns(self) -> frozenset[str]:
+        """The keys a record may carry: the model's columns and the ones it ignores."""
+        return frozenset(self.schema.features) | self.schema.ignored
 
     def validate(self, records: list[dict[str, Any]], k: int | None) -> list[dict[str, Any]]:
         """Cleaned records, or RecordsError naming each bad row and field."""
@@ -186,7 +203,17 @@ class PredictService:
         if predicts_values(self.task):
             return [{"value": float(v)} for v in values]
         labels = [str(c) for c in self.classes]
-        best = values.argmax(axis=1)
+        if predicts_label_sets(self.task):  # multilabel: every label passing its saved threshold
+            return [
+                {
+                    "labels": [name for name, on in zip(labels, chosen, strict=True) if on],
+                    "probabilities": dict(zip(labels, map(float, row), strict=True)),
+                }
+                for chosen, row in zip(self.decision.choose(values), values, strict=True)
+            ]
+        if self.decision is not None:  # the run's saved calibration and threshold
+            values = self.decision.calibrated(values)
+        best = values.argmax(axis=1) if self.decision is None else self.decision.choose(values)
         return [
             {"label": self.classes[int(k)], "probabilities": dict(zip(labels, map(float, row), strict=True))}
             for k, row in zip(best, values, strict=True)
@@ -215,6 +242,7 @@ def load_predict_service(spec: ModelSpec, engine: str = "torch", threads: int | 
             )
     data = run.config.data
     ignored = {c for c in [preprocessor.target, *data.drop] if c}
+    hashed = [c for c in data.hash if c in preprocessor.feature_names]
     return PredictService(
         name=spec.name,
         task=run.task,
@@ -222,8 +250,28 @@ def load_predict_service(spec: ModelSpec, engine: str = "torch", threads: int | 
         predictor=predictor,
         schema=RecordSchema.from_preprocessor(preprocessor, ignored),
         classes=preprocessor.classes,
-        hashed_columns=[c for c in data.hash if c in preprocessor.feature_names],
+        hashed_columns=hashed,
+        features=[describe_feature(encoder, encoder.name in hashed) for encoder in preprocessor.encoders],
+        decision=run.decision,
     )
+
+
+def describe_feature(encoder: Any, hashed: bool) -> dict[str, Any]:
+    """A column as `/v1/models` lists it: name, kind, a typical value from the fitted preprocessing
+    (the median; the most frequent category), and for images the shape, pixel range and mean pixel the
+    model was trained on (a page decoding a photo needs them to scale, and perhaps invert, its pixels).
+
+    A hashed column has no example: the encoder only saw digests, and a digest sent back would be hashed again.
+    """
+    described: dict[str, Any] = {"name": encoder.name, "kind": encoder.kind}
+    example = None if hashed else encoder.example()
+    if example is not None:
+        described["example"] = example
+    if encoder.kind == "image":
+        described["shape"] = [encoder.channels_, *encoder.size_]
+        described["pixel_range"] = encoder.pixel_range()
+        described["pixel_mean"] = sum(encoder.mean_) / len(encoder.mean_)
+    return described
 
 
 def split_answers(answers: list[dict[str, Any]], items: list[list[Any]]) -> list[list[dict[str, Any]]]:
@@ -251,7 +299,7 @@ class RecommendService:
 
     name: str
     path: Path
-    run: Any  # modelforge.train.recommend.RecommenderRun
+    run: Any  # modelforge.training.recommend.RecommenderRun
 
     task: str
 
@@ -266,20 +314,26 @@ class RecommendService:
             "classes": [],
         }
 
+    @property
+    def columns(self) -> frozenset[str]:
+        """The keys a record may carry: user and item, and the rating and time columns of training rows."""
+        settings = self.run.settings
+        return frozenset(c for c in (settings.user, settings.item, settings.rating, settings.time) if c)
+
     def validate(self, records: list[dict[str, Any]], k: int | None) -> list[Wanted]:
         settings = self.run.settings
-        known = {settings.user, settings.item} | {
-            c for c in (settings.rating, settings.time) if c
-        }  # rows as trained on
+        known = self.columns
         problems: list[FieldProblem] = []
         wanted = []
         for row, record in enumerate(records):
             if not isinstance(record, dict):
                 problems.append(FieldProblem(row, None, f"expected an object, got {type(record).__name__}"))
                 continue
-            for key in [key for key in record if key not in known]:
+            for key in islice((key for key in record if key not in known), MAX_UNKNOWN_COLUMNS):
                 problems.append(
-                    FieldProblem(row, str(key), f"unknown column; give {settings.user!r} (and {settings.item!r})")
+                    FieldProblem(
+                        row, short_name(key), f"unknown column; give {settings.user!r} (and {settings.item!r})"
+                    )
                 )
             if settings.user not in record:
                 problems.append(FieldProblem(row, settings.user, "missing (user id)", "missing"))
@@ -288,7 +342,9 @@ class RecommendService:
             if user is None:
                 problems.append(
                     FieldProblem(
-                        row, settings.user, f"expected a user id (string or integer), got {record[settings.user]!r:.40}"
+                        row,
+                        settings.user,
+                        f"expected a user id (string or integer), got {describe(record[settings.user])}",
                     )
                 )
             if item is None and record.get(settings.item) is not None:
@@ -296,12 +352,14 @@ class RecommendService:
                     FieldProblem(
                         row,
                         settings.item,
-                        f"expected an item id (string, integer or null), got {record[settings.item]!r:.40}",
+                        f"expected an item id (string, integer or null), got {describe(record[settings.item])}",
                     )
                 )
             wanted.append(Wanted(user or "", item, k or settings.k))
+            if len(problems) >= MAX_REPORTED_PROBLEMS:
+                break
         if problems:
-            raise RecordsError(problems[:20])
+            raise RecordsError(problems[:MAX_REPORTED_PROBLEMS])
         return wanted
 
     def predict_batch(self, items: list[list[Wanted]]) -> list[list[dict[str, Any]]]:
@@ -346,9 +404,14 @@ def _finite(value: float) -> float | None:
 
 
 def load_recommend_service(spec: ModelSpec, engine: str = "torch", threads: int | None = None) -> RecommendService:
-    from modelforge.train.recommend import load_recommender_run
+    from modelforge.training.recommend import load_recommender_run
 
-    run = load_recommender_run(spec.path)
+    if engine == "onnx":  # the exported score(user, item) graph answers in place of the module
+        from modelforge.export.graphs import load_onnx_recommender
+
+        run = load_onnx_recommender(spec.path, threads).run
+    else:
+        run = load_recommender_run(spec.path)
     return RecommendService(spec.name, spec.path, run, str(run.config.task))
 
 
@@ -395,7 +458,12 @@ def _base64(data: bytes) -> str:
 def load_image_service(spec: ModelSpec, engine: str = "torch", threads: int | None = None) -> ImageService:
     from modelforge.generation.run import load_generator_run
 
-    run = load_generator_run(spec.path)
+    if engine == "onnx":  # the exported decoder samples in place of the module
+        from modelforge.export.graphs import load_onnx_generator_run
+
+        run = load_onnx_generator_run(spec.path, threads)
+    else:
+        run = load_generator_run(spec.path)
     return ImageService(spec.name, spec.path, run, str(run.config.task))
 
 
@@ -421,6 +489,11 @@ class GenerateService:
 
 
 def load_generate_service(spec: ModelSpec, engine: str = "torch", threads: int | None = None) -> GenerateService:
+    if engine == "onnx":
+        raise ServeError(
+            f"--engine onnx: {spec.path} is a language model, served by the eager continuous-batching decoder; "
+            "`modelforge generate RUN --engine onnx` runs its exported graph"
+        )
     try:
         from modelforge.text.generate import load_generator
     except ImportError:
