@@ -1,0 +1,1 @@
+"""Object detection: COCO/YOLO boxes in, boxes out, mAP measured by pycocotools."""

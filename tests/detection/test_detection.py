@@ -1,0 +1,298 @@
+"""Object detection end to end on a tiny generated set (squares and discs on 64 px canvases): init on COCO
+JSON and on a YOLO folder, train → evaluate (pycocotools mAP) → predict boxes.csv → serve a base64 image,
+bad annotations refused in one line with exit 2, bitwise resume, NMS against a brute-force reference,
+box-aware augmentation, and our mAP equal to pycocotools' run on files."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from shapes import write_shapes, write_yolo
+
+from cli_runner import modelforge_in_process
+from modelforge.config import DetectionAugment, load_config
+from modelforge.detection.augment import augment, horizontal_flip, scale_translate
+from modelforge.detection.boxes import batched_nms, box_iou
+from modelforge.detection.recipe import train_detector
+from modelforge.detection.run import DetectorRun
+from modelforge.training.checkpoint import checkpoint_name, list_checkpoints
+
+
+def tiny_config(data: Path, **train: Any) -> dict[str, Any]:
+    return {
+        "task": "detection",
+        "seed": 3,
+        "data": {"train": str(data), "split": {"valid": 0.2, "test": 0.0}},
+        "model": {"type": "detector", "widths": [8, 16, 32], "head_width": 16},
+        "train": {"epochs": 12, "batch_size": 16, "lr": 0.01, "warmup_steps": 10, "threads": 1, **train},
+        "detection": {"image_size": 64},
+    }
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_shapes(tmp_path_factory.mktemp("shapes"), n_images=120, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> DetectorRun:
+    return train_detector(load_config(tiny_config(shapes)), tmp_path_factory.mktemp("runs") / "run")
+
+
+def test_a_small_detector_learns_the_shapes_well_above_chance(trained: DetectorRun) -> None:
+    metrics = trained.metrics
+    assert metrics["split"] == "valid" and metrics["images"] == 24
+    assert metrics["map50"] > 0.4 and metrics["map"] > 0.2, metrics  # chance is ~0: boxes must be found and fit
+    assert set(metrics["ap_per_class"]) == {"square", "disc"}
+    assert metrics["best_epoch"] >= 1 and (trained.path / "checkpoints").is_dir()
+
+
+def test_evaluate_predict_and_serve_through_the_cli(trained: DetectorRun, shapes: Path, tmp_path: Path) -> None:
+    evaluated = modelforge_in_process("evaluate", str(trained.path), "--data", str(shapes), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    scores = json.loads(evaluated.stdout)
+    assert {"map", "map50", "map75", "ap_per_class"} <= set(scores) and 0 < scores["map50"] <= 1
+
+    out = tmp_path / "boxes.csv"
+    predicted = modelforge_in_process(
+        "predict", str(trained.path), "--data", str(shapes.parent / "images"), "--out", str(out),
+        "--score-threshold", "0.3",
+    )  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr
+    boxes = pd.read_csv(out)
+    assert list(boxes.columns) == ["image", "x", "y", "w", "h", "label", "score"]
+    assert (boxes["score"] >= 0.3).all() and set(boxes["label"]) <= {"square", "disc"}
+    assert boxes["image"].nunique() > 60 and (boxes[["x", "y"]] >= 0).all().all()
+    assert (boxes["x"] + boxes["w"] <= 64.01).all()
+
+    refused = modelforge_in_process("predict", str(trained.path), "--data", str(shapes), "--score-threshold", "2")
+    assert refused.returncode == 2 and "--score-threshold" in refused.stderr
+
+
+def test_serve_answers_a_base64_image_with_its_boxes(trained: DetectorRun, shapes: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from modelforge.serve.app import create_app
+    from modelforge.serve.services import load_services
+
+    truth = json.loads(shapes.read_text())
+    png = (shapes.parent / truth["images"][0]["file_name"]).read_bytes()
+    url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    with TestClient(create_app(load_services([f"det={trained.path}"]))) as client:
+        info = client.get("/v1/models/det").json()
+        assert info["task"] == "detection" and info["features"][0]["kind"] == "image"
+        answer = client.post("/v1/models/det/predict", json={"records": [{"image": url}, {"image": url}]})
+        assert answer.status_code == 200, answer.text
+        first, second = answer.json()["predictions"]
+        assert first == second and first["boxes"], first
+        assert {"x", "y", "w", "h", "label", "score"} == set(first["boxes"][0])
+        bad = client.post("/v1/models/det/predict", json={"records": [{"image": "not an image"}]})
+        assert bad.status_code == 422
+
+
+def test_report_draws_boxes_and_per_class_curves(trained: DetectorRun, tmp_path: Path) -> None:
+    result = modelforge_in_process("report", str(trained.path), "--out", str(tmp_path / "r.html"), "--no-explain")
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert "Boxes on sample images" in page and "precision–recall" in page and page.count("data:image/png") >= 3
+
+
+def test_init_on_coco_json_and_on_yolo_folders_writes_a_config_that_loads(shapes: Path, tmp_path: Path) -> None:
+    out = tmp_path / "coco.yaml"
+    result = modelforge_in_process("init", str(shapes), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(out.read_text())
+    assert config["task"] == "detection" and config["detection"]["image_size"] == 64
+    assert config["model"]["type"] == "detector" and config["train"]["epochs"] >= 12
+    assert load_config(out).data.train == str(shapes)
+
+    root = write_yolo(tmp_path / "yolo", n_images=12)
+    for given in (root, root / "images"):
+        result = modelforge_in_process("init", str(given), "--out", str(tmp_path / "yolo.yaml"), "--force")
+        assert result.returncode == 0, result.stderr
+        loaded = load_config(tmp_path / "yolo.yaml")
+        assert loaded.task == "detection" and Path(str(loaded.data.train)).is_dir()
+    from modelforge.detection.data import read_detection_set
+
+    yolo = read_detection_set(root)
+    assert yolo.classes == ["square", "disc"] and len(yolo) == 12
+    trained = train_detector(
+        load_config(tmp_path / "yolo.yaml", ["train.epochs=1", "train.threads=1"]), tmp_path / "yolo-run"
+    )
+    assert trained.classes == ["square", "disc"] and "map" in trained.metrics  # init's config trains as written
+    coco = read_detection_set(write_shapes(tmp_path / "same", n_images=12))  # the same draws, so the same boxes
+    for a, b in zip(yolo.boxes, coco.boxes, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def bad_sets(folder: Path) -> dict[str, tuple[dict[str, Any], str]]:
+    """Broken copies of a good COCO file and the words the one-line error must contain."""
+    good = json.loads(write_shapes(folder, n_images=6).read_text())
+
+    def changed(edit: Any) -> dict[str, Any]:
+        copy = json.loads(json.dumps(good))
+        edit(copy)
+        return copy
+
+    return {
+        "outside": (changed(lambda c: c["annotations"][2].update(bbox=[50, 50, 30, 30])), "annotation 3 (image '0001"),
+        "missing": (changed(lambda c: c["images"][1].update(file_name="images/nope.png")), "'images/nope.png' (id 2)"),
+        "category": (changed(lambda c: c["annotations"][0].update(category_id=9)), "unknown category_id 9"),
+        "empty": (changed(lambda c: c.update(annotations=[])), "annotation list is empty"),
+    }
+
+
+@pytest.mark.parametrize("case", ["outside", "missing", "category", "empty"])
+def test_bad_annotations_are_one_line_and_exit_2(case: str, tmp_path: Path) -> None:
+    data, words = bad_sets(tmp_path)[case]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    for verb in (["init", str(path)], ["train", str(write_config(tmp_path, path))]):
+        result = modelforge_in_process(*verb)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, (verb, result.stderr)
+        assert words in lines[0] and "bad.json" in lines[0], lines[0]
+
+
+def write_config(folder: Path, data: Path) -> Path:
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(data, epochs=1)))
+    return path
+
+
+def test_a_run_resumed_from_a_mid_epoch_checkpoint_ends_bitwise_equal(tmp_path: Path) -> None:
+    data = write_shapes(tmp_path / "data", n_images=40, seed=2)
+    config = tiny_config(data, epochs=2, batch_size=8, checkpoint_every=3, keep_checkpoints=10)
+    config["detection"]["image_size"] = 32
+    reference = train_detector(load_config(config), tmp_path / "reference").path
+    first = reference / "checkpoints" / checkpoint_name(3)  # step 3 of 4 per epoch: mid-epoch 1
+    assert first in list_checkpoints(reference / "checkpoints")
+
+    stopped = tmp_path / "stopped"  # the run as a kill at step 4 left it: files of the start, one checkpoint
+    (stopped / "checkpoints").mkdir(parents=True)
+    for name in ("config.yaml", "environment.json", "preprocessing.json"):
+        shutil.copy(reference / name, stopped / name)
+    shutil.copy(first, stopped / "checkpoints" / first.name)
+    environment = json.loads((stopped / "environment.json").read_text())
+    environment.pop("finished_at", None)
+    (stopped / "environment.json").write_text(json.dumps(environment))
+
+    resumed = train_detector(load_config(config), resume=stopped)
+    assert (stopped / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
+    assert resumed.metrics["map"] == pytest.approx(json.loads((reference / "eval.json").read_text())["map"])
+
+
+def brute_force_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, iou: float) -> list[int]:
+    """The definition, one box at a time: keep a box unless a kept better box of its class overlaps it > iou."""
+    kept: list[int] = []
+    for i in sorted(range(len(boxes)), key=lambda i: (-float(scores[i]), i)):
+        overlaps = [
+            float(box_iou(boxes[i : i + 1], boxes[j : j + 1])[0, 0]) > iou for j in kept if labels[j] == labels[i]
+        ]
+        if not any(overlaps):
+            kept.append(i)
+    return kept
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_keeps_exactly_what_the_brute_force_reference_keeps(seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    n = 80
+    corners = torch.rand(n, 2, generator=generator) * 100
+    sizes = torch.rand(n, 2, generator=generator) * 40 + 2
+    boxes = torch.cat([corners, corners + sizes], dim=1)
+    scores = torch.rand(n, generator=generator)
+    labels = torch.randint(0, 3, (n,), generator=generator)
+    for iou in (0.3, 0.5, 0.7):
+        assert batched_nms(boxes, scores, labels, iou).tolist() == brute_force_nms(boxes, scores, labels, iou)
+    assert batched_nms(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64), 0.5).tolist() == []
+
+
+def bright_box(image: torch.Tensor) -> list[float]:
+    """x1 y1 x2 y2 of the pixels brighter than 0.9."""
+    ys, xs = torch.nonzero(image[0] > 0.9, as_tuple=True)
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+def test_augmentation_moves_boxes_with_the_pixels_and_drops_boxes_cropped_away() -> None:
+    image = torch.zeros(1, 64, 64)
+    image[:, 10:30, 20:44] = 1.0
+    boxes, labels = torch.tensor([[20.0, 10.0, 44.0, 30.0]]), torch.tensor([1])
+    flipped, moved = horizontal_flip(image, boxes)
+    assert moved[0].tolist() == bright_box(flipped) == [20.0, 10.0, 44.0, 30.0]
+    canvas, moved, kept = scale_translate(image, boxes, labels, 1.5, 6.0, -4.0)
+    np.testing.assert_allclose(moved[0].tolist(), bright_box(canvas), atol=1.0)
+    assert kept.tolist() == [1]
+    _, gone, none = scale_translate(image, boxes, labels, 1.0, 0.0, 50.0)  # shifted off the bottom edge
+    assert len(gone) == 0 and len(none) == 0
+    settings = DetectionAugment(flip=True, scale=0.3, translate=0.1, jitter=0.2)
+    for seed in range(5):
+        out, moved, _ = augment(image, boxes, labels, settings, torch.Generator().manual_seed(seed))
+        again, moved_again, _ = augment(image, boxes, labels, settings, torch.Generator().manual_seed(seed))
+        assert torch.equal(out, again) and torch.equal(moved, moved_again)  # seeded: resumable
+        if len(moved):
+            np.testing.assert_allclose(moved[0].tolist(), bright_box((out - out.min()) / (out.max() - out.min())),
+                                       atol=1.5)  # fmt: skip
+
+
+def test_our_map_is_pycocotools_run_on_the_same_files(tmp_path: Path) -> None:
+    import contextlib
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from modelforge.detection.data import read_detection_set
+    from modelforge.detection.metrics import coco_metrics, ground_truth
+
+    data = read_detection_set(write_shapes(tmp_path / "data", n_images=30, seed=4))
+    rng = np.random.default_rng(0)
+    detections = []
+    for i, (boxes, labels) in enumerate(zip(data.boxes, data.labels, strict=True)):
+        for box, label in zip(boxes, labels, strict=True):  # each true box, jittered, plus a false one
+            noisy = box + rng.normal(0, 2, size=4)
+            detections.append({"image_id": i + 1, "category_id": int(label) + 1, "bbox": noisy.tolist(),
+                               "score": float(rng.random())})  # fmt: skip
+        detections.append({"image_id": i + 1, "category_id": 1, "bbox": [1, 1, 10, 10], "score": 0.5})
+    ours = coco_metrics(data, detections)
+    (tmp_path / "gt.json").write_text(json.dumps(ground_truth(data)))
+    (tmp_path / "dt.json").write_text(json.dumps(detections))
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO(str(tmp_path / "gt.json"))
+        evaluation = COCOeval(truth, truth.loadRes(str(tmp_path / "dt.json")), "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    assert [ours["map"], ours["map50"], ours["map75"]] == [float(v) for v in evaluation.stats[:3]]
+    assert 0.1 < ours["map"] < 0.9  # jittered boxes: a middling score, not 0 or 1
+    perfect = [
+        {"image_id": i + 1, "category_id": int(label) + 1, "bbox": box.tolist(), "score": 1.0}
+        for i, (boxes, labels) in enumerate(zip(data.boxes, data.labels, strict=True))
+        for box, label in zip(boxes, labels, strict=True)
+    ]
+    assert coco_metrics(data, perfect)["map"] == pytest.approx(1.0)
+
+
+def test_tune_optimizes_validation_map(tmp_path: Path) -> None:
+    data = write_shapes(tmp_path / "data", n_images=30, seed=5)
+    config = tiny_config(data, epochs=2, batch_size=8)
+    config["detection"]["image_size"] = 32
+    config["tune"] = {"space": {"train.lr": {"loguniform": [1e-3, 1e-2]}}, "metric": "valid_map", "trials": 2}
+    path = tmp_path / "tune.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = modelforge_in_process("tune", str(path), "--out", str(tmp_path / "study"), "--sampler", "random")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "valid_map" in result.stdout + result.stderr
+    config["tune"]["metric"] = "valid_loss"  # not a per-epoch metric of detection: refused in one line
+    path.write_text(yaml.safe_dump(config))
+    refused = modelforge_in_process("tune", str(path), "--out", str(tmp_path / "study2"))
+    assert refused.returncode == 2 and "valid_map" in refused.stderr, refused.stderr
