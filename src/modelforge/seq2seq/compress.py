@@ -1,0 +1,108 @@
+"""`modelforge compress RUN --quantize int8-dynamic` on a seq2seq run: a new run directory whose Linear
+layers (attention projections, feed-forward, output projection) hold int8 weights per output channel;
+embeddings and norms stay float, activations are quantized on the fly. Scored on the same held-out
+split as the original (eval.json), so `runs compare` shows what the int8 weights cost.
+
+Pruning, fine-tuning and int8-static are refused in one line (not built for this task yet).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from modelforge.errors import ModelforgeError, RunError
+from modelforge.files import atomic_write_bytes, atomic_write_json
+from modelforge.run import finish_run_directory, staged_run_directory
+
+COPIED_FILES = ("config.yaml", "source_tokenizer.json", "target_tokenizer.json", "preprocessing.json")
+
+
+def dynamic_int8_skeleton(model: nn.Module) -> nn.Module:
+    from modelforge.compress.quantize import dynamic_int8
+
+    return dynamic_int8(model)  # without example batches: Linear layers only, embeddings stay float
+
+
+def compress_seq2seq(source: str | Path, out: str | Path, options: Any) -> Path:
+    """Write the int8-dynamic copy of a seq2seq run to `out`; returns `out`."""
+    from safetensors.torch import save
+
+    from modelforge.compress.quantize import compact_state
+    from modelforge.seq2seq.data import split_pairs
+    from modelforge.seq2seq.metrics import translation_metrics
+    from modelforge.seq2seq.run import load_seq2seq_run
+
+    unsupported = [
+        flag
+        for flag, given in (
+            ("--prune", options.prune is not None),
+            ("--finetune-epochs", bool(options.finetune_epochs)),
+            ("--calibration", options.calibration is not None),
+        )
+        if given
+    ]
+    if unsupported or options.quantize != "int8-dynamic":
+        shown = ", ".join(unsupported) or f"--quantize {options.quantize}"
+        raise ModelforgeError(f"compress: seq2seq runs take --quantize int8-dynamic only, got {shown}")
+    run = load_seq2seq_run(source)
+    if run.model_info.get("quantization"):
+        raise RunError(f"{source}: already quantized ({run.model_info['quantization']})")
+    out = Path(out)
+    quantized = dynamic_int8_skeleton(run.model)
+    with staged_run_directory(out) as dest:
+        for name in COPIED_FILES:
+            shutil.copy2(run.path / name, dest / name)
+        environment = json.loads((run.path / "environment.json").read_text())
+        atomic_write_bytes(dest / "model.safetensors", save(compact_state(quantized)))
+        info = {**run.model_info, "quantization": "int8-dynamic", "source": str(Path(source).resolve())}
+        atomic_write_json(dest / "environment.json", environment)
+        run.model = quantized  # type: ignore[assignment]
+        _, valid, test = split_pairs(run.config.data, run.config.seed)
+        scored, split = (test, "test") if test is not None else (valid, "valid")
+        started = time.perf_counter()
+        hypotheses = run.translate(scored.sources)
+        evaluation = {"split": split, **translation_metrics(hypotheses, scored.targets)}
+        evaluation["decode_seconds"] = round(time.perf_counter() - started, 3)
+        evaluation["original_bleu"] = run.metrics.get("bleu")
+        finish_run_directory(dest, evaluation, environment, info)
+    return out
+
+
+def load_int8_weights(float_model: nn.Module, weights_path: Path) -> nn.Module:
+    """The int8-dynamic model of a compressed run, rebuilt from its compact safetensors file."""
+    from safetensors.torch import load_file
+
+    from modelforge.compress.quantize import (
+        PER_CHANNEL,
+        _load_plain_tensors,
+        _packed_modules,
+        _set_weights,
+        _weights_of,
+        unpack_quantized,
+    )
+
+    tensors = load_file(str(weights_path))
+    model = dynamic_int8_skeleton(float_model)
+    packed = []
+    try:
+        for name, module in _packed_modules(model):
+            packed.append(f"{name}.")
+            values: dict[str, torch.Tensor | None] = {}
+            for key, current in _weights_of(module).items():
+                full = f"{name}.{key}"
+                if current is not None and current.is_quantized:
+                    values[key] = unpack_quantized(tensors, full, current.qscheme() in PER_CHANNEL)
+                else:
+                    values[key] = tensors.get(full)
+            _set_weights(module, values)
+        _load_plain_tensors(model, tensors, tuple(packed))
+    except (KeyError, RuntimeError) as exc:
+        raise RunError(f"{weights_path}: int8 weights do not load ({str(exc).splitlines()[0]})") from None
+    return model.eval()
