@@ -56,6 +56,7 @@ def test_export_and_predict_with_onnx_engine_cli(cnn_run, tmp_path, cli) -> None
     onnx_csv = cli("predict", cnn_run, "--data", rows, "--engine", "onnx")
     assert onnx_csv.returncode == 0, onnx_csv.stderr
     onnx_frame, torch_frame = pd.read_csv(io.StringIO(onnx_csv.stdout)), run.predict(rows)
+    assert onnx_frame.pop("row").tolist() == list(range(1, 41))  # one numbered answer per input row
     assert (onnx_frame["prediction"] == torch_frame["prediction"]).all()
     assert np.allclose(onnx_frame.iloc[:, 1:], torch_frame.iloc[:, 1:], atol=1e-5)
 

@@ -23,6 +23,7 @@ class Parity:
     rows: int
     max_abs_diff: float
     tolerance: float
+    batches: str = ""  # which batches were compared, e.g. "batches of 256+1+1+7+7"
 
     @property
     def ok(self) -> bool:
@@ -31,7 +32,8 @@ class Parity:
     def describe(self) -> str:
         verdict = "ok" if self.ok else "FAILED"
         diff = f"max abs diff {self.max_abs_diff:.3g} (tolerance {self.tolerance:g})"
-        return f"parity on {self.rows} real rows: {diff} {verdict}"
+        where = f" ({self.batches})" if self.batches else ""
+        return f"parity on {self.rows} real rows{where}: {diff} {verdict}"
 
 
 def compare(expected: np.ndarray, actual: np.ndarray, tolerance: float = TOLERANCE) -> Parity:

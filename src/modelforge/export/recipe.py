@@ -1,8 +1,11 @@
-"""`modelforge export RUN --format onnx|torchscript|hf`: a registry of exporters, each checked for parity.
+"""`modelforge export RUN --format onnx|torchscript|bundle|hf`: a registry of exporters, each checked for parity.
 
 onnx and torchscript files are written beside a temporary name and renamed only when the
-exported model reproduces the eager model on real rows of the run's test split; hf hands
-over to `modelforge.export.hf.export_gpt_to_hf` (GPT runs).
+exported model reproduces the eager model on real rows of the run's test split. Which graph
+`onnx` writes is the task's (`Task.onnx_export`: input groups → outputs for classification and
+regression, the KV-cache step for GPT runs, pair scores for recommenders, the decoder for
+generators). bundle writes a folder that predicts without PyTorch (`modelforge.export.bundle`);
+hf hands over to `modelforge.export.hf.export_gpt_to_hf` (GPT runs).
 """
 
 from __future__ import annotations
@@ -10,36 +13,40 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from modelforge.export.parity import PARITY_ROWS, TOLERANCE, ExportError, Parity
+from modelforge.files import file_mode_for, naming
 from modelforge.registry import Registry
 
 
 @dataclass(frozen=True)
 class Exporter:
     filename: str
-    export: Callable[[Any, dict[str, Any], Path], Parity]
+    export: Callable[[Any, Path, Path], Parity]  # (task, run_dir, dest) -> parity of what it wrote
 
 
-def _onnx(run: Any, sample: dict[str, Any], dest: Path) -> Parity:
-    from modelforge.export.onnx import export_onnx
+def _onnx(task: Any, run_dir: Path, dest: Path) -> Parity:
+    from modelforge.tasks import load_entry
 
-    return export_onnx(run, sample, dest)
+    assert task.onnx_export, f"task {task.name} lists onnx without an onnx_export entry"
+    return load_entry(task.onnx_export)(run_dir, dest)  # type: ignore[no-any-return]
 
 
-def _torchscript(run: Any, sample: dict[str, Any], dest: Path) -> Parity:
+def _torchscript(task: Any, run_dir: Path, dest: Path) -> Parity:
+    from modelforge.compress.variant import load_source_run
     from modelforge.export.torchscript import export_torchscript
 
-    return export_torchscript(run, sample, dest)
+    run = load_source_run(run_dir, "export")
+    return export_torchscript(run, parity_sample(run), dest)
 
 
 EXPORTERS: Registry[Exporter] = Registry("export format")
 EXPORTERS.add("onnx", Exporter("model.onnx", _onnx))
 EXPORTERS.add("torchscript", Exporter("model.torchscript.pt", _torchscript))
-FORMATS = (*EXPORTERS.names(), "hf")
+FORMATS = (*EXPORTERS.names(), "bundle", "hf")
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,6 @@ def export_run(
     run_dir: str | Path, fmt: str, out: str | Path | None = None, tolerance: float = TOLERANCE
 ) -> ExportResult:
     """Export a run; raises ExportError (leaving nothing behind) when parity exceeds `tolerance`."""
-    from modelforge.compress.variant import load_source_run
     from modelforge.tasks import task_of_run
 
     run_dir = Path(run_dir)
@@ -74,19 +80,32 @@ def export_run(
         )
     if fmt == "hf":
         return export_hf(run_dir, out)
+    if fmt == "bundle":
+        from modelforge.export.bundle import export_bundle
+
+        return ExportResult(*export_bundle(run_dir, out, tolerance))
     exporter = EXPORTERS.get(fmt)
-    run = load_source_run(run_dir, "export")
     dest = Path(out) if out else run_dir / exporter.filename
+    if out is not None and dest.exists():
+        raise ExportError(f"--out {dest}: already exists; choose a new path (nothing was written)")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    mode = file_mode_for(dest)
+    try:
+        handle, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise naming(exc, dest) from None
     temp = Path(temp_name)
     os.close(handle)
     try:
-        parity = exporter.export(run, parity_sample(run), temp)
-        parity = Parity(parity.rows, parity.max_abs_diff, tolerance)
+        parity = exporter.export(task, run_dir, temp)
+        parity = replace(parity, tolerance=tolerance)
         if not parity.ok:
             raise ExportError(f"export --format {fmt}: {parity.describe()}; nothing written")
-        temp.replace(dest)
+        temp.chmod(mode)
+        try:
+            temp.replace(dest)
+        except OSError as exc:  # named for the user's --out, not the temporary
+            raise naming(exc, dest) from None
     finally:
         temp.unlink(missing_ok=True)
     return ExportResult(dest, parity)

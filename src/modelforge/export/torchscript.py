@@ -5,12 +5,11 @@ The archive takes the input groups positionally, in sorted name order (image, nu
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
-from modelforge.export.onnx import check_exportable
-from modelforge.export.parity import Parity, PositionalInputs, compare
+from modelforge.export.onnx import check_batches, check_exportable, exporting
+from modelforge.export.parity import Parity, PositionalInputs
 
 TORCHSCRIPT_FILE = "model.torchscript.pt"
 
@@ -21,11 +20,12 @@ def export_torchscript(run: Any, sample: dict[str, Any], dest: Path) -> Parity:
     check_exportable(run.model_info, "torchscript")
     names = sorted(sample)
     wrapper = PositionalInputs(run.model, names).eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # torch.jit announces its deprecation
-        traced = torch.jit.trace(wrapper, tuple(sample[n][:2] for n in names))
+    with exporting(), torch.no_grad():
+        traced = torch.jit.trace(wrapper, tuple(sample[n][:2] for n in names), check_trace=False)
         torch.jit.save(traced, str(dest))
         loaded = torch.jit.load(str(dest))
-        expected = wrapper(*(sample[n] for n in names)).float().numpy()
-        actual = loaded(*(sample[n] for n in names)).float().numpy()
-    return compare(expected, actual)
+
+    def run_archive(batch: dict[str, Any]) -> Any:
+        return loaded(*(batch[n] for n in names)).float().numpy()
+
+    return check_batches(lambda batch: run.model(batch).float().numpy(), run_archive, sample)

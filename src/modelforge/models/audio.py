@@ -13,7 +13,7 @@ from torch import nn
 
 from modelforge.data.preprocess import InputSpec
 from modelforge.errors import ConfigError
-from modelforge.models.layers import DEFAULT_ENCODED, assemble, sinusoidal_positions
+from modelforge.models.layers import DEFAULT_ENCODED, AdaptiveAvgPool2d, assemble, sinusoidal_positions
 from modelforge.models.layers import activation as make_activation
 from modelforge.models.registry import register_model
 
@@ -47,7 +47,7 @@ class SpectrogramConvEncoder(nn.Module):
                 layers.append(nn.Dropout2d(dropout))
             in_channels = out_channels
         # a coarse bands×time map, not one global average: word identity depends on the order of sounds
-        layers += [nn.AdaptiveAvgPool2d(pooled), nn.Flatten()]
+        layers += [AdaptiveAvgPool2d(pooled), nn.Flatten()]
         self.body = nn.Sequential(*layers)
         self.out_dim = in_channels * pooled[0] * pooled[1]
 

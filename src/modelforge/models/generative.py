@@ -73,9 +73,9 @@ class ConditionalVAE(nn.Module):
         return self.mean(hidden), self.log_var(hidden).clamp(-10, 10)
 
     def decode_logits(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        code = one_hot(labels, self.spec.n_classes, len(z))
+        code = one_hot(labels, self.spec.n_classes, z.shape[0])
         spec = self.spec
-        return self.decoder(torch.cat([z, code], dim=1)).view(len(z), spec.channels, spec.height, spec.width)
+        return self.decoder(torch.cat([z, code], dim=1)).view(z.shape[0], spec.channels, spec.height, spec.width)
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
         """Negative ELBO per image (reparameterised sample of z), with its two parts."""
@@ -128,9 +128,9 @@ class ConvGenerator(nn.Module):
         )
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        code = one_hot(labels, self.spec.n_classes, len(z))
+        code = one_hot(labels, self.spec.n_classes, z.shape[0])
         hidden = self.project(torch.cat([z, code], dim=1))
-        return self.upsample(hidden.view(len(z), 4 * self.width, self.spec.height // 4, self.spec.width // 4))
+        return self.upsample(hidden.view(z.shape[0], 4 * self.width, self.spec.height // 4, self.spec.width // 4))
 
 
 class ProjectionDiscriminator(nn.Module):

@@ -153,6 +153,43 @@ def assemble(
     return initialize(FusionModel(encoders, output_dim, dropout), init)  # type: ignore[return-value]
 
 
+class AdaptiveAvgPool2d(nn.Module):
+    """`nn.AdaptiveAvgPool2d` that exports for any sizes: eager it is PyTorch's kernel; traced, the
+    same bins are averaged as two matrix products over the input's (fixed) height and width,
+    since ONNX has no adaptive pooling where the output size does not divide the input size."""
+
+    def __init__(self, output_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.output_size = tuple(output_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_tracing():
+            return nn.functional.adaptive_avg_pool2d(x, self.output_size)
+        rows = adaptive_bins(int(x.shape[-2]), self.output_size[0]).to(x.dtype)
+        columns = adaptive_bins(int(x.shape[-1]), self.output_size[1]).to(x.dtype)
+        return rows @ x @ columns.T
+
+
+def adaptive_bins(size: int, out: int) -> torch.Tensor:
+    """out × size averaging matrix of adaptive pooling: bin i spans [⌊i·size/out⌋, ⌈(i+1)·size/out⌉)."""
+    matrix = torch.zeros(out, size)
+    for i in range(out):
+        start, end = (i * size) // out, -((-(i + 1) * size) // out)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+def trim_padding(tokens: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
+    """Right-padded token ids cut to the batch's longest row (at least one column).
+
+    Written in tensor ops (`nonzero` → `index_select`) rather than `int(lengths.max())`, so an
+    exported graph (ONNX, TorchScript) keeps the cut dynamic instead of freezing the example
+    batch's length; the values are those of slicing `tokens[:, :longest]`.
+    """
+    used = (tokens != pad_id).any(0) | (torch.arange(tokens.shape[1], device=tokens.device) == 0)
+    return tokens.index_select(1, used.nonzero().squeeze(1))
+
+
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
     position = torch.arange(length).unsqueeze(1)
     frequency = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))

@@ -26,7 +26,7 @@ from torch import nn
 from modelforge.data.hf_tokenizer import resolve_folder
 from modelforge.data.preprocess import InputSpec
 from modelforge.errors import ConfigError
-from modelforge.models.layers import DEFAULT_ENCODED, assemble
+from modelforge.models.layers import DEFAULT_ENCODED, assemble, trim_padding
 from modelforge.models.registry import register_model
 
 SUPPORTED_MODEL_TYPES = ("bert",)
@@ -289,16 +289,17 @@ class PretrainedTextEncoder(nn.Module):
         return torch.stack([self.cache[key] for key in keys])
 
     def encode(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = trim_padding(ids, self.pad_id)  # right padding: drop columns no row uses
         keep = ids != self.pad_id
-        length = max(int(keep.sum(1).max()), 1)  # right padding: drop columns no row uses
-        ids, keep = ids[:, :length], keep[:, :length]
         packing = Packing.of(keep)
         with torch.no_grad() if self.frozen else contextlib.nullcontext():
             hidden = self.backbone(ids, keep, packing)
         if self.pooling == "cls":
             first = packing.lengths.cumsum(0) - packing.lengths  # each row's first real token
             return hidden[first]
-        sums = hidden.new_zeros(len(ids), hidden.shape[-1]).index_add(0, packing.rows, hidden)
+        # summed on the zero-padded grid, not with index_add: ONNX exports that as a scatter that
+        # overwrites (not adds) repeated rows
+        sums = packing.pad(hidden).sum(1)
         return sums / packing.lengths.clamp(min=1).unsqueeze(1).to(hidden.dtype)
 
 

@@ -32,6 +32,8 @@ FAMILIES = (
     "gpt",
     "recommend",
     "generative",
+    "seq2seq",
+    "detector",
 )
 # the model input each feature type (features[].type) feeds: numeric and category columns share one
 FEATURE_INPUTS = {"numeric": "tabular", "category": "tabular", "text": "text", "image": "image", "audio": "audio"}

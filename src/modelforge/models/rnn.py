@@ -7,7 +7,7 @@ from torch import nn
 
 from modelforge.data.preprocess import InputSpec
 from modelforge.errors import ConfigError
-from modelforge.models.layers import DEFAULT_ENCODED, assemble
+from modelforge.models.layers import DEFAULT_ENCODED, assemble, trim_padding
 from modelforge.models.registry import register_model
 
 
@@ -37,10 +37,9 @@ class RecurrentEncoder(nn.Module):
         self.out_dim = hidden * (2 if bidirectional else 1) * 2
 
     def forward(self, inputs: dict) -> torch.Tensor:
-        tokens = inputs["text"]
-        lengths = (tokens != 0).sum(1)
         # trim to the longest sequence of the batch: padding costs as much as text in an RNN
-        tokens = tokens[:, : max(int(lengths.max()), 1)]
+        tokens = trim_padding(inputs["text"])
+        lengths = (tokens != 0).sum(1)
         mask = (tokens != 0).unsqueeze(-1)
         embedded = self.embedding_dropout(self.embedding(tokens))
         # oneDNN has no bf16 LSTM/GRU kernel on CPU (autocast would fail), so the recurrence stays fp32

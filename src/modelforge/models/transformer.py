@@ -8,7 +8,7 @@ from torch import nn
 
 from modelforge.data.preprocess import InputSpec
 from modelforge.errors import ConfigError
-from modelforge.models.layers import DEFAULT_ENCODED, assemble, sinusoidal_positions
+from modelforge.models.layers import DEFAULT_ENCODED, assemble, sinusoidal_positions, trim_padding
 from modelforge.models.registry import register_model
 
 
@@ -28,7 +28,10 @@ class TransformerTextEncoder(nn.Module):
 
     def forward(self, inputs: dict) -> torch.Tensor:
         tokens = inputs["text"]
-        tokens = tokens[:, : max(int((tokens != 0).sum(1).max()), 1)]  # trim shared padding
+        # trimming shared padding only saves time (padding keys are masked, positions start at 0);
+        # a traced graph keeps the full length, since nn.MultiheadAttention's trace freezes it
+        if not torch.jit.is_tracing():
+            tokens = trim_padding(tokens)
         padding = tokens == 0
         x = self.embedding(tokens) * self.scale + self.positions[: tokens.shape[1]]
         x = self.norm(self.encoder(self.dropout(x), src_key_padding_mask=padding))
