@@ -72,7 +72,7 @@ def test_encoder_fits_normalizes_and_round_trips(representation: str) -> None:
     encoder = AudioEncoder("path", root=str(FSDD), representation=representation, n_mels=32, n_mfcc=13, hop_ms=15)
     features = encoder.fit(files["path"]).transform(files["path"])
     bands = 13 if representation == "mfcc" else 32
-    assert features.shape == (40, 1, bands, encoder.frames) and features.dtype == np.float32
+    assert features.shape == (40, 1, bands, encoder.n_frames) and features.dtype == np.float32
     assert np.allclose(features.mean(axis=(0, 1, 3)), 0, atol=1e-3)
     assert np.allclose(features.std(axis=(0, 1, 3)), 1, atol=1e-2)
     restored = encoder_from_json("audio", "path", json.loads(json.dumps(encoder.to_json())))

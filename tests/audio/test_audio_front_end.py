@@ -1,0 +1,135 @@
+"""The robust audio front end: silence trimming, loudness, length by stretching, waveform augmentations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelforge.config import AudioFeature
+from modelforge.data.audio import AudioEncoder, read_wav, write_wav
+from modelforge.data.audio_augment import (
+    PERTURBATIONS,
+    WaveAugment,
+    add_noise,
+    augment_waveform,
+    band_pass,
+    gain,
+    pad,
+    perturbations_named,
+    round_trip,
+    speed,
+)
+from modelforge.data.audio_vad import normalize_loudness, trim_silence, voiced_span
+from modelforge.errors import ConfigError
+
+RATE = 8000
+
+
+def word(seconds: float = 0.3, level: float = 0.3, hz: float = 500.0) -> np.ndarray:
+    """A tone with a soft attack and release, like a syllable."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (level * np.sin(2 * np.pi * hz * t) * np.hanning(len(t)) ** 0.3).astype(np.float32)
+
+
+def test_vad_finds_the_word_inside_silence_and_quiet_noise() -> None:
+    rng = np.random.default_rng(0)
+    clip = np.concatenate([np.zeros(1600), word(), np.zeros(3200)]).astype(np.float32)
+    clip += rng.normal(0, 0.3 * 10 ** (-60 / 20), len(clip)).astype(np.float32)  # a room 60 dB below the word
+    start, end = voiced_span(clip, RATE, below_peak_db=35)
+    assert abs(start - 1600) < 80 and abs(end - (1600 + 2400)) < 80  # within 10 ms of the word's edges
+    trimmed = trim_silence(clip, RATE, 35, margin_ms=25)
+    assert len(trimmed) == end - start + 2 * 200
+
+
+def test_trimming_is_exact_under_digital_silence_and_gain_only_scales() -> None:
+    clip = word()
+    padded = np.concatenate([np.zeros(2400, np.float32), clip, np.zeros(2400, np.float32)])
+    np.testing.assert_array_equal(trim_silence(padded, RATE, 35, 25), trim_silence(clip, RATE, 35, 25))
+    louder = normalize_loudness(trim_silence(clip * 3.16, RATE, 35, 25))
+    np.testing.assert_allclose(louder, normalize_loudness(trim_silence(clip, RATE, 35, 25)), atol=1e-6)
+    assert np.sqrt(np.mean(louder.astype(np.float64) ** 2)) == pytest.approx(0.1, rel=1e-4)
+    assert trim_silence(np.zeros(800, np.float32), RATE, 35, 25).size == 800 + 400  # all silence: kept
+
+
+def robust_encoder() -> AudioEncoder:
+    """An encoder with the config's defaults (the robust front end), as `init` + `train` would build it."""
+    options = AudioFeature(name="clip").model_dump(exclude={"type"})
+    return AudioEncoder(**{**options, "n_mels": 16})
+
+
+def test_encoder_features_ignore_silence_padding_gain_and_length(tmp_path: Path) -> None:
+    clips = {
+        "plain": word(0.3),
+        "padded": pad(word(0.3), RATE, 0.3, 0.3),
+        "louder": gain(word(0.3), 10.0),
+        "quieter": gain(word(0.3), -10.0),
+    }
+    paths = pd.Series([str(write_wav(tmp_path / f"{k}.wav", v, RATE)) for k, v in clips.items()])
+    long = pd.Series([str(write_wav(tmp_path / "long.wav", word(0.9), RATE))])
+    encoder = robust_encoder().fit(pd.concat([paths, long], ignore_index=True))
+    features = encoder.transform(paths)
+    assert features.shape == (4, 1, 16, encoder.n_frames)
+    for row in range(1, 4):
+        np.testing.assert_allclose(features[row], features[0], atol=2e-3)
+    assert encoder.transform(long).shape == (1, *features.shape[1:])  # a clip three times as long: same frames
+
+
+def test_length_keys_belong_to_their_mode() -> None:
+    with pytest.raises(ValueError, match="duration is read by length: pad"):
+        AudioFeature(name="clip", duration=1.0)
+    with pytest.raises(ValueError, match="frames is read by length: stretch"):
+        AudioFeature(name="clip", length="pad", frames=40)
+    assert AudioFeature(name="clip", length="pad", duration=1.0).duration == 1.0
+
+
+def test_augmentations_keep_their_length_contracts() -> None:
+    clip = word(0.5)
+    assert len(pad(clip, RATE, 0.25, 0.1)) == len(clip) + 2000 + 800
+    assert len(gain(clip, 6.0)) == len(clip) and np.abs(gain(clip, 20.0)).max() > 1.0  # a level, not clipping
+    assert len(speed(clip, 1.1)) == round(len(clip) / 1.1) and len(speed(clip, 0.9)) == round(len(clip) / 0.9)
+    assert len(round_trip(clip, RATE, 4000)) == len(clip) and len(band_pass(clip, RATE, 300, 3400)) == len(clip)
+    noisy = add_noise(clip, 20.0, seed=1)
+    snr = 10 * np.log10(np.mean(clip.astype(np.float64) ** 2) / np.mean((noisy - clip).astype(np.float64) ** 2))
+    assert len(noisy) == len(clip) and snr == pytest.approx(20.0, abs=0.01)
+    for variants in PERTURBATIONS.values():
+        for shift in variants.values():
+            assert shift(clip, RATE).dtype == np.float32
+
+
+def test_augmentations_are_seeded() -> None:
+    options = WaveAugment(pad=0.3, gain_db=10, speed=0.1, resample=0.5, band=0.5, snr_db=10)
+    first = augment_waveform(word(), RATE, options, np.random.default_rng([0, 3, 1]))
+    again = augment_waveform(word(), RATE, options, np.random.default_rng([0, 3, 1]))
+    other = augment_waveform(word(), RATE, options, np.random.default_rng([0, 3, 2]))
+    np.testing.assert_array_equal(first, again)
+    assert len(first) != len(other) or not np.array_equal(first, other)
+    assert not WaveAugment().active
+
+
+def test_encoder_renders_seeded_copies_of_each_training_clip(tmp_path: Path) -> None:
+    paths = pd.Series([str(write_wav(tmp_path / f"{i}.wav", word(0.2 + 0.1 * i), RATE)) for i in range(3)])
+    encoder = robust_encoder().fit(paths)
+    encoder.augment = {**encoder.augment, "copies": 2}
+    variants = encoder.augmented(paths, seed=7)
+    assert variants is not None and variants.shape == (3, 2, 1, 16, encoder.n_frames)
+    np.testing.assert_array_equal(variants, encoder.augmented(paths, seed=7))
+    assert not np.array_equal(variants, encoder.augmented(paths, seed=8))
+    encoder.augment = {**encoder.augment, "copies": 0}
+    assert encoder.augmented(paths, seed=7) is None
+
+
+def test_unknown_perturbation_lists_the_known_ones() -> None:
+    assert set(perturbations_named("silence,gain")) == {"silence_0.3s", "gain_+10dB", "gain_-10dB"}
+    with pytest.raises(ConfigError, match="unknown perturbation 'echo'; choose from silence, gain"):
+        perturbations_named("silence,echo")
+
+
+def test_write_wav_round_trips(tmp_path: Path) -> None:
+    clip = word()
+    samples, rate = read_wav(write_wav(tmp_path / "w.wav", clip, RATE))
+    assert rate == RATE and np.array_equal(samples, clip)
+    louder, _ = read_wav(write_wav(tmp_path / "louder.wav", clip * 4, RATE))  # float WAV: above full scale kept
+    assert np.array_equal(louder, clip * 4)
