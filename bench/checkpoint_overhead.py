@@ -26,8 +26,8 @@ from typing import Any
 import torch
 
 from modelforge.config import load_config
-from modelforge.train import checkpoint
-from modelforge.train.recipe import train
+from modelforge.training import checkpoint
+from modelforge.training.recipe import train
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -31,7 +31,7 @@ from modelforge.compress.distill import distill
 from modelforge.compress.recipe import CompressOptions, compress_run
 from modelforge.config import load_config
 from modelforge.export.recipe import export_run
-from modelforge.train.recipe import train as train_run
+from modelforge.training.recipe import train as train_run
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "data" / "digits.npz"

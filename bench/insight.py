@@ -23,7 +23,7 @@ import torch
 from modelforge.config import load_config
 from modelforge.evaluate.explain import explain_frame, global_importance
 from modelforge.evaluate.report import build_report
-from modelforge.train.recipe import train
+from modelforge.training.recipe import train
 
 
 def breast_cancer(folder: Path) -> Path:

@@ -1,4 +1,5 @@
-"""MovieLens 100k benchmark for task: recommendation (read in place from ../shared/datasets).
+"""MovieLens 100k benchmark for task: recommendation (the `movielens-100k` dataset: `modelforge datasets fetch
+movielens-100k --accept-terms`, or ../shared/datasets beside the repo).
 
 Trains the example configs and prints each against its baseline:
   explicit MF and two-tower — test RMSE on a seeded random 80/20 split vs the global-mean rating;
@@ -11,6 +12,7 @@ Trains the example configs and prints each against its baseline:
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +21,9 @@ import modelforge
 from modelforge.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
+# the examples read `dataset:NAME/...`: a shared copy beside the repo serves as the cache unless MODELFORGE_DATA is set
+if (ROOT.parent / "shared" / "datasets").is_dir():
+    os.environ.setdefault("MODELFORGE_DATA", str(ROOT.parent / "shared" / "datasets"))
 EXAMPLES = {
     "mf": ROOT / "examples" / "movielens.yaml",
     "two_tower": ROOT / "examples" / "movielens_two_tower.yaml",

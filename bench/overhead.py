@@ -5,7 +5,7 @@
 For each workload both loops train an identical copy of the model, one epoch at a time in
 alternating order; the ratio is the median over the rounds of (ours / hand-written) for the
 same round, so a machine whose speed drifts (other jobs, clock changes) hits both alike. Ours
-is a whole one-epoch `modelforge.train.loop.fit` call as a run makes it (set-up, loop, the
+is a whole one-epoch `modelforge.training.loop.fit` call as a run makes it (set-up, loop, the
 TensorBoard hook, end-of-training hooks); validation is off in both so only the loop counts. Time is the
 process's CPU time (all its threads, TensorBoard's writer included) at one torch thread, so
 other jobs on a shared machine do not skew the ratio; `--wall` uses wall-clock time instead.
@@ -28,9 +28,9 @@ from modelforge.config import TrainConfig
 from modelforge.data.preprocess import InputSpec
 from modelforge.data.split import batch_order
 from modelforge.models import build_model
-from modelforge.train.loop import fit
-from modelforge.train.optim import LOSSES, build_optimizer
-from modelforge.train.tracking import TensorBoardTracker
+from modelforge.training.loop import fit
+from modelforge.training.optim import LOSSES, build_optimizer
+from modelforge.training.tracking import TensorBoardTracker
 
 clock = time.process_time
 

@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# the examples read `dataset:NAME/...`: a shared copy beside the repo serves as the cache unless MODELFORGE_DATA is set
+if (ROOT.parent / "shared" / "datasets").is_dir():
+    os.environ.setdefault("MODELFORGE_DATA", str(ROOT.parent / "shared" / "datasets"))
 FROZEN = ROOT / "examples" / "sst2_minilm_frozen.yaml"
 LORA = ROOT / "examples" / "sst2_minilm_lora.yaml"
 VARIANTS: dict[str, tuple[Path, list[str]]] = {

@@ -5,8 +5,9 @@
 README.md is docs/readme/*.md in numeric order, with the CLI_VERBS placeholder replaced by the verb
 table of docs/site/reference/cli.md (one table, shown in both places). The reference pages
 docs/site/reference/*.md are prose around marker blocks; the tables between the markers
-(`<!-- config-reference:begin -->` … `<!-- config-reference:end -->`, models and tasks likewise) are
-regenerated from `modelforge.reference`, never edited by hand.
+(`<!-- config-reference:begin -->` … `<!-- config-reference:end -->`; models, tasks and the HTTP API
+likewise) are regenerated from `modelforge.reference`, never edited by hand. The Python API page is
+rendered from docstrings by mkdocstrings when the site builds.
 """
 
 from __future__ import annotations

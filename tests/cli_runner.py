@@ -43,7 +43,7 @@ def modelforge_in_process(*args: str) -> subprocess.CompletedProcess[str]:
 
 def newest_step(run_dir: Path) -> int:
     """The step count of a run directory's newest checkpoint (-1 before the first)."""
-    from modelforge.train.checkpoint import list_checkpoints
+    from modelforge.training.checkpoint import list_checkpoints
 
     files = list_checkpoints(run_dir / "checkpoints")
     return int(files[0].name[len("step-") : -len(".safetensors")]) if files else -1

@@ -3,6 +3,7 @@ per session in a few seconds, and helpers for one-line CLI errors."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,13 @@ from pathlib import Path
 import pytest
 
 from modelforge.config import load_config
-from modelforge.train.recipe import train
+from modelforge.training.recipe import train
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+# examples name their data `dataset:NAME/FILE`; the shared copy beside the repo serves as the dataset cache
+if SHARED_DATASETS.is_dir():
+    os.environ.setdefault("MODELFORGE_DATA", str(SHARED_DATASETS))
 BREAST_CANCER = ROOT / "examples" / "data" / "breast_cancer.csv"
 DIGITS = ROOT / "examples" / "data" / "digits.npz"
 

@@ -1,7 +1,8 @@
 """The `modelforge` command line. Each verb is a thin call into its stage package.
 
 Imports of torch and friends happen inside the verbs, so `modelforge --help` is instant.
-Any ModelforgeError becomes one line on stderr and exit code 2.
+Any ModelforgeError becomes one line on stderr and exit code 2; an OSError (a path the system will
+not read or write) one line `PATH: reason` and exit code 74.
 """
 
 from __future__ import annotations
@@ -25,6 +26,23 @@ app = typer.Typer(
 )
 
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a config key: train.lr=3e-4")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from modelforge import __version__
+
+        typer.echo(f"modelforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="print the version and exit")
+    ] = False,
+) -> None:
+    """From raw data to a trained, evaluated and served model, with one YAML config."""
 
 
 def _echo_json(data: Any) -> None:
@@ -69,7 +87,7 @@ def train(
 ) -> None:
     """Train a model; writes a run directory and prints the test metrics."""
     if nproc > 1:
-        from modelforge.train.launch import run_torchrun
+        from modelforge.training.launch import run_torchrun
 
         raise typer.Exit(run_torchrun(nproc, sys.argv[1:]))
     import modelforge
@@ -88,6 +106,9 @@ def _print_summary(run: Any) -> None:
     keys = getattr(run, "headline", None) or TASKS.get(run.task).headline
     shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), int | float))
     typer.echo(f"{metrics.get('split', 'valid')}: {shown}")
+    decision = getattr(run, "decision", None)
+    if decision is not None and (decision.threshold is not None or decision.calibration):
+        typer.echo(f"decision: {decision.rule()}")
     typer.echo(f"run: {run.path}")
 
 
@@ -96,6 +117,10 @@ def evaluate(
     run: Annotated[Path, typer.Argument(help="run directory")],
     data: Annotated[Path | None, typer.Option(help="labelled data (default: the run's saved test metrics)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    perturb: Annotated[
+        str | None,
+        typer.Option(help="audio runs: the metric beside clean under recording shifts, e.g. silence,gain,speed,noise"),
+    ] = None,
 ) -> None:
     """Metrics of a trained run on labelled data."""
     from modelforge.run import load_run
@@ -103,6 +128,20 @@ def evaluate(
 
     task = task_of_run(run, "evaluate")
     loaded = load_run(run)
+    if perturb is not None:
+        from modelforge.errors import ModelforgeError
+        from modelforge.evaluate.robustness import perturbed_metrics
+
+        if data is None:
+            raise ModelforgeError("--perturb: needs --data (the labelled clips to record differently)")
+        shifted = perturbed_metrics(loaded, data, perturb, (getattr(loaded, "headline", None) or task.headline)[0])
+        if as_json:
+            _echo_json(shifted)
+            return
+        for key, value in shifted.items():
+            if key != "metric":
+                typer.echo(f"{key:>14}  {shifted['metric']} {value:.4f}  ({value - shifted['clean']:+.4f})")
+        return
     metrics = loaded.evaluate(data) if data is not None else loaded.metrics
     if as_json:
         _echo_json(metrics)
@@ -119,8 +158,18 @@ def predict(
     data: Annotated[Path, typer.Option(help="rows to predict (target column optional)")],
     out: Annotated[Path | None, typer.Option(help="CSV to write (default: stdout)")] = None,
     engine: Annotated[str, typer.Option(help="torch | onnx (after `modelforge export RUN --format onnx`)")] = "torch",
+    threshold: Annotated[
+        float | None, typer.Option(help="two classes: flag the positive class when its probability is ≥ this")
+    ] = None,
+    score_threshold: Annotated[
+        float | None, typer.Option(help="detection: keep boxes scoring at least this (default: the run's)")
+    ] = None,
 ) -> None:
-    """Predictions for new rows: label and class probabilities, or the value."""
+    """Predictions for new rows, one per input row: its row number, label and class probabilities, or the value.
+
+    Classification runs apply their saved decision (decision.json: calibration, threshold); --threshold
+    replaces the saved threshold."""
+    from modelforge.data.readers import read_data_with_rows
     from modelforge.files import atomic_write_text
     from modelforge.run import load_run
 
@@ -128,15 +177,44 @@ def predict(
         from modelforge.errors import ModelforgeError
 
         raise ModelforgeError(f"--engine: expected torch or onnx, got {engine!r}")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        from modelforge.errors import ModelforgeError
+
+        raise ModelforgeError(f"--threshold: must be a probability in [0, 1], got {threshold}")
     from modelforge.tasks import task_of_run
 
-    task_of_run(run, "predict")
-    if engine == "onnx":
-        from modelforge.export.onnx import load_onnx_predictor
+    task = task_of_run(run, "predict")
+    if task.predict is not None:  # a task whose predictions are not one row per table row (detection's boxes)
+        from modelforge.tasks import load_entry
 
-        frame = load_onnx_predictor(run).predict(data)
+        if engine != "torch" or threshold is not None:
+            from modelforge.errors import ModelforgeError
+
+            raise ModelforgeError(f"--engine onnx and --threshold: not for {task.name} runs (see --score-threshold)")
+        options = {"score_threshold": score_threshold} if score_threshold is not None else {}
+        typer.echo(load_entry(task.predict)(run, data, out, **options), nl=out is not None, err=out is not None)
+        return
+    if score_threshold is not None:
+        from modelforge.errors import ModelforgeError
+
+        raise ModelforgeError(f"--score-threshold: applies to detection runs, {run} is a {task.name} run")
+    if threshold is not None and task.target_kind not in ("label", "labels"):
+        from modelforge.errors import ModelforgeError
+
+        raise ModelforgeError(f"--threshold: applies to classification and multilabel runs, {run} is a {task.name} run")
+    if engine == "onnx":
+        from modelforge.tasks import load_entry
+
+        predictor = load_entry(task.onnx_predictor)(run, None)
+        config = predictor.run.config
     else:
-        frame = load_run(run).predict(data)
+        predictor = load_run(run)
+        config = predictor.config
+    # unreadable rows are refused unless the run's config says data.bad_rows: skip; then `row` shows the gaps
+    rows, numbers = read_data_with_rows(data, config.data.bad_rows)
+    frame = predictor.predict(rows) if threshold is None else predictor.predict(rows, threshold=threshold)
+    if len(frame) == len(numbers):  # one answer per row (a recommender's top-K lists name their user instead)
+        frame.insert(0, "row", numbers)
     text = frame.to_csv(index=False)
     if out is None:
         typer.echo(text, nl=False)
@@ -219,6 +297,7 @@ VERB_MODULES = [
     "modelforge.evaluate.cli",
     "modelforge.text.cli",
     "modelforge.finetune.cli",
+    "modelforge.datasets.cli",
 ]
 
 
@@ -232,19 +311,42 @@ def _register_verbs() -> None:
 _register_verbs()
 
 
+# Exit codes (README, "Bad input"): 2 for input modelforge refuses (a ModelforgeError); 74, sysexits'
+# EX_IOERR, for a file the system would not read or write (no permission, not a folder, disk full).
+EXIT_BAD_INPUT = 2
+EXIT_IO_ERROR = 74
+
+
+def _warning_line(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    """warnings.showwarning for the terminal: the sentence, not the Python source line that warned."""
+    typer.echo(f"warning: {message}", err=True)
+
+
+def _os_error_line(exc: OSError) -> str:
+    """`PATH: reason` from an OSError, as `ls` or `cp` would say it."""
+    reason = exc.strerror or str(exc) or exc.__class__.__name__
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
 def main() -> None:
+    import warnings
+
     from modelforge.errors import ModelforgeError
 
+    warnings.showwarning = _warning_line
     try:
         app()
     except ModelforgeError as exc:
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_BAD_INPUT)
+    except OSError as exc:
+        typer.echo(f"error: {_os_error_line(exc)}", err=True)
+        sys.exit(EXIT_IO_ERROR)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # a clean stop on SIGTERM / SIGINT after saving a checkpoint
-        from modelforge.train.interrupt import TrainingInterrupted
+        from modelforge.training.interrupt import TrainingInterrupted
 
         if not isinstance(exc, TrainingInterrupted):
             raise

@@ -15,9 +15,21 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from modelforge.datasets.catalog import DATASET_PREFIX, resolve_dataset_path
 from modelforge.errors import ConfigError, did_you_mean
+from modelforge.files import read_yaml_file
 
-OPTIONAL_SECTIONS = ("features", "init_from", "tune", "recommend", "generation")
+OPTIONAL_SECTIONS = (
+    "features",
+    "init_from",
+    "tune",
+    "recommend",
+    "generation",
+    "decision",
+    "calibrate",
+    "seq2seq",
+    "detection",
+)
 
 
 class Section(BaseModel):
@@ -33,13 +45,24 @@ class SplitConfig(Section):
     column: str | None = Field(None, description="column naming each row's split: train, valid or test")
 
 
+class ParallelFiles(Section):
+    """seq2seq: two line-aligned text files, line N of `target` translating line N of `source`."""
+
+    source: str = Field(..., description="source-language text file, one sentence a line")
+    target: str = Field(..., description="target-language text file, line-aligned with source")
+
+
 class DataConfig(Section):
-    train: str | list[str] = Field(..., description="training file(s): csv/parquet/jsonl/npz/txt or an image folder")
-    valid: str | None = Field(None, description="explicit validation file (else split from train)")
-    test: str | None = Field(None, description="explicit test file (else split from train)")
+    train: str | list[str] | ParallelFiles = Field(
+        ..., description="training file(s): csv/parquet/jsonl/npz/txt, an image folder, or {source, target} files"
+    )
+    valid: str | ParallelFiles | None = Field(None, description="explicit validation file (else split from train)")
+    test: str | ParallelFiles | None = Field(None, description="explicit test file (else split from train)")
     target: str | None = Field(None, description="target column (array name for .npz)")
     split: SplitConfig = SplitConfig()
-    bad_rows: Literal["drop", "error"] = Field("drop", description="unreadable rows: drop with a warning, or fail")
+    bad_rows: Literal["error", "skip"] = Field(
+        "error", description="unreadable rows (ragged CSV, broken JSONL): fail naming the first, or skip and count them"
+    )
     drop: list[str] = Field(default_factory=list, description="columns removed at load")
     hash: list[str] = Field(default_factory=list, description="columns replaced by a salted hash at load")
     # language modeling
@@ -47,6 +70,13 @@ class DataConfig(Section):
     vocab_size: int = Field(4096, gt=0, description="language modeling: BPE vocabulary size")
     valid_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="language modeling: last share held out")
     text_column: str | None = Field(None, description="language modeling: text column of a table")
+    source: str | None = Field(None, description="seq2seq: source text column (default: the other text column)")
+
+    @field_validator("bad_rows", mode="before")
+    @classmethod
+    def _drop_is_skip(cls, value: Any) -> Any:
+        # runs saved before `skip` replaced `drop` (and `drop` was the default) record `bad_rows: drop`
+        return "skip" if value == "drop" else value
 
 
 # ----------------------------------------------------------------------------- features
@@ -100,6 +130,14 @@ class AudioAugment(Section):
     freq_mask_width: int = Field(4, ge=1, description="SpecAugment: max bands per frequency mask")
     time_masks: int = Field(0, ge=0, description="SpecAugment: number of time masks")
     time_mask_width: int = Field(8, ge=1, description="SpecAugment: max frames per time mask")
+    # recording shifts on the waveform: each training clip is rendered `copies` times, a batch picks one per row
+    copies: int = Field(4, ge=0, le=16, description="waveform-augmented renderings per training clip (0: none)")
+    pad: float = Field(0.3, ge=0.0, description="seconds of silence or quiet noise, at most, added at each end")
+    gain_db: float = Field(10.0, ge=0.0, le=40.0, description="random gain within ± this many dB")
+    speed: float = Field(0.1, ge=0.0, lt=0.5, description="random speed (tempo and pitch) within 1 ± this")
+    resample: float = Field(0.2, ge=0.0, le=1.0, description="probability of a round trip through a lower rate")
+    band: float = Field(0.2, ge=0.0, le=1.0, description="probability of a telephone band or a low-pass")
+    snr_db: float | None = Field(10.0, description="background noise at snr_db to snr_db+20 dB on half the copies")
 
 
 class AudioFeature(Section):
@@ -107,7 +145,22 @@ class AudioFeature(Section):
     type: Literal["audio"] = "audio"
     root: str | None = Field(None, description="folder relative WAV paths are read from (default: the data's folder)")
     sample_rate: int | None = Field(None, gt=0, description="resample to this rate in Hz (default: first file's)")
-    duration: float | None = Field(None, gt=0, description="seconds per clip, padded or cut (default: 95th pct)")
+    duration: float | None = Field(
+        None, gt=0, description="length: pad: seconds per clip, padded or cut (default: 95th pct)"
+    )
+    max_duration: float = Field(30.0, gt=0, description="a clip longer than this many seconds is refused")
+    trim_db: float | None = Field(
+        35.0,
+        gt=0,
+        description="trim leading/trailing audio quieter than this many dB below the clip's loudest; null keeps it",
+    )
+    length: Literal["stretch", "pad"] = Field(
+        "stretch",
+        description="stretch: each trimmed clip's spectrogram resampled to `frames`; pad: padded or cut to duration",
+    )
+    frames: int | None = Field(
+        None, ge=4, description="length: stretch: frames per clip (default: 95th pct of the clips')"
+    )
     representation: Literal["logmel", "mfcc"] = "logmel"
     n_mels: int = Field(40, ge=4)
     n_mfcc: int = Field(20, ge=2, description="mfcc: coefficients kept")
@@ -116,8 +169,18 @@ class AudioFeature(Section):
     normalize: Literal["band", "utterance"] = Field(
         "band", description="band: per-band mean/std fitted on train; utterance: also remove each clip's band mean"
     )
-    gain: Literal["peak", "none"] = Field("peak", description="peak: scale each clip to peak 1 (recording level)")
+    gain: Literal["rms", "peak", "none"] = Field(
+        "rms", description="rms: scale each trimmed clip to one loudness; peak: to peak 1; none: as recorded"
+    )
     augment: AudioAugment = AudioAugment()
+
+    @model_validator(mode="after")
+    def _length_keys(self) -> AudioFeature:
+        if self.length == "stretch" and self.duration is not None:
+            raise ValueError("duration is read by length: pad; length: stretch takes frames")
+        if self.length == "pad" and self.frames is not None:
+            raise ValueError("frames is read by length: stretch; length: pad takes duration")
+        return self
 
 
 FeatureConfig = Annotated[
@@ -155,7 +218,9 @@ class TrainConfig(Section):
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = Field(0.0, ge=0)
     l1: float = Field(0.0, ge=0, description="L1 penalty on weights")
-    loss: Literal["cross_entropy", "bce", "mse", "huber"] | None = Field(None, description="default by task")
+    loss: Literal["cross_entropy", "bce", "focal", "mse", "huber"] | None = Field(
+        None, description="default by task; focal: cross-entropy scaled by (1 - p)^2, for rare classes"
+    )
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     schedule: Literal["constant", "step", "cosine", "onecycle"] = "constant"
     warmup_steps: int = Field(0, ge=0)
@@ -167,7 +232,12 @@ class TrainConfig(Section):
     precision: Literal["fp32", "bf16", "auto"] = Field(
         "fp32", description="auto: bf16 where the hardware runs it natively"
     )
-    class_weights: Literal["balanced"] | None = None
+    class_weights: Literal["balanced"] | None = Field(
+        None, description="balanced: each class's loss weighted by rows / (classes × its rows)"
+    )
+    sampling: Literal["oversample", "undersample"] | None = Field(
+        None, description="classification: each epoch draws every class as often as the largest (over) or smallest"
+    )
     early_stopping: EarlyStopping | None = None
     keep_best: bool = Field(True, description="end with the weights of the best validation epoch")
     eval_every: int | None = Field(None, ge=1, description="language modeling: steps between evals")
@@ -247,6 +317,53 @@ class TuneConfig(Section):
     seed: int | None = Field(None, description="sampler seed (default: the run seed)")
 
 
+# ----------------------------------------------------------------------------- decision
+class DecisionCost(Section):
+    false_positive: float = Field(..., ge=0, description="cost of flagging a negative row")
+    false_negative: float = Field(..., ge=0, description="cost of missing a positive row")
+
+    @model_validator(mode="after")
+    def _some_cost(self) -> DecisionCost:
+        if self.false_positive == 0 and self.false_negative == 0:
+            raise ValueError("give at least one cost > 0")
+        return self
+
+
+class DecisionConfig(Section):
+    """task: classification (two classes) or multilabel (each label) — how the threshold on P(positive) is
+    chosen on the validation split: exactly one of optimize, recall_at_precision, precision_at_recall,
+    max_flag_rate, cost."""
+
+    optimize: Literal["f1"] | None = Field(None, description="the threshold with the best F1")
+    recall_at_precision: float | None = Field(
+        None, gt=0, le=1, description="highest recall whose precision reaches this"
+    )
+    precision_at_recall: float | None = Field(
+        None, gt=0, le=1, description="highest precision whose recall reaches this"
+    )
+    max_flag_rate: float | None = Field(
+        None, gt=0, le=1, description="highest recall flagging at most this share of rows"
+    )
+    cost: DecisionCost | None = Field(None, description="lowest expected cost: {false_positive, false_negative}")
+    positive: str | None = Field(None, description="the positive class (default: the second in sorted order)")
+
+    @model_validator(mode="after")
+    def _one_objective(self) -> DecisionConfig:
+        given = [name for name in DECISION_OBJECTIVES if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(DECISION_OBJECTIVES)} (got {len(given)})")
+        return self
+
+    def objective(self) -> dict[str, Any]:
+        """The one objective as {name: value}, the form decision.json records."""
+        name = next(n for n in DECISION_OBJECTIVES if getattr(self, n) is not None)
+        value = getattr(self, name)
+        return {name: value.model_dump() if isinstance(value, BaseModel) else value}
+
+
+DECISION_OBJECTIVES = ("optimize", "recall_at_precision", "precision_at_recall", "max_flag_rate", "cost")
+
+
 # ----------------------------------------------------------------------------- model card
 class CardConfig(Section):
     """Free-text fields of the model card in `modelforge report` (all optional)."""
@@ -291,6 +408,53 @@ class GenerationConfig(Section):
     temperature: float = Field(1.0, gt=0, description="scale of the latent noise when sampling for the score")
 
 
+class Seq2SeqConfig(Section):
+    """task: seq2seq — subword vocabularies, length limits and decoding (see modelforge.seq2seq)."""
+
+    source_tokenizer: Literal["bpe", "unigram", "char", "symbols"] = Field(
+        "bpe", description="source side: bpe/unigram (byte-level, any text), char, or symbols (space-separated)"
+    )
+    target_tokenizer: Literal["bpe", "unigram", "char", "symbols"] = Field("bpe", description="target side, as above")
+    source_vocab: int = Field(8000, ge=8, description="bpe/unigram: source vocabulary size (the shared one's size)")
+    target_vocab: int = Field(8000, ge=8, description="bpe/unigram: target vocabulary size")
+    shared_vocab: bool = Field(False, description="one vocabulary trained on both sides (same tokenizer kind)")
+    max_source_tokens: int = Field(128, ge=2, description="longest source the model reads; longer is an error")
+    max_target_tokens: int = Field(128, ge=2, description="longest target trained on and decoded")
+    beam: int = Field(5, ge=1, description="beam width of evaluate, predict, serve and generate (1: greedy)")
+    length_penalty: float = Field(0.6, ge=0, description="beam search: GNMT length penalty alpha (0: none)")
+    eval_rows: int = Field(500, ge=1, description="validation rows decoded (greedy) for valid_bleu each epoch")
+
+    @model_validator(mode="after")
+    def _one_kind_when_shared(self) -> Seq2SeqConfig:
+        if self.shared_vocab and self.source_tokenizer != self.target_tokenizer:
+            raise ValueError(
+                "shared_vocab needs the same source_tokenizer and target_tokenizer, "
+                f"got {self.source_tokenizer} and {self.target_tokenizer}"
+            )
+        return self
+
+
+class DetectionAugment(Section):
+    """Box-aware training augmentation (boxes move with the pixels; boxes mostly cropped away are dropped)."""
+
+    flip: bool = Field(True, description="random horizontal flip (off for text, digits, left/right classes)")
+    scale: float = Field(0.25, ge=0.0, lt=1.0, description="random zoom in [1 - scale, 1 + scale], cropped or padded")
+    translate: float = Field(0.1, ge=0.0, lt=1.0, description="random shift, max share of the image side")
+    jitter: float = Field(0.2, ge=0.0, lt=1.0, description="random brightness and contrast change")
+
+
+class DetectionConfig(Section):
+    image_size: int = Field(320, ge=32, description="side of the square images are letterboxed to (aspect kept)")
+    max_detections: int = Field(100, ge=1, description="boxes kept per image (top-k over classes and cells)")
+    score_threshold: float = Field(
+        0.3, ge=0.0, le=1.0, description="predict and serve keep boxes scoring at least this (evaluate keeps all)"
+    )
+    nms_iou: float | None = Field(
+        0.7, gt=0.0, le=1.0, description="class-aware NMS after peak picking (null: peaks only, CenterNet's way)"
+    )
+    augment: DetectionAugment = DetectionAugment()
+
+
 class RunConfig(Section):
     task: str = Field("classification", description="a registered task (`modelforge tasks` lists them)")
     seed: int = 0
@@ -304,6 +468,14 @@ class RunConfig(Section):
     card: CardConfig | None = Field(None, description="model card fields shown by modelforge report")
     recommend: RecommendConfig | None = Field(None, description="task recommendation: columns, feedback, split")
     generation: GenerationConfig | None = Field(None, description="task generation: scoring the samples")
+    seq2seq: Seq2SeqConfig | None = Field(None, description="task seq2seq: tokenizers, lengths, decoding")
+    detection: DetectionConfig | None = Field(None, description="task detection: input size, decoding, augmentation")
+    decision: DecisionConfig | None = Field(
+        None, description="classification (two classes), multilabel (per label): tune the threshold on validation"
+    )
+    calibrate: Literal["temperature", "isotonic"] | None = Field(
+        None, description="task classification: calibrate probabilities on the validation split"
+    )
 
     @field_validator("task")
     @classmethod
@@ -330,15 +502,15 @@ class RunConfig(Section):
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`train.lr=3e-4` → (['train', 'lr'], 0.0003); values are YAML (lists, numbers, strings)."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.lr=3e-4")
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.lr=3e-4")
     key, raw = text.split("=", 1)
     path = [part for part in key.strip().split(".") if part]
     if not path:
-        raise ConfigError(f"--set {text!r}: empty key")
+        raise ConfigError(f"override {text!r}: empty key")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML ({exc.__class__.__name__})") from None
+        raise ConfigError(f"override {key}: value {raw!r} is not valid YAML ({exc.__class__.__name__})") from None
     if isinstance(value, str):
         value = _number_or_text(value)
     return path, value
@@ -363,7 +535,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {'.'.join(path)}: {part} is not a section")
+                raise ConfigError(f"override {'.'.join(path)}: {part} is not a section")
             node = child
         node[path[-1]] = value
     return raw
@@ -373,13 +545,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ConfigError(f"{path}:{where}: {problem}") from None
+    raw = read_yaml_file(path, ConfigError)
     if raw is None:
         raise ConfigError(f"{path}: the config is empty")
     if not isinstance(raw, dict):
@@ -390,7 +556,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
     """Build the validated RunConfig from a YAML file or a dict, with `--set` overrides.
 
-    Relative data paths in a YAML file are read relative to that file's folder.
+    Relative data paths in a YAML file are read relative to that file's folder; `dataset:NAME/path`
+    is a file of a catalogued dataset in the cache (`modelforge datasets fetch NAME` puts it there).
     """
     if isinstance(source, dict):
         raw, base = _deep_copy(source), Path.cwd()
@@ -489,7 +656,7 @@ def check_model_options(config: RunConfig) -> None:
 
 
 def check_declared_features(config: RunConfig) -> None:
-    """Each listed feature must be of a kind the model takes (inferred ones: train/recipe.py)."""
+    """Each listed feature must be of a kind the model takes (inferred ones: training/recipe.py)."""
     if config.features:
         from modelforge.models.registry import check_model_features
 
@@ -500,6 +667,8 @@ def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     def resolve(path: str | None) -> str | None:
         if path is None:
             return None
+        if path.startswith(DATASET_PREFIX):  # a file of a catalogued dataset, read from the cache
+            return str(resolve_dataset_path(path))
         candidate = Path(path).expanduser()
         return str(candidate if candidate.is_absolute() else (base / candidate).resolve())
 
@@ -512,9 +681,17 @@ def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
         tables = {"user_features": resolve(config.recommend.user_features)}
         tables["item_features"] = resolve(config.recommend.item_features)
         config = config.model_copy(update={"recommend": config.recommend.model_copy(update=tables)})
+
+    def resolve_files(files: str | ParallelFiles | None) -> str | ParallelFiles | None:
+        if isinstance(files, ParallelFiles):  # seq2seq's line-aligned pair of files
+            return files.model_copy(update={"source": resolve(files.source), "target": resolve(files.target)})
+        return resolve(files)
+
     data = config.data
-    train = [resolve(p) for p in data.train] if isinstance(data.train, list) else resolve(data.train)
-    updated = data.model_copy(update={"train": train, "valid": resolve(data.valid), "test": resolve(data.test)})
+    train = [resolve(p) for p in data.train] if isinstance(data.train, list) else resolve_files(data.train)
+    updated = data.model_copy(
+        update={"train": train, "valid": resolve_files(data.valid), "test": resolve_files(data.test)}
+    )
     features = config.features
     if features and any(f.type == "audio" for f in features):
         # relative WAV paths in a table are read from the table's folder unless `root` says otherwise

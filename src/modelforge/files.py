@@ -1,7 +1,8 @@
 """The ground floor: atomic writes, JSONL, hashes and the run manifest. Imports nothing of modelforge.
 
 Every file is written to a temporary name in the same folder, fsynced, then renamed, so a crash
-never leaves a half-written file behind.
+never leaves a half-written file behind. A new file gets the mode the umask allows (as `open` would
+give it); a replaced file keeps its mode.
 """
 
 from __future__ import annotations
@@ -14,25 +15,69 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 MANIFEST = "files.json"
 
 
 # ----------------------------------------------------------------------------- atomic files
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file; an OSError (no space, no permission, file too
+    large) names `path`, not the temporary, and leaves `path` as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    mode = file_mode_for(path)
+    try:
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise naming(exc, path) from None
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temp, mode)
         os.replace(temp, path)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise naming(exc, path) from None
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
+
+
+def naming(exc: OSError, path: Path) -> OSError:
+    """The same OSError (PermissionError stays PermissionError) with `path` as its file name."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
+
+
+def current_umask() -> int:
+    """The process umask, read from /proc where it can be (setting it to read it races other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode_for(path: Path) -> int:
+    """An existing file's permission bits, else what `open(path, "w")` would give a new file."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def directory_mode() -> int:
+    """What `mkdir` gives a new folder under the current umask (mkdtemp's folders are 0700)."""
+    return 0o777 & ~current_umask()
 
 
 def fsync_directory(path: Path) -> None:
@@ -65,6 +110,44 @@ def json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+# ----------------------------------------------------------------------------- reading text and YAML
+def read_utf8(path: str | Path, error: type[Exception]) -> str:
+    """A text file's contents; `error` (a ModelforgeError from the caller's floor) naming the file and the
+    first bad byte when it is not UTF-8."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise error(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); save it as UTF-8") from None
+
+
+def read_yaml_file(path: str | Path, error: type[Exception]) -> Any:
+    """A YAML file's contents; `error` naming the file and the line for text that is not UTF-8 or not YAML."""
+    text = read_utf8(path, error)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise error(f"{path}:{where}: {problem}") from None
+
+
+def inside(root: Path, name: str) -> Path | None:
+    """`root / name` when it stays inside `root` (no absolute names, no `..`, no symlink out), else None."""
+    candidate = Path(name)
+    if not name or candidate.is_absolute() or ".." in candidate.parts:
+        return None
+    path = root / candidate
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return None
+    return path
 
 
 # ----------------------------------------------------------------------------- JSONL

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from modelforge.errors import ModelforgeError
-from modelforge.tasks import predicts_values
+from modelforge.tasks import predicts_label_sets, predicts_values
 
 
 def pick_device(name: str) -> torch.device:
@@ -30,7 +30,7 @@ def pick_device(name: str) -> torch.device:
 
 def set_cpu_threads(threads: int | str | None) -> None:
     """Pin torch's CPU thread count to `threads`; None or 0 keep torch's default, and "auto" (language
-    modeling's per-step choice, made in train/lm.py) is left to its caller."""
+    modeling's per-step choice, made in training/lm.py) is left to its caller."""
     if isinstance(threads, int) and threads > 0:
         torch.set_num_threads(threads)
 
@@ -82,9 +82,12 @@ def forward_in_batches(
 
 
 def outputs_to_predictions(raw: Any, task: str, preprocessor: Any) -> np.ndarray:
-    """A supervised model's raw outputs as class probabilities (N×K) or predicted values (N, regression)."""
+    """A supervised model's raw outputs as class probabilities (N×K), label probabilities (N×K, one sigmoid
+    per label: multilabel) or predicted values (N, regression)."""
     if predicts_values(task):
         return preprocessor.target_encoder.inverse(raw.squeeze(-1).double().numpy())
+    if predicts_label_sets(task):
+        return torch.sigmoid(raw.double()).numpy()
     if raw.shape[-1] == 1:
         positive = torch.sigmoid(raw.squeeze(-1).double())
         return torch.stack([1 - positive, positive], dim=1).numpy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,10 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
     task = task or task_for_file(data)
     starter = task_named(task).starter if task is not None else None
     if starter is not None:  # a task with its own starter, e.g. language modeling: a corpus, no target
-        return load_entry(starter)(data, out)  # type: ignore[no-any-return]
+        options = {"target": target} if target is not None else {}  # a starter that takes --target reads it
+        if options and "target" not in inspect.signature(load_entry(starter)).parameters:
+            raise DataError(f"--target: task {task} takes no target column; leave it out")
+        return load_entry(starter)(data, out, **options)  # type: ignore[no-any-return]
     frame = read_data(data)
     warn_personal_columns(frame)  # e-mail / phone columns: the warning suggests data.drop or data.hash
     if data.is_dir():

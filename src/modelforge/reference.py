@@ -19,6 +19,7 @@ from modelforge.config import RunConfig, Section
 CONFIG_BEGIN, CONFIG_END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
 MODELS_BEGIN, MODELS_END = "<!-- model-reference:begin -->", "<!-- model-reference:end -->"
 TASKS_BEGIN, TASKS_END = "<!-- task-reference:begin -->", "<!-- task-reference:end -->"
+HTTP_BEGIN, HTTP_END = "<!-- http-reference:begin -->", "<!-- http-reference:end -->"
 
 
 def _type_text(annotation: Any) -> str:
@@ -111,10 +112,57 @@ def task_reference() -> str:
     return "\n".join(lines)
 
 
+def _schema_type(schema: dict[str, Any]) -> str:
+    """A JSON schema as a short type: `integer ≥ 1`, `array of ClassPrediction`, `string \\| null`."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return f"[{name}](#{name.lower()})"
+    if "anyOf" in schema:
+        return " \\| ".join(_schema_type(option) for option in schema["anyOf"])
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"array of {_schema_type(schema.get('items', {}))}"
+    if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
+        return f"object of {_schema_type(schema['additionalProperties'])}"
+    bounds = [
+        f"{sign} {int(schema[key]) if float(schema[key]).is_integer() else schema[key]}"
+        for key, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("maxLength", "length ≤"))
+        if key in schema
+    ]
+    return " ".join([kind, ", ".join(bounds)]).strip()
+
+
+def http_reference() -> str:
+    """The server's endpoints and message schemas, from the OpenAPI schema FastAPI builds for the app."""
+    from modelforge.serve.app import create_app
+
+    schema = create_app({}).openapi()  # the schema does not depend on the models served
+    lines = ["| method and path | what it does | request body | status codes |", "|---|---|---|---|"]
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+            request = _schema_type(body["schema"]) if body else ""
+            codes = ", ".join(sorted(operation.get("responses", {})))
+            lines.append(f"| `{method.upper()} {path}` | {operation.get('summary', '')} | {request} | {codes} |")
+    for name, component in sorted(schema["components"]["schemas"].items()):
+        lines += ["", f"### {name}", ""]
+        if component.get("description"):
+            lines += [" ".join(component["description"].split()), ""]
+        required = set(component.get("required", []))
+        lines += ["| field | type | required | default | meaning |", "|---|---|---|---|---|"]
+        for field, spec in component.get("properties", {}).items():
+            default = f"`{spec['default']!r}`" if "default" in spec else ""
+            meaning = " ".join(spec.get("description", "").split()).replace("|", "\\|")
+            yes = "yes" if field in required else ""
+            lines.append(f"| `{field}` | {_schema_type(spec)} | {yes} | {default} | {meaning} |")
+    return "\n".join(lines)
+
+
 REFERENCES = (
     (CONFIG_BEGIN, config_reference, CONFIG_END),
     (MODELS_BEGIN, model_reference, MODELS_END),
     (TASKS_BEGIN, task_reference, TASKS_END),
+    (HTTP_BEGIN, http_reference, HTTP_END),
 )
 
 

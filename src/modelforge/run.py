@@ -8,6 +8,10 @@
       metrics.jsonl        one JSON object per epoch
       eval.json            metrics on the held-out test split
       environment.json     versions, git commit, host, data file hashes, start/end times
+      train_rows.safetensors  64-bit hashes of the training rows (tables), for evaluate's overlap warning
+      decision.json        classification with `decision:` / `calibrate:`: calibration and threshold
+                           tuned on the validation split; multilabel: one threshold per label
+                           (modelforge.decision)
 
 Every file is written to a temporary name in the same folder, fsynced, then renamed, so a
 crash never leaves a half-written file behind.
@@ -31,8 +35,16 @@ import numpy as np
 import pandas as pd
 
 from modelforge.errors import RunError
-from modelforge.files import atomic_write_json, atomic_write_text, file_sha256, read_jsonl, write_manifest
-from modelforge.tasks import predicts_values
+from modelforge.files import (
+    atomic_write_json,
+    atomic_write_text,
+    directory_mode,
+    file_sha256,
+    read_jsonl,
+    read_yaml_file,
+    write_manifest,
+)
+from modelforge.tasks import predicts_label_sets, predicts_values
 
 REQUIRED_FILES = ("config.yaml", "preprocessing.json", "model.safetensors", "model.json")
 
@@ -80,8 +92,10 @@ def default_run_dir(name: str, root: str | Path = "runs") -> Path:
 
 def check_empty_output(out: Path) -> None:
     """A run is written only into a new or empty folder."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunError(f"{out}: output directory exists and is not empty; choose another --out")
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out}: exists and is not a directory; choose another or remove it")
+    if out.exists() and any(out.iterdir()):
+        raise RunError(f"{out}: output directory exists and is not empty; choose another or remove it")
 
 
 def claim_run_directory(out: str | Path | None, default_name: str) -> Path:
@@ -99,6 +113,7 @@ def staged_run_directory(out: Path) -> Iterator[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
     try:
+        temp.chmod(directory_mode())  # mkdtemp's 0700, widened to what mkdir would give under the umask
         yield temp
         if out.exists():
             out.rmdir()  # empty, checked above
@@ -152,26 +167,35 @@ class RunDirectory:
 
 def read_finished_run(path: Path, required: tuple[str, ...] = REQUIRED_FILES) -> tuple[Any, dict[str, Any]]:
     """A finished run's config and model.json; RunError naming the files a run lacks."""
-    import yaml
-
     from modelforge.config import RunConfig
 
     missing = [name for name in required if not (path / name).exists()]
     if missing:
         raise RunError(f"{path}: not a finished run (missing {', '.join(missing)})")
-    config = RunConfig.model_validate(yaml.safe_load((path / "config.yaml").read_text()))
+    config = RunConfig.model_validate(read_yaml_file(path / "config.yaml", RunError))
     return config, json.loads((path / "model.json").read_text())
 
 
 @dataclass
 class Run(RunDirectory):
-    """A trained run loaded from its directory: predict and evaluate on new data frames."""
+    """A classification, multilabel or regression run loaded from its directory (`modelforge.train` or `load_run`).
+
+    Attributes: `path` (the run directory), `config` (the resolved RunConfig), `metrics` (the held-out
+    split's, from eval.json), `history` (one row per epoch), `preprocessor`, `model_info`, `model`.
+    Methods take a pandas DataFrame or a data file with the training data's columns:
+    `predict` (labels and class probabilities, or values), `evaluate` (metrics; needs the target
+    column) and `outputs` (the model's own probabilities or values as a numpy array). A classification
+    run's `decision` (decision.json: calibration and threshold) turns those probabilities into what
+    `predict` and `evaluate` report.
+    """
 
     path: Path
     config: Any
     preprocessor: Any
     model_info: dict[str, Any]
     model: Any = field(repr=False)
+    # modelforge.decision.Decision (classification) or LabelSetDecision (multilabel); None for regression
+    decision: Any = field(default=None, repr=False)
 
     @property
     def task(self) -> str:
@@ -194,27 +218,51 @@ class Run(RunDirectory):
         raw = forward_in_batches(self.model, inputs, precision=self.config.train.precision)
         return outputs_to_predictions(raw, self.task, self.preprocessor)
 
-    def predict(self, data: pd.DataFrame | str | Path) -> pd.DataFrame:
-        """Predicted label and a probability column per class (or the value, for regression)."""
-        frame = self._prepare(data)
-        values = self.outputs(frame)
+    def predict(self, data: pd.DataFrame | str | Path, threshold: float | None = None) -> pd.DataFrame:
+        """Predicted label and a probability column per class (or the value, for regression).
+
+        Probabilities are calibrated and labels follow the saved decision rule; `threshold` (two classes
+        only) replaces the saved threshold on P(positive)."""
+        return self.answer(self.outputs(self._prepare(data)), threshold)
+
+    def answer(self, values: np.ndarray, threshold: float | None = None) -> pd.DataFrame:
+        """`predict`'s frame from the model's outputs (`outputs`, or an ONNX graph's)."""
         if predicts_values(self.task):
             return pd.DataFrame({"prediction": values})
         classes = self.preprocessor.classes
-        result = pd.DataFrame({"prediction": [classes[i] for i in values.argmax(axis=1)]})
+        if predicts_label_sets(self.task):  # the labels passing their thresholds, joined by "|"
+            chosen = self.decision.choose(values, threshold)
+            names = [str(c) for c in classes]
+            labels = ["|".join(n for n, on in zip(names, row, strict=True) if on) for row in chosen]
+            result = pd.DataFrame({"prediction": labels})
+            for k, label in enumerate(names):
+                result[f"probability_{label}"] = values[:, k]
+            return result
+        if threshold is not None and len(classes) != 2:
+            raise RunError(f"--threshold: needs a two-class run, {self.path} has {len(classes)} classes")
+        probabilities = self.decision.calibrated(values)
+        chosen = self.decision.choose(probabilities, threshold)
+        result = pd.DataFrame({"prediction": [classes[i] for i in chosen]})
         for k, label in enumerate(classes):
-            result[f"probability_{label}"] = values[:, k]
+            result[f"probability_{label}"] = probabilities[:, k]
         return result
 
     def evaluate(self, data: pd.DataFrame | str | Path) -> dict[str, Any]:
-        from modelforge.evaluate.metrics import classification_metrics, regression_metrics
+        """Metrics on labelled rows (a frame or a data file): accuracy, F1, … or RMSE, R², …
+
+        Warns (`TrainingRowsWarning`) when some of the rows are rows the run was trained on."""
+        from modelforge.data.row_hashes import warn_if_training_rows
+        from modelforge.evaluate.metrics import classification_metrics, label_set_metrics, regression_metrics
 
         frame = self._prepare(data)
+        warn_if_training_rows(self.path, frame)
         values = self.outputs(frame)
         target = self.preprocessor.transform_target(frame)
         if predicts_values(self.task):
             return regression_metrics(self.preprocessor.target_encoder.inverse(target), values)
-        return classification_metrics(target, values, self.preprocessor.classes)
+        if predicts_label_sets(self.task):
+            return label_set_metrics(target, values, self.preprocessor.classes, self.decision)
+        return classification_metrics(target, values, self.preprocessor.classes, self.decision)
 
 
 def load_run(path: str | Path) -> Any:
@@ -247,4 +295,21 @@ def load_supervised_run(path: str | Path) -> Run:
     except (RuntimeError, OSError) as exc:
         raise RunError(f"{path / 'model.safetensors'}: weights do not load ({str(exc).splitlines()[0]})") from None
     model.eval()
-    return Run(path, config, preprocessor, info, model)
+    return Run(path, config, preprocessor, info, model, load_decision(path, config.task, preprocessor.classes))
+
+
+def load_decision(path: Path, task: str, classes: list[Any]) -> Any:
+    """The run's decision.json; for a classification run without one, the plain rule (most probable class,
+    and for two classes the second is the positive one a `--threshold` applies to)."""
+    from modelforge.decision import DECISION_FILE, Decision, LabelSetDecision
+
+    if predicts_values(task):
+        return None
+    saved = path / DECISION_FILE
+    if predicts_label_sets(task):
+        if saved.is_file():
+            return LabelSetDecision.from_json(json.loads(saved.read_text()), classes)
+        return LabelSetDecision(list(classes), [0.5] * len(classes))
+    if saved.is_file():
+        return Decision.from_json(json.loads(saved.read_text()), classes)
+    return Decision(classes=list(classes), positive=1 if len(classes) == 2 else None)

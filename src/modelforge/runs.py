@@ -34,7 +34,7 @@ def list_runs(directory: Path) -> list[dict[str, Any]]:
             continue
         try:
             config = yaml.safe_load(config_path.read_text()) or {}
-        except yaml.YAMLError:
+        except (yaml.YAMLError, UnicodeDecodeError):  # not a run this version can list (or not a run)
             continue
         task = str(config.get("task", "?"))
         evaluation = json.loads((path / "eval.json").read_text()) if (path / "eval.json").exists() else {}

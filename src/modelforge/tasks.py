@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from modelforge.errors import ConfigError, ModelforgeError, RunError
+from modelforge.files import read_yaml_file
 from modelforge.registry import Registry
 
 # verbs that act on a finished run (train, audit and `runs` apply to every task)
@@ -69,14 +70,25 @@ class Task:
     train_choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # train.* keys read with fewer values
     default_model: str = "mlp"  # model.type when the config names none
     models: tuple[str, ...] = ()  # the only model types it takes; () = any model no other task claims
-    target_kind: str | None = None  # "label" or "value" for tasks that predict a target column per row
+    target_kind: str | None = None  # "label", "labels" (a set per row) or "value": a target column per row
     epoch_metrics: tuple[str, ...] = ()  # per-epoch metrics `tune` may optimize
     report: str = "modelforge.evaluate.report:supervised_report"  # "module:function"(run_dir, **options) -> html
     generate: str | None = None  # "module:function" behind `modelforge generate RUN` (options as the verb's)
+    # "module:function"(run_dir, data, rows, method, out, **options) -> (folder, explanations, lines), for explain
+    explain: str = "modelforge.evaluate.explain_output:explain_to_folder"
+    compress: str = "modelforge.compress.recipe:compress_run"  # "module:function"(run_dir, out, options) -> out
     export_formats: tuple[str, ...] = ()  # `modelforge export --format` values its runs take
+    onnx_export: str | None = None  # "module:function"(run_dir, dest) -> Parity, for --format onnx
+    # "module:function"(run_dir, threads) -> predictor (`.run`, `.predict(data)`), for predict --engine onnx
+    onnx_predictor: str = "modelforge.export.onnx:load_onnx_predictor"
     # what `init` with no --task starts this task from: a file suffix (".txt") or a file a data folder holds
     starter_markers: tuple[str, ...] = ()
-    starter: str | None = None  # "module:function"(data, out) -> config dict, for `modelforge init --task`
+    starter: str | None = None  # "module:function"(data, out[, target]) -> config dict, for `modelforge init --task`
+    parallel_files: bool = False  # reads data.train/valid/test given as {source, target} line-aligned files
+    # "module:function"(path) -> bool: whether `init` with no --task starts this task from that data (light imports)
+    recognizes: str | None = None
+    # "module:function"(run_dir, data, out, **options) -> text: a predict verb of its own (not rows of a table)
+    predict: str | None = None
 
     def supports(self, verb: str) -> bool:
         return verb in self.verbs
@@ -90,7 +102,7 @@ class Task:
 
     def train(self, config: Any, out: str | Path | None, **options: Any) -> Any:
         if options.get("resume") is not None:
-            self.require("resume", "train --resume")
+            self.require("resume", "train with resume")
         return load_entry(self.recipe)(config, out, **options)
 
     def load_run(self, path: Path) -> Any:
@@ -115,6 +127,10 @@ class Task:
         for section, reads in (("data", self.data_keys), ("train", self.train_keys)):
             for key in sorted(getattr(config, section).model_fields_set - reads):
                 problems.append(f"{section}.{key}: not used by task {self.name} (reads {', '.join(sorted(reads))})")
+        if not self.parallel_files:
+            for key in ("train", "valid", "test"):
+                if hasattr(getattr(config.data, key), "source"):
+                    problems.append(f"data.{key}: {{source, target}} files are read by seq2seq tasks, not {self.name}")
         for key, allowed in self.train_choices.items():
             value = getattr(config.train, key)
             if key in config.train.model_fields_set and value not in allowed:
@@ -137,14 +153,20 @@ def register_task(task: Task) -> Task:
 
 def task_for_file(path: Path) -> str | None:
     """The task `init` starts from this data with no --task: a .txt corpus is language modeling, a folder
-    holding u.data (MovieLens) recommendation; None for tables and image folders (inferred from the target)."""
+    holding u.data (MovieLens) recommendation, COCO annotation JSON or a YOLO folder detection; None for
+    tables and image folders (inferred from the target)."""
 
     def marked(marker: str) -> bool:
         if marker.startswith("."):
             return path.is_file() and path.suffix.lower() == marker
         return path.is_dir() and (path / marker).is_file()
 
-    return next((name for name in TASKS.names() if any(marked(m) for m in TASKS.get(name).starter_markers)), None)
+    def recognized(task: Task) -> bool:
+        return any(marked(m) for m in task.starter_markers) or bool(
+            task.recognizes and path.exists() and load_entry(task.recognizes)(path)
+        )
+
+    return next((name for name in TASKS.names() if recognized(TASKS.get(name))), None)
 
 
 def predicts_values(task: str) -> bool:
@@ -157,6 +179,11 @@ def predicts_labels(task: str) -> bool:
     return TASKS.get(task).target_kind == "label"
 
 
+def predicts_label_sets(task: str) -> bool:
+    """Whether the task predicts a set of labels per row (multi-label: one sigmoid per label)."""
+    return TASKS.get(task).target_kind == "labels"
+
+
 def task_named(name: str) -> Task:
     """The registered task; a ConfigError with close matches for an unknown name."""
     try:
@@ -167,17 +194,12 @@ def task_named(name: str) -> Task:
 
 def recorded_task_name(path: Path) -> str:
     """The task in a run directory's config.yaml, read without loading anything else."""
-    import yaml
-
     if not path.is_dir():
         raise RunError(f"{path}: run directory not found")
     config_path = path / "config.yaml"
     if not config_path.is_file():
         raise RunError(f"{path}: not a run directory (no config.yaml)")
-    try:
-        raw = yaml.safe_load(config_path.read_text())
-    except yaml.YAMLError:
-        raise RunError(f"{config_path}: not valid YAML") from None
+    raw = read_yaml_file(config_path, RunError)
     if not isinstance(raw, dict):
         raise RunError(f"{config_path}: not a run config")
     return str(raw.get("task", "classification"))
@@ -205,7 +227,7 @@ _SUPERVISED_TRAIN = keys(
 )
 _SUPERVISED_VERBS = frozenset(RUN_VERBS) - {"generate"}
 
-for _name, _summary, _headline, _keys, _kind, _epoch in (
+for _name, _summary, _headline, _keys, _kind, _epoch, _sections, _train in (
     (
         "classification",
         "a label per row of a table, image, text or audio clip",
@@ -213,6 +235,8 @@ for _name, _summary, _headline, _keys, _kind, _epoch in (
         ("accuracy",),
         "label",
         ("valid_loss", "valid_accuracy", "train_loss"),
+        {"decision", "calibrate"},  # a threshold and calibration tuned on the validation split
+        {"sampling"},  # class-balanced batches
     ),
     (
         "regression",
@@ -221,13 +245,15 @@ for _name, _summary, _headline, _keys, _kind, _epoch in (
         ("r2",),
         "value",
         ("valid_loss", "valid_rmse", "valid_r2", "train_loss"),
+        set(),
+        set(),
     ),
 ):
     register_task(
         Task(
             name=_name,
             summary=_summary,
-            recipe="modelforge.train.recipe:train",
+            recipe="modelforge.training.recipe:train",
             loader="modelforge.run:load_supervised_run",
             service="modelforge.serve.services:load_predict_service",
             endpoint="predict",
@@ -235,19 +261,40 @@ for _name, _summary, _headline, _keys, _kind, _epoch in (
             key_metrics=_keys,
             verbs=_SUPERVISED_VERBS,
             data_keys=_TABLE_DATA,
-            train_keys=_SUPERVISED_TRAIN,
-            sections=frozenset({"features", "init_from", "tune"}),
+            train_keys=_SUPERVISED_TRAIN | _train,
+            sections=frozenset({"features", "init_from", "tune", *_sections}),
             target_kind=_kind,
-            export_formats=("onnx", "torchscript"),
+            export_formats=("onnx", "torchscript", "bundle"),
+            onnx_export="modelforge.export.onnx:export_supervised_run",
             epoch_metrics=_epoch,
         )
     )
 
 register_task(
     Task(
+        name="multilabel",
+        summary="a set of labels per row of a table or text (a JSONL list, or labels joined by a vertical bar)",
+        recipe="modelforge.training.recipe:train",
+        loader="modelforge.run:load_supervised_run",
+        service="modelforge.serve.services:load_predict_service",
+        endpoint="predict",
+        headline=("micro_f1", "macro_f1", "subset_accuracy"),
+        key_metrics=("micro_f1",),
+        verbs=frozenset({"evaluate", "predict", "serve", "report", "resume"}),
+        data_keys=_TABLE_DATA,
+        train_keys=_SUPERVISED_TRAIN - {"class_weights", "loss", "label_smoothing"},
+        sections=frozenset({"features", "init_from", "decision"}),  # decision: one threshold per label
+        target_kind="labels",
+        epoch_metrics=("valid_loss", "valid_micro_f1", "train_loss"),
+        report="modelforge.evaluate.report:summary_report",
+    )
+)
+
+register_task(
+    Task(
         name="language-modeling",
         summary="next-token prediction on a text corpus (a GPT), and text generation",
-        recipe="modelforge.train.lm:train_language_model",
+        recipe="modelforge.training.lm:train_language_model",
         loader="modelforge.text.run:load_language_model_run",
         service="modelforge.serve.services:load_generate_service",
         endpoint="generate",
@@ -264,7 +311,8 @@ register_task(
         train_choices={"schedule": ("cosine", "constant"), "optimizer": ("adamw",)},
         default_model="gpt",
         models=("gpt",),
-        export_formats=("hf",),
+        export_formats=("hf", "onnx"),
+        onnx_export="modelforge.export.graphs:export_language_model_run",
         report="modelforge.evaluate.report:language_model_report",
         generate="modelforge.text.cli:generate_text",
         starter="modelforge.text.init:language_model_config",
@@ -276,13 +324,13 @@ register_task(
     Task(
         name="recommendation",
         summary="users × items: ratings (explicit) or ranked items (implicit)",
-        recipe="modelforge.train.recommend:train_recommender",
-        loader="modelforge.train.recommend:load_recommender_run",
+        recipe="modelforge.training.recommend:train_recommender",
+        loader="modelforge.training.recommend:load_recommender_run",
         service="modelforge.serve.services:load_recommend_service",
         endpoint="predict",
         headline=("rmse", "baseline_global_mean_rmse"),  # the run's own headline adds ranking metrics
         key_metrics=("rmse", "ndcg@"),
-        verbs=frozenset({"evaluate", "predict", "serve", "report", "resume"}),
+        verbs=frozenset({"evaluate", "predict", "serve", "export", "report", "resume"}),
         data_keys=frozenset({"train", "bad_rows"}),
         # weight_decay is the L2 on the embedding rows a batch touches, not the optimizer's decay
         train_keys=keys(
@@ -293,7 +341,10 @@ register_task(
         sections=frozenset({"recommend"}),
         default_model="mf",
         models=("mf", "two_tower"),
-        starter="modelforge.train.recommend_init:recommendation_config",
+        export_formats=("onnx",),
+        onnx_export="modelforge.export.graphs:export_recommender_run",
+        onnx_predictor="modelforge.export.graphs:load_onnx_recommender",
+        starter="modelforge.training.recommend_init:recommendation_config",
         starter_markers=("u.data",),
         report="modelforge.evaluate.report:summary_report",
     )
@@ -318,7 +369,7 @@ register_task(
             "frechet_distance",
         ),
         key_metrics=("frechet_distance", "test_loss"),
-        verbs=frozenset({"evaluate", "serve", "report", "generate", "resume"}),
+        verbs=frozenset({"evaluate", "serve", "export", "report", "generate", "resume"}),
         data_keys=frozenset({"train", "target", "split", "bad_rows"}),
         train_keys=keys(
             "epochs batch_size lr optimizer momentum nesterov betas weight_decay keep_best "
@@ -328,6 +379,75 @@ register_task(
         report="modelforge.evaluate.report:summary_report",
         default_model="vae",
         models=("vae", "gan"),
+        export_formats=("onnx",),
+        onnx_export="modelforge.export.graphs:export_generator_run",
         generate="modelforge.generation.cli:generate_images",
+    )
+)
+
+register_task(
+    Task(
+        name="seq2seq",
+        summary="text to text: translation, grapheme-to-phoneme (an encoder-decoder transformer)",
+        recipe="modelforge.seq2seq.recipe:train_seq2seq",
+        loader="modelforge.seq2seq.run:load_seq2seq_run",
+        service="modelforge.seq2seq.service:load_seq2seq_service",
+        endpoint="predict",
+        headline=("bleu", "chrf", "cer", "wer", "exact_match"),
+        key_metrics=("bleu",),
+        verbs=frozenset(
+            {"evaluate", "predict", "serve", "report", "generate", "resume", "tune", "explain", "compress", "export"}
+        ),
+        data_keys=frozenset({"train", "valid", "test", "target", "source", "split", "bad_rows"}),
+        train_keys=keys(
+            "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay label_smoothing "
+            "schedule warmup_steps step_size gamma grad_clip keep_best checkpoint_every keep_checkpoints "
+            "checkpoint_budget threads"
+        ),
+        sections=frozenset({"seq2seq", "tune"}),
+        train_defaults={"optimizer": "adamw", "schedule": "cosine", "label_smoothing": 0.1, "grad_clip": 1.0},
+        default_model="seq2seq_transformer",
+        models=("seq2seq_transformer",),
+        epoch_metrics=("valid_bleu", "valid_loss", "train_loss"),
+        report="modelforge.seq2seq.report:seq2seq_report",
+        generate="modelforge.seq2seq.cli:generate_translation",
+        explain="modelforge.seq2seq.explain:explain_translations",
+        compress="modelforge.seq2seq.compress:compress_seq2seq",
+        export_formats=("onnx",),
+        onnx_export="modelforge.seq2seq.onnx:export_seq2seq_run",
+        onnx_predictor="modelforge.seq2seq.onnx:load_onnx_translator",
+        starter="modelforge.seq2seq.init:seq2seq_config",
+        parallel_files=True,
+    )
+)
+
+register_task(
+    Task(
+        name="detection",
+        summary="boxes and labels of the objects in an image (COCO JSON or YOLO folders; mAP by pycocotools)",
+        recipe="modelforge.detection.recipe:train_detector",
+        loader="modelforge.detection.run:load_detector_run",
+        service="modelforge.detection.service:load_detection_service",
+        endpoint="predict",
+        headline=("map", "map50", "map75"),
+        key_metrics=("map",),
+        verbs=frozenset({"evaluate", "predict", "serve", "report", "resume", "tune", "export"}),
+        data_keys=frozenset({"train", "valid", "test", "split"}),
+        train_keys=keys(
+            "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay schedule "
+            "warmup_steps step_size gamma grad_clip keep_best checkpoint_every keep_checkpoints checkpoint_budget "
+            "threads"
+        ),
+        sections=frozenset({"detection", "tune"}),
+        train_defaults={"optimizer": "adamw", "schedule": "cosine", "grad_clip": 10.0},
+        default_model="detector",
+        models=("detector",),
+        epoch_metrics=("valid_map", "valid_map50", "train_loss"),
+        report="modelforge.detection.report:detection_report",
+        export_formats=("onnx",),
+        onnx_export="modelforge.detection.export:export_detector_run",
+        starter="modelforge.detection.init:detection_config",
+        recognizes="modelforge.detection.data:recognizes_detection_data",
+        predict="modelforge.detection.run:write_boxes",
     )
 )

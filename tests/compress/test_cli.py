@@ -55,3 +55,17 @@ def test_benchmark_cli_table_and_files(mlp_run, tmp_path, cli, assert_one_line_e
         row = next(csv.DictReader(file))
     assert np.isclose(float(row["nonzero_share"]), 1.0)
     assert_one_line_error(cli("benchmark", tmp_path / "nope"), "not found")
+
+
+def test_benchmark_writes_its_own_folder_never_into_a_run(mlp_run, tmp_path, monkeypatch) -> None:
+    from cli_runner import modelforge_in_process
+
+    before = sorted(p.name for p in mlp_run.iterdir())
+    monkeypatch.chdir(tmp_path)
+    result = modelforge_in_process("benchmark", str(mlp_run))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in mlp_run.iterdir()) == before  # the run's files (and manifest) untouched
+    (written,) = (tmp_path / "benchmarks").iterdir()
+    assert (written / "benchmark.csv").is_file() and (written / "benchmark.md").is_file()
+    refused = modelforge_in_process("benchmark", str(mlp_run), "--out", str(mlp_run))
+    assert refused.returncode == 2 and "is a run directory" in refused.stderr

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,9 +70,10 @@ def test_predict_without_target_column(trained_run: Path, tmp_path: Path) -> Non
     result = cli("predict", str(trained_run), "--data", str(tmp_path / "new.csv"), "--out", str(tmp_path / "p.csv"))
     assert result.returncode == 0, result.stderr
     predictions = pd.read_csv(tmp_path / "p.csv")
-    assert list(predictions.columns) == ["prediction", "probability_benign", "probability_malignant"]
+    assert list(predictions.columns) == ["row", "prediction", "probability_benign", "probability_malignant"]
+    assert predictions["row"].tolist() == list(range(1, 11))
     assert set(predictions["prediction"]) <= {"benign", "malignant"}
-    assert (predictions.iloc[:, 1:].sum(axis=1) - 1).abs().max() < 1e-6
+    assert (predictions.filter(like="probability_").sum(axis=1) - 1).abs().max() < 1e-6
 
 
 def test_runs_and_models_tables(trained_run: Path) -> None:
@@ -120,11 +123,45 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     assert not (tmp_path / "run").exists()
 
 
-def test_ragged_csv_rejected_by_config(tmp_path: Path) -> None:
+def test_ragged_csv_rejected_by_default(tmp_path: Path) -> None:
     (tmp_path / "r.csv").write_text("a,y\n1,x\n2,y,3\n3,x\n4,y\n")
-    (tmp_path / "cfg.yaml").write_text("data: {train: r.csv, target: y, bad_rows: error}\n")
+    (tmp_path / "cfg.yaml").write_text("data: {train: r.csv, target: y}\n")
     result = cli("train", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "run"))
-    assert result.returncode == 2 and "r.csv: 1 unreadable row(s)" in result.stderr and "rows 2" in result.stderr
+    assert result.returncode == 2 and "r.csv: line 3: 3 fields, expected 2 (1 of 4 rows" in result.stderr
+    assert "data.bad_rows: skip" in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_rows_without_a_target_are_left_out_with_a_warning(tmp_path: Path) -> None:
+    rows = "".join(f"{i},{'' if i in (2, 7) else 'xy'[i % 2]}\n" for i in range(1, 31))
+    (tmp_path / "m.csv").write_text("a,y\n" + rows)
+    (tmp_path / "cfg.yaml").write_text("data: {train: m.csv, target: y}\ntrain: {epochs: 1}\n")
+    result = cli("train", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "run"), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "warning: target column 'y' is empty in 2 of 30 rows (rows 2, 7); those rows are left out" in result.stderr
+    assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_predict_numbers_rows_and_skips_bad_ones_only_when_the_config_says_so(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    rows = pd.read_csv(trained_run.parent.parent / "data.csv").drop(columns="diagnosis").head(6)
+    lines = rows.to_csv(index=False).splitlines()
+    lines[3] += ",1,2"  # data row 3 has two fields too many
+    (tmp_path / "new.csv").write_text("\n".join(lines) + "\n")
+    refused = cli("predict", str(trained_run), "--data", str(tmp_path / "new.csv"), "--out", str(tmp_path / "p.csv"))
+    assert refused.returncode == 2 and "new.csv: line 4:" in refused.stderr and not (tmp_path / "p.csv").exists()
+
+    skipping = tmp_path / "skipping"
+    shutil.copytree(trained_run, skipping)
+    config = (skipping / "config.yaml").read_text()
+    assert "bad_rows: error" in config
+    (skipping / "config.yaml").write_text(config.replace("bad_rows: error", "bad_rows: skip"))
+    result = cli("predict", str(skipping), "--data", str(tmp_path / "new.csv"))
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(io.StringIO(result.stdout))["row"].tolist() == [1, 2, 4, 5, 6]
+    warning = [line for line in result.stderr.splitlines() if line.strip()]
+    skipped = "skipped 1 of 6 rows (have the wrong number of fields): rows 3"
+    assert warning == [f"warning: {tmp_path / 'new.csv'}: {skipped}"]
 
 
 def test_evaluate_missing_run_exits_2(tmp_path: Path) -> None:

@@ -10,19 +10,55 @@ from modelforge.config import load_config
 from modelforge.data.augment import image_augmenter
 from modelforge.data.features import CategoryEncoder, NumericEncoder, TextEncoder
 from modelforge.data.preprocess import Preprocessor, fit_preprocessor, infer_feature, infer_task
-from modelforge.data.readers import read_data
+from modelforge.data.readers import read_data, read_data_with_rows
 from modelforge.data.split import split_indices
 from modelforge.errors import DataError, NotFittedError
 
 
-def test_ragged_csv_rows_are_reported_and_dropped_or_rejected(tmp_path: Path) -> None:
+def test_ragged_csv_rows_are_rejected_naming_the_first_line_or_skipped_when_asked(tmp_path: Path) -> None:
     path = tmp_path / "ragged.csv"
-    path.write_text("a,b,y\n1,2,x\n3,4,5,6\n7,8,z\n")
-    with pytest.warns(UserWarning, match=r"1 unreadable row\(s\).*rows 2"):
-        frame = read_data(path)
-    assert frame["a"].tolist() == [1, 7]
-    with pytest.raises(DataError, match=r"ragged\.csv: 1 unreadable row"):
-        read_data(path, bad_rows="error")
+    path.write_text("a,b,y\n1,2,x\n3,4,5,6\n\n7,8,z\n9\n")
+    with pytest.raises(DataError, match=r"ragged\.csv: line 3: 4 fields, expected 3 \(2 of 4 rows .*bad_rows: skip"):
+        read_data(path)
+    with pytest.warns(UserWarning, match=r"ragged\.csv: skipped 2 of 4 rows .*: rows 2, 4$"):
+        frame, rows = read_data_with_rows(path, bad_rows="skip")
+    assert frame["a"].tolist() == [1, 7] and rows == [1, 3]
+
+
+def test_jsonl_lines_that_are_not_objects(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n[1]\n\n{"a": 2}\nnot json\n')
+    with pytest.raises(DataError, match=r"rows\.jsonl: line 2: not a JSON object \(2 of 4 rows"):
+        read_data(path)
+    with pytest.warns(UserWarning, match="skipped 2 of 4 rows"):
+        frame, rows = read_data_with_rows(path, bad_rows="skip")
+    assert frame["a"].tolist() == [1, 2] and rows == [1, 3]
+
+
+def test_bad_npz_files_are_one_line_data_errors_that_never_suggest_pickles(tmp_path: Path) -> None:
+    np.savez(tmp_path / "scalar.npz", x=np.zeros((3, 2)), y=np.array(5))
+    np.savez(tmp_path / "objects.npz", x=np.array([1, "a", None], dtype=object))
+    (tmp_path / "garbage.npz").write_bytes(b"garbage" * 10)
+    (tmp_path / "torn.npz").write_bytes(b"PK\x03\x04" + b"garbage" * 10)
+    np.save(tmp_path / "bare.npy", np.zeros(3))
+    (tmp_path / "bare.npy").rename(tmp_path / "bare.npz")
+    expected = {
+        "scalar": "array 'y' is a single value (shape ())",
+        "objects": "holds object arrays (pickles), which modelforge never loads",
+        "garbage": "not an .npz archive of arrays",
+        "torn": "not an .npz archive of arrays",
+        "bare": "not an .npz archive of arrays",
+    }
+    for name, message in expected.items():
+        with pytest.raises(DataError) as caught:
+            read_data(tmp_path / f"{name}.npz")
+        assert message in str(caught.value) and "allow_pickle" not in str(caught.value), name
+
+
+def test_text_that_is_not_utf8_names_the_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "latin1.csv").write_bytes("a,y\n1,x\n2,caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1\.csv: not UTF-8 text \(byte 0xe9 on line 3\)"):
+        read_data(tmp_path / "latin1.csv")
 
 
 def test_readers_agree_across_csv_parquet_jsonl(tmp_path: Path) -> None:

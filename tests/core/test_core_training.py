@@ -57,7 +57,7 @@ def test_training_options_run_and_learn(overrides: list[str], tmp_path: Path) ->
     assert run.metrics["accuracy"] > 0.85
 
 
-def test_early_stopping_stops_and_keeps_the_best_epoch(tmp_path: Path) -> None:
+def test_early_stopping_stops_and_keeps_the_best_epoch(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     config = load_config(
         EXAMPLES / "breast_cancer.yaml", ["train.epochs=200", "train.lr=0.05", "train.early_stopping.patience=3"]
     )
@@ -66,6 +66,10 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(tmp_path: Path) -> None:
     best = min(history, key=lambda row: row["valid_loss"])
     assert run.metrics["stopped_early"] and len(history) == best["epoch"] + 3 < 200
     assert run.metrics["best_epoch"] == best["epoch"]
+    # it says why, in one line: the metric, the patience and the best epoch
+    (line,) = [line for line in capfd.readouterr().err.splitlines() if line.startswith("early stopping")]
+    assert f"after epoch {len(history)}: valid_loss did not improve for 3 epochs" in line
+    assert f"at epoch {best['epoch']}" in line
 
 
 def test_regression_floor_diabetes(tmp_path: Path) -> None:

@@ -48,6 +48,23 @@ def supervised(kind: str) -> Callable[[Path], tuple[dict[str, Any], Path]]:
     return make
 
 
+def multilabel(folder: Path) -> tuple[dict[str, Any], Path]:
+    path = table(folder, "label")
+    frame = pd.read_csv(path)
+    frame["y"] = [
+        "|".join(n for n, on in (("x", a > 0), ("z", b > 0)) if on) for a, b in zip(frame.a, frame.b, strict=True)
+    ]
+    frame.to_csv(path, index=False)
+    config = {
+        "task": "multilabel",
+        "data": {"train": str(path), "target": "y"},
+        "model": {"type": "mlp", "hidden": [8]},
+        "train": {"epochs": 2, "batch_size": 32, "threads": 1},
+        "decision": {"optimize": "f1"},
+    }
+    return config, path
+
+
 def language_model(folder: Path) -> tuple[dict[str, Any], Path]:
     text = folder / "corpus.txt"
     text.write_text("the quick brown fox jumps over the lazy dog.\n" * 120, encoding="utf-8")
@@ -86,12 +103,48 @@ def generation(folder: Path) -> tuple[dict[str, Any], Path]:
     return config, digits
 
 
+def seq2seq(folder: Path) -> tuple[dict[str, Any], Path]:
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    numbers = [str(n) for n in range(100)]
+    frame = pd.DataFrame({"digits": numbers, "words": [" ".join(words[int(d)] for d in n) for n in numbers]})
+    path = folder / "pairs.csv"
+    frame.to_csv(path, index=False)
+    config = {
+        "task": "seq2seq",
+        "data": {"train": str(path), "target": "words"},
+        "model": {"width": 16, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ffn": 32},
+        "train": {"epochs": 1, "batch_size": 16, "threads": 1},
+        "seq2seq": {"source_tokenizer": "char", "target_tokenizer": "symbols", "beam": 2, "max_target_tokens": 8},
+    }
+    return config, path
+
+
+def detection(folder: Path) -> tuple[dict[str, Any], Path]:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "detection"))
+    from shapes import write_shapes
+
+    path = write_shapes(folder / "shapes", n_images=30)
+    config = {
+        "task": "detection",
+        "data": {"train": str(path), "split": {"valid": 0.2, "test": 0.2}},
+        "model": {"widths": [8, 16], "head_width": 8},
+        "train": {"epochs": 1, "batch_size": 8, "threads": 1},
+        "detection": {"image_size": 32},
+    }
+    return config, path
+
+
 RUN_MAKERS: dict[str, Callable[[Path], tuple[dict[str, Any], Path]]] = {
     "classification": supervised("label"),
     "regression": supervised("value"),
+    "multilabel": multilabel,
     "language-modeling": language_model,
     "recommendation": recommendation,
     "generation": generation,
+    "seq2seq": seq2seq,
+    "detection": detection,
 }
 
 
@@ -196,6 +249,7 @@ def request_for(info: dict[str, Any]) -> dict[str, Any]:
         return {"n": 2}
     features = info["features"]
     record = {f["name"]: (1.0 if f["kind"] == "numeric" else "red") for f in features if "optional" not in f["kind"]}
+    record.update({f["name"]: [[0.0, 1.0], [1.0, 0.0]] for f in features if f["kind"] == "image"})  # 2×2 pixels
     if features and features[0]["kind"] == "user id":
         record = {features[0]["name"]: "1"}
     return {"records": [record]}

@@ -134,7 +134,7 @@ def image_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def language_model_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 30-step character GPT on 30 kB of tinyshakespeare."""
     from modelforge.config import load_config
-    from modelforge.train.lm import train_language_model
+    from modelforge.training.lm import train_language_model
 
     if not SHAKESPEARE.exists():
         pytest.skip(f"{SHAKESPEARE} not found (shared datasets)")

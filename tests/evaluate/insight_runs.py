@@ -20,7 +20,7 @@ CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/ch
 
 def train_run(config: dict[str, Any], out: Path) -> Any:
     from modelforge.config import load_config
-    from modelforge.train.recipe import train
+    from modelforge.training.recipe import train
 
     return train(load_config(config), out, show_progress=False)
 

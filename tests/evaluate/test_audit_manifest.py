@@ -10,6 +10,7 @@ from typing import Any
 from insight_runs import modelforge_cli
 
 from modelforge.evaluate.audit import MANIFEST, audit_run
+from modelforge.files import sha256_of
 
 
 def copy_run(run: Any, tmp_path: Path) -> Path:
@@ -66,3 +67,40 @@ def test_changed_training_data_is_reported(classifier_run: Any, tmp_path: Path) 
 def test_audit_of_a_missing_run_exits_2(tmp_path: Path) -> None:
     result = modelforge_cli("audit", str(tmp_path / "nope"))
     assert result.returncode == 2 and "run directory not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def outside_names(run_dir: Path, tmp_path: Path) -> list[str]:
+    """Manifest names that leave the run: absolute, climbing out, and a symlink pointing out."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the run's business\n")
+    (run_dir / "link").symlink_to(secret)
+    return [str(secret), "/etc/passwd", "../secret.txt", "checkpoints/../../secret.txt", "link"]
+
+
+def test_a_tampered_manifest_cannot_make_audit_read_files_outside_the_run(classifier_run: Any, tmp_path: Path) -> None:
+    run_dir = copy_run(classifier_run, tmp_path)
+    names = outside_names(run_dir, tmp_path)
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    for name in names:
+        manifest["files"][name] = {"sha256": "0" * 64, "bytes": 1}
+    (run_dir / MANIFEST).write_text(json.dumps(manifest))
+    (run_dir / "added-link").symlink_to(tmp_path / "secret.txt")  # not in the manifest at all
+
+    report = audit_run(run_dir)
+    outside = {c.path: c for c in report.files if c.status == "outside"}
+    assert set(outside) == {*names, "added-link"} and all(check.actual is None for check in outside.values())
+    assert f"/etc/passwd: outside the run (tampered {MANIFEST}, or a symlink out); not read" in report.problems
+    result = modelforge_cli("audit", str(run_dir))
+    assert result.returncode == 1 and "audit: FAILED" in result.stdout and "Traceback" not in result.stderr
+    for path in (tmp_path / "secret.txt", Path("/etc/passwd")):
+        if path.is_file():
+            assert sha256_of(path)[:16] not in result.stdout, path
+
+
+def test_a_manifest_whose_files_are_not_a_mapping_fails_the_audit(classifier_run: Any, tmp_path: Path) -> None:
+    run_dir = copy_run(classifier_run, tmp_path)
+    for files in ([], {"config.yaml": "not an entry"}):
+        (run_dir / MANIFEST).write_text(json.dumps({"algorithm": "sha256", "files": files}))
+        report = audit_run(run_dir)
+        assert not report.passed
+    assert report.files[0].status == "modified" and report.files[0].recorded is None

@@ -11,7 +11,7 @@ import pytest
 from modelforge.config import load_config
 from modelforge.data.privacy import PersonalDataWarning, find_personal_columns
 from modelforge.init import starter_config
-from modelforge.train.recipe import load_splits
+from modelforge.training.recipe import load_splits
 
 ROWS = pd.DataFrame(
     {

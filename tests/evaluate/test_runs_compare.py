@@ -36,3 +36,27 @@ def test_compare_needs_two_runs(classifier_run: Any, tmp_path: Path) -> None:
     assert one.returncode == 2 and "needs two or more run directories" in one.stderr
     with pytest.raises(RunError, match="not a run directory"):
         read_summary(tmp_path)
+
+
+def test_config_differences_name_only_what_differs() -> None:
+    from modelforge.evaluate.compare import RunSummary, config_differences
+
+    def summary(name: str, lr: float, feature: dict[str, Any]) -> RunSummary:
+        config = {"train": {"lr": lr}, "data": {"features": [feature]}}
+        return RunSummary(name=name, path=Path(name), config=config, metrics={}, history=[])
+
+    # the same feature with its keys in another order: only train.lr differs (it used to report features too)
+    a = summary("a", 1e-3, {"name": "x", "kind": "numeric"})
+    b = summary("b", 3e-3, {"kind": "numeric", "name": "x"})
+    assert [row["key"] for row in config_differences([a, b])] == ["train.lr"]
+
+
+def test_row_counts_are_not_plotted_as_validation_metrics() -> None:
+    from modelforge.evaluate.compare import RunSummary, curve_keys
+    from modelforge.evaluate.curves import is_validation_metric
+
+    # a MovieLens epoch row: valid_n (rows scored) used to share the RMSE axis
+    row = {"epoch": 1, "train_loss": 0.9, "valid_rmse": 0.95, "valid_n": 10_000, "lr": 1e-3}
+    assert [key for key in row if is_validation_metric(key)] == ["valid_rmse"]
+    summaries = [RunSummary(name, Path(name), {}, {}, [row]) for name in ("a", "b")]
+    assert curve_keys(summaries) == ["train_loss", "valid_rmse"]

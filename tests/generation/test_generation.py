@@ -110,3 +110,15 @@ def test_wrong_image_size_is_a_clear_error(vae_run: GeneratorRun, tmp_path: Path
 def test_classifier_must_be_a_classification_run(vae_run: GeneratorRun) -> None:
     with pytest.raises(modelforge.errors.ModelforgeError, match="needs a classification run"):
         load_classifier(vae_run.path)
+
+
+def test_a_missing_scorer_is_refused_before_training(tmp_path: Path) -> None:
+    from modelforge.config import load_config
+
+    config = load_config(
+        Path(__file__).resolve().parents[2] / "examples" / "digits_vae.yaml",
+        [f"generation.classifier={tmp_path / 'no-classifier'}"],  # epochs: 150, none of them spent
+    )
+    with pytest.raises(modelforge.errors.ModelforgeError, match=r"generation\.classifier: .* is not a run directory"):
+        modelforge.train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

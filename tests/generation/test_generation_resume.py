@@ -19,7 +19,7 @@ from cli_runner import newest_step, signal_when
 from modelforge.config import load_config
 from modelforge.generation.recipe import train_generator
 from modelforge.runs import list_runs
-from modelforge.train.checkpoint import list_checkpoints, read_checkpoint
+from modelforge.training.checkpoint import list_checkpoints, read_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 BATCHES_PER_EPOCH = 14  # 210 training rows of the 8×8 digits, batch 16

@@ -18,10 +18,12 @@ from torch import nn
 
 from modelforge.data.preprocess import InputSpec
 from modelforge.errors import ConfigError
+from modelforge.models.detector import DetectionSpec
 from modelforge.models.generative import ImageGenerationSpec
 from modelforge.models.recommend import InteractionSpec
 from modelforge.models.registry import FEATURE_INPUTS, MODELS, build_model, check_model_features, load_families
-from modelforge.train.checkpoint import storable_tensors
+from modelforge.models.seq2seq import Seq2SeqSpec
+from modelforge.training.checkpoint import storable_tensors
 
 load_families()
 
@@ -132,6 +134,23 @@ CASES: dict[str, Case] = {
     ),
     "vae": Case(GENERATION, generation_inputs, 0, {"latent": 8, "hidden": 16}, vae_reconstruction),
     "gan": Case(GENERATION, generation_inputs, 0, {"latent": 8, "width": 4}, gan_score),
+    "seq2seq_transformer": Case(
+        Seq2SeqSpec(source_vocab=12, target_vocab=20),
+        lambda: {
+            "source": torch.randint(4, 12, (4, 7), generator=torch.Generator().manual_seed(0)),
+            "target": torch.randint(4, 20, (4, 5), generator=torch.Generator().manual_seed(1)),
+        },
+        output_dim=20,
+        options={"width": 16, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ffn": 32},
+        forward=lambda model, inputs: model(inputs["source"], inputs["target"]),
+    ),
+    "detector": Case(
+        DetectionSpec(channels=1, size=32, n_classes=3),
+        lambda: {"images": torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(0))},
+        output_dim=0,
+        options={"widths": [4, 8], "head_width": 8},
+        forward=lambda model, inputs: model(inputs["images"]),
+    ),
     "mf": Case(INTERACTIONS, interaction_inputs, 1, {"dim": 4}),
     "two_tower": Case(INTERACTIONS, interaction_inputs, 1, {"dim": 4, "hidden": 8}),
 }

@@ -12,7 +12,7 @@ import pytest
 import modelforge
 from modelforge.config import load_config
 from modelforge.run import load_run
-from modelforge.train.recommend import (
+from modelforge.training.recommend import (
     RecommenderRun,
     load_interactions,
     mask_seen,

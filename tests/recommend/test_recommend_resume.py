@@ -18,8 +18,8 @@ from modelforge.config import load_config
 from modelforge.errors import ConfigError
 from modelforge.files import read_jsonl
 from modelforge.runs import list_runs
-from modelforge.train.checkpoint import list_checkpoints, read_checkpoint
-from modelforge.train.recommend import train_recommender
+from modelforge.training.checkpoint import list_checkpoints, read_checkpoint
+from modelforge.training.recommend import train_recommender
 
 STEPS_PER_EPOCH = 50  # leave-last-out keeps 10 of each of the 40 users' 12 interactions; batch 8
 # the two-tower model (dropout: the torch RNG matters) on implicit feedback (negatives: the sampler matters);

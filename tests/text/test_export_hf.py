@@ -47,3 +47,23 @@ def test_export_hf_cli_writes_a_loadable_folder_and_refuses_other_runs(tiny_run:
     assert refused.returncode == 2, refused.stderr
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "not a run directory" in lines[0], refused.stderr
+
+
+def test_export_hf_refuses_a_folder_that_holds_files_and_leaves_them_as_they_were(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    from cli_runner import modelforge_in_process
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text('{"mine": true}')
+    (out / "model.safetensors").write_bytes(b"my weights")
+    refused = modelforge_in_process("export", str(tiny_run), "--format", "hf", "--out", str(out))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        f"error: {out}: output directory exists and is not empty; choose another or remove it"
+    ]
+    assert (out / "config.json").read_text() == '{"mine": true}' and (
+        out / "model.safetensors"
+    ).read_bytes() == b"my weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no staged temporary left beside it

@@ -90,3 +90,10 @@ def test_summary_of_a_folder_without_a_study_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     message = f"error: {tmp_path}: not a study directory (no study.json); run modelforge tune first"
     assert result.stderr.strip() == message
+
+
+def test_the_breast_cancer_example_tunes_as_shipped(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "breast_cancer.yaml"
+    plan, params = plan_study(example, ["train.epochs=1"], out=tmp_path / "study", trials=1)
+    assert {"train.lr", "model.hidden"} <= {p.path for p in params}
+    assert [t.state.name for t in run_study(plan).trials] == ["COMPLETE"]

@@ -1,6 +1,7 @@
 """Benchmark variants of a run side by side: size, parameters, sparsity, latency, throughput, accuracy.
 
     modelforge benchmark runs/digits runs/digits-int8 runs/digits-p50 [--engine onnx]
+    modelforge benchmark runs/digits --engine all     # torch, frozen, onnx and onnx-int8, one row each
 
 Latency is one row at a time over real test rows (median and 95th percentile, after warm-up);
 throughput is batches of 64 rows. Each is timed in 3 rounds and the round with the lowest
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -25,7 +27,10 @@ import torch
 from modelforge.compress.variant import headline, inputs_only, load_source_run, run_splits, score_model, score_outputs
 from modelforge.errors import ModelforgeError
 
-ENGINES = ("torch", "onnx")
+# torch: the eager module; frozen: the traced, frozen graph serve uses (the families it freezes);
+# onnx: onnxruntime on the exported model.onnx; onnx-int8: that graph after onnxruntime's dynamic
+# int8 quantization (weights int8, activations quantized per call), its accuracy beside the others
+ENGINES = ("torch", "frozen", "onnx", "onnx-int8")
 ROUNDS = 3
 
 
@@ -79,9 +84,10 @@ def benchmark_run(
     path: str | Path, engine: str = "torch", threads: int = 1, latency_rows: int = 600, throughput_batches: int = 60
 ) -> BenchmarkRow:
     if engine not in ENGINES:
-        raise ModelforgeError(f"--engine: expected {' or '.join(ENGINES)}, got {engine!r}")
+        raise ModelforgeError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     path = Path(path)
     run = load_source_run(path, "benchmark")
+    out_dir = tempfile.TemporaryDirectory(prefix="modelforge-bench-")
     held = run_splits(run).held_out
     inputs = inputs_only(held)
     n_rows = len(held["target"])
@@ -92,11 +98,18 @@ def benchmark_run(
         if engine == "torch":
             forward, file_path = _torch_forward(run.model), path / "model.safetensors"
             metrics = score_model(run.model, run, held)
+        elif engine == "frozen":
+            forward, file_path = _frozen_forward(run), path / "model.safetensors"
+            metrics = score_outputs(torch.cat([forward(inputs).float()]), run, held["target"])
         else:
-            from modelforge.export.onnx import ONNX_FILE, load_onnx_predictor
+            from modelforge.export.onnx import ONNX_FILE, load_onnx_predictor, onnx_session, quantize_onnx_int8
 
             predictor = load_onnx_predictor(path, threads)
-            forward, file_path = _onnx_forward(predictor.session), path / ONNX_FILE
+            file_path = path / ONNX_FILE
+            if engine == "onnx-int8":
+                file_path = quantize_onnx_int8(file_path, Path(out_dir.name) / "model.int8.onnx", per_channel=False)
+                predictor.session = onnx_session(file_path, threads)
+            forward = _onnx_forward(predictor.session)
             raw = predictor.raw_outputs({k: v.numpy() for k, v in inputs.items()})
             metrics = score_outputs(torch.from_numpy(raw), run, held["target"])
         rows = [{k: v[i : i + 1] for k, v in inputs.items()} for i in range(min(latency_rows, n_rows))]
@@ -104,11 +117,13 @@ def benchmark_run(
         batch_seconds = quietest_round(lambda i: forward(batch64), throughput_batches, warmup=3)
     finally:
         torch.set_num_threads(previous_threads)
+    file_bytes = file_path.stat().st_size
+    out_dir.cleanup()
     metric, value = headline(metrics, run.task)
     return BenchmarkRow(
         variant=path.name,
         engine=engine,
-        file_bytes=file_path.stat().st_size,
+        file_bytes=file_bytes,
         parameters=int(run.model_info.get("parameters") or sum(p.numel() for p in run.model.parameters())),
         nonzero_share=weight_nonzero_share(path / "model.safetensors"),
         latency_p50_ms=float(np.percentile(latency, 50) * 1e3),
@@ -125,6 +140,23 @@ def _torch_forward(model: torch.nn.Module) -> Callable[[dict[str, torch.Tensor]]
     def forward(batch: dict[str, torch.Tensor]) -> Any:
         with torch.inference_mode():
             return model(batch)
+
+    return forward
+
+
+def _frozen_forward(run: Any) -> Callable[[dict[str, torch.Tensor]], Any]:
+    """The frozen graph serve would use, or ModelforgeError saying why the run is not frozen."""
+    from modelforge.export.frozen import freeze_for_inference
+    from modelforge.export.parity import ExportError
+
+    try:
+        frozen = freeze_for_inference(run.model, run.model_info, run.preprocessor.input_spec(), "fp32")
+    except ExportError as exc:
+        raise ModelforgeError(f"--engine frozen: {run.path.name} is not frozen ({exc})") from None
+
+    def forward(batch: dict[str, torch.Tensor]) -> Any:
+        with torch.inference_mode():
+            return frozen(batch)
 
     return forward
 

@@ -25,10 +25,11 @@ def compress(
     ),
 ) -> None:
     """Prune and/or quantize a run into a new run directory that evaluate/predict/serve accept."""
-    from modelforge.compress.recipe import CompressOptions, compress_run
+    from modelforge.compress.recipe import CompressOptions
+    from modelforge.tasks import load_entry, task_of_run
 
     options = CompressOptions(prune, prune_method, prune_scope, finetune_epochs, finetune_lr, quantize, calibration)
-    written = compress_run(run, out, options)
+    written = load_entry(task_of_run(run, "compress").compress)(run, out, options)  # the task's own compressor
     typer.echo(f"wrote {written}")
     if report:
         _benchmark([run, written], "torch", 1, written)
@@ -59,18 +60,41 @@ def distill(
 
 def benchmark(
     runs: Annotated[list[Path], typer.Argument(help="run directories; the first is the baseline for ratios")],
-    engine: Annotated[str, typer.Option(help="torch | onnx (needs `modelforge export RUN --format onnx`)")] = "torch",
+    engine: Annotated[
+        str,
+        typer.Option(help="torch | frozen | onnx | onnx-int8 | all (onnx: after `modelforge export RUN`)"),
+    ] = "torch",
     threads: Annotated[int, typer.Option(help="CPU threads while timing")] = 1,
-    out: Annotated[Path | None, typer.Option(help="folder for benchmark.csv/.md (default: the first run)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="folder for benchmark.csv/.md, not a run (default: benchmarks/benchmark-TIME)")
+    ] = None,
 ) -> None:
     """Size, parameters, non-zero share, batch-1 latency p50/p95, batch-64 throughput, test metric."""
-    _benchmark(runs, engine, threads, out or runs[0])
+    import time
+
+    from modelforge.errors import ModelforgeError
+
+    if out is None:
+        out = Path("benchmarks") / time.strftime("benchmark-%Y%m%d-%H%M%S")
+    elif (out / "config.yaml").exists():  # a run's files are its own: its manifest would no longer match
+        raise ModelforgeError(f"--out {out}: is a run directory; write the benchmark tables to a folder of their own")
+    _benchmark(runs, engine, threads, out)
 
 
 def _benchmark(runs: list[Path], engine: str, threads: int, out: Path) -> None:
-    from modelforge.compress.benchmark import benchmark_run, markdown_table, write_tables
+    from modelforge.compress.benchmark import ENGINES, benchmark_run, markdown_table, write_tables
+    from modelforge.errors import ModelforgeError
 
-    rows = [benchmark_run(path, engine, threads) for path in runs]
+    if engine != "all":
+        rows = [benchmark_run(path, engine, threads) for path in runs]
+    else:  # every engine a run can take; the others are named with the reason, not silently dropped
+        rows = []
+        for path in runs:
+            for each in ENGINES:
+                try:
+                    rows.append(benchmark_run(path, each, threads))
+                except ModelforgeError as exc:
+                    typer.echo(f"{path.name}: no {each} row: {exc}", err=True)
     typer.echo(markdown_table(rows), nl=False)
     csv_path, md_path = write_tables(rows, out)
     typer.echo(f"wrote {csv_path} and {md_path}", err=True)

@@ -88,9 +88,9 @@ def distill(
     from modelforge.config import config_to_yaml
     from modelforge.inference import forward_in_batches
     from modelforge.models import build_model
-    from modelforge.train.loop import fit
-    from modelforge.train.optim import LOSSES, default_loss
-    from modelforge.train.recipe import make_scorer, seed_everything
+    from modelforge.training.loop import fit
+    from modelforge.training.optim import LOSSES, default_loss
+    from modelforge.training.recipe import make_scorer, seed_everything
 
     if temperature <= 0:
         raise ConfigError(f"--temperature: must be > 0, got {temperature}")

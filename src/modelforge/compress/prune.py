@@ -143,9 +143,9 @@ def finetune(
 
     Cosine schedule from `lr` (default: a tenth of the run's learning rate), no early stopping.
     """
-    from modelforge.train.loop import fit
-    from modelforge.train.optim import LOSSES, default_loss
-    from modelforge.train.recipe import batch_augmenter, make_scorer
+    from modelforge.training.loop import fit
+    from modelforge.training.optim import LOSSES, default_loss
+    from modelforge.training.recipe import batch_augmenter, make_scorer
 
     config = run.config
     loss_name = config.train.loss or default_loss(config.task, len(run.preprocessor.classes))

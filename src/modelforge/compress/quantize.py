@@ -203,6 +203,23 @@ def compact_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def dequantized_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A quantized model's tensors under the float architecture's names, each int8 weight
+    dequantized ((value − zero point) × scale): what another runtime quantizes again on its own
+    (`modelforge export` of an int8-dynamic run)."""
+    tensors: dict[str, torch.Tensor] = {}
+    packed_prefixes = []
+    for name, module in _packed_modules(model):
+        packed_prefixes.append(f"{name}.")
+        for key, value in _weights_of(module).items():
+            if value is not None:
+                tensors[f"{name}.{key}"] = (value.dequantize() if value.is_quantized else value).detach().float()
+    for key, value in model.state_dict().items():
+        if isinstance(value, torch.Tensor) and not value.is_quantized and not key.startswith(tuple(packed_prefixes)):
+            tensors[key] = value.detach().clone()
+    return tensors
+
+
 def quantized_parameter_count(model: nn.Module) -> int:
     """Logical parameters of a quantized model: packed weights and biases plus remaining float ones."""
     total = sum(p.numel() for p in model.parameters())

@@ -75,7 +75,7 @@ class Splits:
 
 def run_splits(run: Run) -> Splits:
     """Same seed and files as training, so the test rows are the ones the run was scored on."""
-    from modelforge.train.recipe import load_splits, to_tensors
+    from modelforge.training.recipe import load_splits, to_tensors
 
     train, valid, test = load_splits(run.config)
     with warnings.catch_warnings():

@@ -5,10 +5,16 @@ to mono); resampling and the short-time Fourier transform are numpy, so torchaud
 needed. `AudioEncoder` follows the scikit-learn contract of the other encoders: parameters in
 `__init__`, `fit` learns the clip length and per-band statistics on train, JSON state.
 `audio_augmenter` is the train-time batch transform (time shift, band warp, noise, SpecAugment masks).
+
+The front end before the spectrogram (`audio_vad.py`): trim leading and trailing silence, scale to one
+loudness; then `length: stretch` resamples each clip's spectrogram to the same number of frames, so
+silence, level and speaking rate do not move the features. Recording shifts on the waveform
+(`audio_augment.py`) are rendered once per training clip (`AudioEncoder.augmented`) and picked per batch.
 """
 
 from __future__ import annotations
 
+import struct
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -17,39 +23,87 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modelforge.data.audio_vad import normalize_loudness, trim_silence
 from modelforge.errors import DataError, NotFittedError
 
 AUDIO_SUFFIXES = {".wav", ".wave"}
 LOG_FLOOR = 1e-6
+TRIM_MARGIN_MS = 25.0  # kept either side of the voiced span: the soft onset of a consonant
+SPECTROGRAM_AUGMENT = (
+    "shift",
+    "noise",
+    "warp",
+    "stretch",
+    "freq_masks",
+    "freq_mask_width",
+    "time_masks",
+    "time_mask_width",
+)
 
 
 # ----------------------------------------------------------------------------- decoding
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """Mono float32 samples in [-1, 1] and the sample rate; DataError names the file if it does not decode."""
+    """Mono float32 samples (PCM in [-1, 1]; 32-bit float as stored) and the sample rate; DataError names
+    the file if it does not decode."""
     try:
         with wave.open(str(path), "rb") as handle:
             rate, width, channels = handle.getframerate(), handle.getsampwidth(), handle.getnchannels()
-            raw = handle.readframes(handle.getnframes())
+            samples = pcm_samples(handle.readframes(handle.getnframes()), width, path)
     except FileNotFoundError:
         raise DataError(f"{path}: audio file not found") from None
     except (wave.Error, EOFError, OSError) as exc:
-        raise DataError(f"{path}: cannot decode audio as PCM WAV ({exc})") from None
-    if width == 1:
-        samples = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
-    elif width == 2:
-        samples = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
-    elif width == 3:
-        bytes3 = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
-        value = bytes3[:, 0] | (bytes3[:, 1] << 8) | (bytes3[:, 2] << 16)
-        samples = (np.where(value >= 1 << 23, value - (1 << 24), value) / float(1 << 23)).astype(np.float32)
-    elif width == 4:
-        samples = np.frombuffer(raw, dtype="<i4").astype(np.float32) / 2147483648.0
-    else:
-        raise DataError(f"{path}: unsupported sample width {width} bytes")
+        if "unknown format: 3" not in str(exc):
+            raise DataError(f"{path}: cannot decode audio as PCM WAV ({exc})") from None
+        raw, rate, channels = float_wav_frames(path)  # `wave` reads PCM only
+        samples = np.frombuffer(raw, dtype="<f4").astype(np.float32)
     samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels).mean(axis=1)
     if samples.size == 0:
         raise DataError(f"{path}: the audio file has no samples")
     return samples, rate
+
+
+def pcm_samples(raw: bytes, width: int, path: Path) -> np.ndarray:
+    """Interleaved PCM bytes of `width` bytes a sample as float32 in [-1, 1]."""
+    if width == 1:
+        return (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    if width == 2:
+        return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    if width == 3:
+        bytes3 = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        value = bytes3[:, 0] | (bytes3[:, 1] << 8) | (bytes3[:, 2] << 16)
+        return (np.where(value >= 1 << 23, value - (1 << 24), value) / float(1 << 23)).astype(np.float32)
+    if width == 4:
+        return np.frombuffer(raw, dtype="<i4").astype(np.float32) / 2147483648.0
+    raise DataError(f"{path}: unsupported sample width {width} bytes")
+
+
+def float_wav_frames(path: Path) -> tuple[bytes, int, int]:
+    """The sample bytes, rate and channels of a 32-bit IEEE-float WAV (format 3), read chunk by chunk."""
+    data = path.read_bytes()
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise DataError(f"{path}: cannot decode audio as WAV (no RIFF/WAVE header)")
+    position, fmt, raw = 12, None, None
+    while position + 8 <= len(data):
+        chunk, size = data[position : position + 4], struct.unpack("<I", data[position + 4 : position + 8])[0]
+        body = data[position + 8 : position + 8 + size]
+        if chunk == b"fmt " and len(body) >= 16:
+            fmt = struct.unpack("<HHIIHH", body[:16])  # format, channels, rate, bytes/s, block, bits
+        elif chunk == b"data":
+            raw = body
+        position += 8 + size + (size & 1)
+    if fmt is None or raw is None or fmt[0] != 3 or fmt[5] != 32:
+        raise DataError(f"{path}: cannot decode audio: a float WAV needs 32-bit samples, a fmt and a data chunk")
+    return raw[: len(raw) - len(raw) % 4], fmt[2], fmt[1]
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """Mono 32-bit IEEE-float WAV: `read_wav` gives the samples back exactly, levels above 1 included
+    (a louder recording, not a clipped one)."""
+    raw = samples.astype("<f4").tobytes()
+    header = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
+    riff = b"WAVE" + b"fmt " + struct.pack("<I", len(header)) + header + b"data" + struct.pack("<I", len(raw)) + raw
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(riff)) + riff)
+    return path
 
 
 def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
@@ -125,14 +179,21 @@ class AudioEncoder:
         normalize: str = "band",
         augment: dict[str, Any] | None = None,
         gain: str = "none",
+        trim_db: float | None = None,
+        length: str = "pad",
+        frames: int | None = None,
+        max_duration: float | None = None,
     ) -> None:
+        # the defaults here are what runs saved before the front end did; the config's defaults turn it on
         self.name, self.root, self.sample_rate, self.duration = name, root, sample_rate, duration
         self.representation, self.n_mels, self.n_mfcc = representation, n_mels, n_mfcc
         self.window_ms, self.hop_ms, self.normalize = window_ms, hop_ms, normalize
         self.augment = augment or {}
-        self.gain = gain
+        self.gain, self.trim_db, self.max_duration = gain, trim_db, max_duration
+        self.length, self.frames = length, frames
         self.sample_rate_: int | None = None
         self.samples_: int | None = None
+        self.frames_: int | None = None
         self.mean_: list[float] | None = None
         self.std_: list[float] | None = None
 
@@ -141,7 +202,11 @@ class AudioEncoder:
         return self.n_mfcc if self.representation == "mfcc" else self.n_mels
 
     @property
-    def frames(self) -> int:
+    def n_frames(self) -> int:
+        """Frames per clip of the features `transform` returns."""
+        if self.length == "stretch":
+            self._check_fitted("frames_")
+            return int(self.frames_)  # type: ignore[arg-type]
         self._check_fitted("samples_")
         return 1 + int(self.samples_) // self._hop  # type: ignore[arg-type]
 
@@ -165,27 +230,46 @@ class AudioEncoder:
             path = Path(self.root) / path
         return path
 
-    def _decode(self, value: Any, row: int) -> tuple[np.ndarray, int]:
+    def decode(self, value: Any, row: int) -> tuple[np.ndarray, int]:
+        """The clip in row `row` (from 0): samples and their rate; DataError naming the column, row and file."""
         try:
             return read_wav(self._path(value, row))
         except DataError as exc:
             raise DataError(f"column {self.name!r} row {row + 1}: {exc}") from None
 
-    def _waveform(self, value: Any, row: int) -> np.ndarray:
-        samples, rate = self._decode(value, row)
-        samples = resample(samples, rate, self.sample_rate_)  # type: ignore[arg-type]
-        if self.gain == "peak":  # recording level differs ~13x between FSDD speakers; the padding floor does not
+    def _recording(self, value: Any, row: int) -> np.ndarray:
+        """The decoded clip at the encoder's rate; DataError when it lasts longer than `max_duration`."""
+        samples, rate = self.decode(value, row)
+        if self.max_duration and len(samples) > self.max_duration * rate:
+            raise DataError(
+                f"column {self.name!r} row {row + 1}: {self._path(value, row)} lasts {len(samples) / rate:.1f} s, "
+                f"longer than max_duration {self.max_duration:g} s; cut the clip or raise features[].max_duration"
+            )
+        return resample(samples, rate, self.sample_rate_)  # type: ignore[arg-type]
+
+    def _front_end(self, samples: np.ndarray) -> np.ndarray:
+        """Silence trimmed and loudness set, as the config asks."""
+        if self.trim_db:
+            samples = trim_silence(samples, self.sample_rate_, self.trim_db, TRIM_MARGIN_MS)  # type: ignore[arg-type]
+        if self.gain == "rms":
+            samples = normalize_loudness(samples)
+        elif self.gain == "peak":  # recording level differs ~13x between FSDD speakers; the padding floor does not
             samples = samples / max(float(np.abs(samples).max(initial=0.0)), 1e-8)
         return samples
+
+    def _waveform(self, value: Any, row: int) -> np.ndarray:
+        return self._front_end(self._recording(value, row))
 
     def fit(self, series: pd.Series) -> AudioEncoder:
         if len(series) == 0:
             raise DataError(f"column {self.name!r}: no audio rows to fit")
         if self.sample_rate is None:
-            _, first_rate = self._decode(series.iloc[0], 0)
+            _, first_rate = self.decode(series.iloc[0], 0)
         self.sample_rate_ = int(self.sample_rate or first_rate)
         waves = [self._waveform(v, i) for i, v in enumerate(series)]
-        if self.duration:
+        if self.length == "stretch":
+            self.frames_ = int(self.frames or np.percentile([1 + len(w) // self._hop for w in waves], 95))
+        elif self.duration:
             self.samples_ = round(self.duration * self.sample_rate_)
         else:
             self.samples_ = int(np.percentile([len(w) for w in waves], 95))
@@ -197,6 +281,8 @@ class AudioEncoder:
         return self
 
     def _features(self, waves: list[np.ndarray]) -> np.ndarray:
+        if self.length == "stretch":
+            return np.stack([self._stretched(w) for w in waves]).astype(np.float32)
         length = int(self.samples_)  # type: ignore[arg-type]
         fixed = np.zeros((len(waves), length), dtype=np.float32)
         for row, samples in enumerate(waves):
@@ -206,10 +292,19 @@ class AudioEncoder:
             out = np.einsum("km,nmt->nkt", dct_matrix(self.n_mfcc, self.n_mels), out)
         return out.astype(np.float32)
 
+    def _stretched(self, samples: np.ndarray) -> np.ndarray:
+        """The clip's own spectrogram, linearly resampled along time to `frames_` frames."""
+        own = log_mel(samples, self.sample_rate_, self.n_mels, self._window, self._hop)  # type: ignore[arg-type]
+        if self.representation == "mfcc":
+            own = dct_matrix(self.n_mfcc, self.n_mels) @ own
+        return stretch_frames(own, int(self.frames_))  # type: ignore[arg-type]
+
     def _remove_utterance_mean(self, features: np.ndarray, waves: list[np.ndarray]) -> np.ndarray:
         """Subtract each clip's band mean over its own frames; the padding frames become that mean (0 after).
 
         Averaging over the padding too made the offset depend on clip length and recording level."""
+        if self.length == "stretch":  # no padding frames: every frame is the clip's own
+            return features - features.mean(axis=2, keepdims=True)
         out = np.zeros_like(features)
         for row, samples in enumerate(waves):
             frames = min(features.shape[2], 1 + min(len(samples), int(self.samples_)) // self._hop)  # type: ignore[arg-type]
@@ -219,13 +314,43 @@ class AudioEncoder:
 
     def transform(self, series: pd.Series) -> np.ndarray:
         self._check_fitted("mean_")
-        waves = [self._waveform(v, i) for i, v in enumerate(series)]
+        return self._normalized([self._waveform(v, i) for i, v in enumerate(series)])
+
+    def _normalized(self, waves: list[np.ndarray]) -> np.ndarray:
+        """N×1×bands×frames features of front-end waveforms, normalized with the fitted statistics."""
         features = self._features(waves)
         if self.normalize == "utterance":
             features = self._remove_utterance_mean(features, waves)
         mean = np.asarray(self.mean_, dtype=np.float32)[None, :, None]
         std = np.asarray(self.std_, dtype=np.float32)[None, :, None]
         return ((features - mean) / std)[:, None]
+
+    @property
+    def spectrogram_augment(self) -> dict[str, Any]:
+        """The `augment` keys `audio_augmenter` reads (masks, shift, warp, ...)."""
+        return {k: v for k, v in self.augment.items() if k in SPECTROGRAM_AUGMENT}
+
+    def augmented(self, series: pd.Series, seed: int) -> np.ndarray | None:
+        """N×copies×1×bands×frames: each clip recorded `augment.copies` more ways (audio_augment.py), or None.
+
+        Row i's copy k is drawn from a generator seeded with (seed, i, k): the same every time the
+        run is trained or resumed on the same rows."""
+        from modelforge.data.audio_augment import WaveAugment, augment_waveform
+
+        self._check_fitted("mean_")
+        copies = int(self.augment.get("copies", 0))
+        options = WaveAugment(**{k: self.augment[k] for k in WaveAugment.__dataclass_fields__ if k in self.augment})
+        if not copies or not options.active:
+            return None
+        rate = int(self.sample_rate_)  # type: ignore[arg-type]
+        waves = []
+        for row, value in enumerate(series):
+            recording = self._recording(value, row)
+            for copy in range(copies):
+                rng = np.random.default_rng([seed, row, copy])
+                waves.append(self._front_end(augment_waveform(recording, rate, options, rng)))
+        features = self._normalized(waves)
+        return features.reshape(len(series), copies, *features.shape[1:])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -240,11 +365,26 @@ class AudioEncoder:
             "normalize": self.normalize,
             "augment": self.augment,
             "gain": self.gain,
+            "trim_db": self.trim_db,
+            "length": self.length,
+            "frames": self.frames,
+            "max_duration": self.max_duration,
             "sample_rate_": self.sample_rate_,
             "samples_": self.samples_,
+            "frames_": self.frames_,
             "mean_": self.mean_,
             "std_": self.std_,
         }
+
+
+def stretch_frames(features: np.ndarray, frames: int) -> np.ndarray:
+    """bands × T → bands × `frames` by linear interpolation along time (first and last frames kept)."""
+    length = features.shape[1]
+    position = np.linspace(0.0, length - 1, frames)
+    left = np.floor(position).astype(int)
+    right = np.minimum(left + 1, length - 1)
+    share = (position - left).astype(np.float32)
+    return (features[:, left] * (1 - share) + features[:, right] * share).astype(np.float32)
 
 
 def looks_like_audio_paths(series: pd.Series) -> bool:
@@ -253,6 +393,29 @@ def looks_like_audio_paths(series: pd.Series) -> bool:
 
 
 # ----------------------------------------------------------------------------- augmentation
+def audio_batch_augmenter(spectrogram_options: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The train-time transform of a batch: each row's clip or one of its rendered recording shifts
+    (`audio_variants`, when the training set has them), then the spectrogram augmentations."""
+    augment_audio = audio_augmenter(**spectrogram_options)
+
+    def augment(batch: dict[str, Any]) -> dict[str, Any]:
+        batch = dict(batch)
+        variants = batch.pop("audio_variants", None)
+        audio = pick_recordings(batch["audio"], variants) if variants is not None else batch["audio"]
+        return {**batch, "audio": augment_audio(audio) if augment_audio is not None else audio}
+
+    return augment
+
+
+def pick_recordings(clean: Any, variants: Any) -> Any:
+    """Per row, the clip itself or one of its rendered variants (N×1×B×F and N×K×1×B×F tensors), uniformly."""
+    import torch
+
+    choice = torch.randint(0, variants.shape[1] + 1, (len(clean),), device=clean.device)
+    rendered = variants[torch.arange(len(clean), device=clean.device), (choice - 1).clamp(min=0)]
+    return torch.where((choice == 0)[:, None, None, None], clean, rendered)
+
+
 def audio_augmenter(
     shift: float = 0.0,
     noise: float = 0.0,

@@ -25,7 +25,7 @@ from modelforge.data.audio import looks_like_audio_paths
 from modelforge.data.features import encoder_from_config, encoder_from_json
 from modelforge.data.readers import is_image_array_column, looks_like_image_paths
 from modelforge.errors import DataError, did_you_mean
-from modelforge.tasks import predicts_labels
+from modelforge.tasks import predicts_label_sets, predicts_labels
 
 FeatureSpec = NumericFeature | CategoryFeature | TextFeature | ImageFeature | AudioFeature
 
@@ -99,6 +99,51 @@ class LabelEncoder:
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "label", "classes_": self.classes_}
+
+
+LABEL_SEPARATOR = "|"
+
+
+def label_set(value: Any) -> list[str]:
+    """One multi-label target cell as its labels: a list (JSONL) or text joined by `|` ("a|c"); empty → []."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return sorted({str(v).strip() for v in value if str(v).strip()})
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    return sorted({part.strip() for part in str(value).split(LABEL_SEPARATOR) if part.strip()})
+
+
+class LabelSetEncoder:
+    """Multi-label targets (a set of labels per row) ↔ N×K 0/1 rows, one column per label seen in training."""
+
+    def __init__(self) -> None:
+        self.classes_: list[str] | None = None
+
+    def fit(self, series: pd.Series) -> LabelSetEncoder:
+        seen = sorted({label for value in series for label in label_set(value)})
+        if len(seen) < 2:
+            raise DataError(
+                f"target column {series.name!r}: {len(seen)} distinct label(s) ({seen}); a multilabel target "
+                f'needs 2 or more, written as a list (JSONL) or joined by {LABEL_SEPARATOR!r} ("a|c")'
+            )
+        self.classes_ = seen
+        return self
+
+    def transform(self, series: pd.Series) -> np.ndarray:
+        index = {label: i for i, label in enumerate(self.classes_ or [])}
+        rows = np.zeros((len(series), len(index)), dtype=np.float32)
+        for row, value in enumerate(series):
+            for label in label_set(value):
+                if label not in index:
+                    raise DataError(
+                        f"target column {series.name!r}: label {label!r} was not seen in training (row {row + 1}); "
+                        f"known: {self.classes_}"
+                    )
+                rows[row, index[label]] = 1.0
+        return rows
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "label_set", "classes_": self.classes_}
 
 
 class ValueScaler:
@@ -177,10 +222,14 @@ class Preprocessor:
 
     @property
     def classes(self) -> list[Any]:
-        return list(self.target_encoder.classes_) if predicts_labels(self.task) else []
+        return (
+            list(self.target_encoder.classes_) if predicts_labels(self.task) or predicts_label_sets(self.task) else []
+        )
 
     @property
     def output_dim(self) -> int:
+        if predicts_label_sets(self.task):
+            return len(self.classes)
         if not predicts_labels(self.task):
             return 1
         return 1 if len(self.classes) == 2 else len(self.classes)
@@ -200,7 +249,7 @@ class Preprocessor:
             text_length=text.max_length if text else 0,
             text_tokenizer=text.tokenizer if text else "",
             image_shape=(image.channels_, *image.size_) if image else None,
-            audio_shape=(1, audio.bands, audio.frames) if audio else None,
+            audio_shape=(1, audio.bands, audio.n_frames) if audio else None,
         )
 
     def transform_inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -241,7 +290,7 @@ class Preprocessor:
     def from_json(cls, data: dict[str, Any]) -> Preprocessor:
         encoders = [encoder_from_json(f["type"], f["name"], f["state"]) for f in data["features"]]
         state = data["target_encoder"]
-        target_encoder: Any = LabelEncoder() if state["kind"] == "label" else ValueScaler()
+        target_encoder: Any = {"label": LabelEncoder, "label_set": LabelSetEncoder}.get(state["kind"], ValueScaler)()
         for key, value in state.items():
             if key.endswith("_"):
                 setattr(target_encoder, key, value)
@@ -277,6 +326,8 @@ def fit_preprocessor(config: RunConfig, frame: pd.DataFrame) -> Preprocessor:
     features = resolve_features(config, frame)
     encoders = [encoder_from_config(f).fit(frame[f.name]) for f in features]
     target_encoder: Any = LabelEncoder() if predicts_labels(config.task) else ValueScaler()
+    if predicts_label_sets(config.task):
+        target_encoder = LabelSetEncoder()
     target_encoder.fit(frame[config.data.target])
     return Preprocessor(config.task, config.data.target, encoders, target_encoder)
 

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +19,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from modelforge.datasets.catalog import DATASET_PREFIX, resolve_dataset_path
 from modelforge.errors import DataError
+from modelforge.files import read_utf8
 
 if TYPE_CHECKING:
     from modelforge.config import DataConfig
@@ -29,80 +32,134 @@ TABLE_SUFFIXES = {".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json", ".ndjson
 
 @dataclass
 class ReadReport:
-    """Rows dropped while reading: count and the first row numbers (1-based, header excluded)."""
+    """Rows a reader could not read: their numbers (1-based data rows), the file line of the first, and why."""
 
     path: str
     bad_rows: list[int] = field(default_factory=list)
     reason: str = ""
+    first_line: int = 0
+    first_problem: str = ""
+    total: int = 0
 
-    def describe(self) -> str:
-        shown = ", ".join(str(r) for r in self.bad_rows[:5])
-        more = " …" if len(self.bad_rows) > 5 else ""
-        return f"{self.path}: {len(self.bad_rows)} unreadable row(s) ({self.reason}): rows {shown}{more}"
+    def refusal(self) -> str:
+        return (
+            f"{self.path}: line {self.first_line}: {self.first_problem} ({len(self.bad_rows)} of {self.total} "
+            f"rows {self.reason}); fix the file, or set data.bad_rows: skip in the config to skip such rows"
+        )
+
+    def skipped(self) -> str:
+        shown = ", ".join(str(r) for r in self.bad_rows[:5]) + (" …" if len(self.bad_rows) > 5 else "")
+        return f"{self.path}: skipped {len(self.bad_rows)} of {self.total} rows ({self.reason}): rows {shown}"
 
 
 def train_files(data: DataConfig) -> list[str]:
-    """data.train as a list: one file or folder, or several whose rows are read one after another."""
-    return data.train if isinstance(data.train, list) else [data.train]
+    """data.train as a list: one file or folder, several whose rows are read one after another, or
+    seq2seq's source and target files."""
+    if isinstance(data.train, list):
+        return data.train
+    if isinstance(data.train, str):
+        return [data.train]
+    return [data.train.source, data.train.target]
 
 
-def read_data(path: str | Path, bad_rows: str = "drop") -> pd.DataFrame:
-    """Read a table, an .npz or an image folder into a DataFrame."""
+def data_files(data: DataConfig) -> list[str]:
+    """Every file the data section names: train, then valid and test (each a file or a source/target pair)."""
+    held_out = []
+    for files in (data.valid, data.test):
+        if isinstance(files, str):
+            held_out.append(files)
+        elif files is not None:
+            held_out.extend([files.source, files.target])
+    return [*train_files(data), *held_out]
+
+
+def read_data(path: str | Path, bad_rows: str = "error") -> pd.DataFrame:
+    """Read a table, an .npz or an image folder into a DataFrame; rows a table reader cannot read are an
+    error naming the first, or with `bad_rows="skip"` skipped with a warning that counts them."""
+    return read_data_with_rows(path, bad_rows)[0]
+
+
+def read_data_with_rows(path: str | Path, bad_rows: str = "error") -> tuple[pd.DataFrame, list[int]]:
+    """`read_data`, with each frame row's number in the file (1-based data rows, header excluded), so
+    output rows can name their input row when some were skipped."""
+    if str(path).startswith(DATASET_PREFIX):  # `--data dataset:sst2/test.csv`: a file of a fetched dataset
+        path = resolve_dataset_path(str(path))
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.is_dir():
-        return read_image_folder(path)
+        frame = read_image_folder(path)
+        return frame, list(range(1, len(frame) + 1))
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return read_npz(path)
+        frame = read_npz(path)
+        return frame, list(range(1, len(frame) + 1))
     if suffix in TABLE_SUFFIXES:
-        frame, report = read_table(path)
+        frame, report, rows = read_table(path)
         if report.bad_rows:
-            if bad_rows == "error":
-                raise DataError(report.describe() + "; set data.bad_rows: drop to skip them")
-            warnings.warn(report.describe() + "; dropped", stacklevel=2)
+            if bad_rows != "skip":
+                raise DataError(report.refusal())
+            warnings.warn(report.skipped(), stacklevel=2)
         if frame.empty:
             raise DataError(f"{path}: no rows")
-        return frame
+        return frame, rows
     raise DataError(
         f"{path}: unsupported file type {suffix or '(none)'}; expected one of "
         f"{', '.join(sorted(TABLE_SUFFIXES | {'.npz'}))} or an image folder"
     )
 
 
-def read_table(path: Path) -> tuple[pd.DataFrame, ReadReport]:
+def read_table(path: Path) -> tuple[pd.DataFrame, ReadReport, list[int]]:
+    """A table, the rows it could not read, and the row number of each row it kept."""
     suffix = path.suffix.lower()
     report = ReadReport(str(path))
     try:
         if suffix in {".parquet", ".pq"}:
-            return pd.read_parquet(path), report
+            frame = pd.read_parquet(path)
+            return frame, report, list(range(1, len(frame) + 1))
         if suffix in {".jsonl", ".json", ".ndjson"}:
-            return _read_jsonl(path, report), report
-        return _read_delimited(path, "\t" if suffix == ".tsv" else ",", report), report
+            return (*_read_jsonl(path, report),)
+        return (*_read_delimited(path, "\t" if suffix == ".tsv" else ",", report),)
     except DataError:
         raise
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (ValueError, pd.errors.ParserError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise DataError(f"{path}: cannot read as {suffix[1:]} table: {first}") from None
 
 
-def _read_delimited(path: Path, sep: str, report: ReadReport) -> pd.DataFrame:
-    text = path.read_text(encoding="utf-8")
-    rows = list(csv.reader(io.StringIO(text), delimiter=sep))
-    if not rows:
+def _read_delimited(path: Path, sep: str, report: ReadReport) -> tuple[pd.DataFrame, ReadReport, list[int]]:
+    text = read_utf8(path, DataError)
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    header = next(reader, None)
+    if header is None:
         raise DataError(f"{path}: empty file")
-    header, body = rows[0], rows[1:]
-    width = len(header)
-    ragged = [i + 1 for i, row in enumerate(body) if len(row) != width and row]
-    if ragged:
-        report.bad_rows, report.reason = ragged, f"wrong number of fields, expected {width}"
-        keep = [r for r in body if len(r) == width]
+    width, number, start = len(header), 0, reader.line_num + 1
+    kept: list[list[str]] = []
+    rows: list[int] = []
+    for row in reader:
+        if row:  # blank lines are not rows (pandas skips them too)
+            number += 1
+            if len(row) == width:
+                kept.append(row)
+                rows.append(number)
+            else:
+                if not report.bad_rows:
+                    report.first_line, report.first_problem = start, f"{len(row)} fields, expected {width}"
+                report.bad_rows.append(number)
+        start = reader.line_num + 1
+    report.total = number
+    if report.bad_rows:
+        report.reason = "have the wrong number of fields"
         text = "\n".join(
-            [sep.join(_quote(v, sep) for v in header)] + [sep.join(_quote(v, sep) for v in r) for r in keep]
+            [sep.join(_quote(v, sep) for v in header)] + [sep.join(_quote(v, sep) for v in r) for r in kept]
         )
     # keep_default_na=False keeps words like "null"/"NA" in text; empty cells are still missing
-    return pd.read_csv(io.StringIO(text), sep=sep, keep_default_na=False, na_values=[""])
+    frame = pd.read_csv(io.StringIO(text), sep=sep, keep_default_na=False, na_values=[""])
+    if len(frame) != len(rows):  # rows pandas reads differently from the csv module (whitespace-only lines)
+        rows = list(range(1, len(frame) + 1))
+    return frame, report, rows
 
 
 def _quote(value: str, sep: str) -> str:
@@ -111,34 +168,44 @@ def _quote(value: str, sep: str) -> str:
     return value
 
 
-def _read_jsonl(path: Path, report: ReadReport) -> pd.DataFrame:
-    records, bad = [], []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                bad.append(number)
-                continue
-            if not isinstance(record, dict):
-                bad.append(number)
-                continue
-            records.append(record)
-    if bad:
-        report.bad_rows, report.reason = bad, "not a JSON object"
-    return pd.DataFrame.from_records(records)
+def _read_jsonl(path: Path, report: ReadReport) -> tuple[pd.DataFrame, ReadReport, list[int]]:
+    records, rows, number = [], [], 0
+    for line_number, line in enumerate(read_utf8(path, DataError).splitlines(), start=1):
+        if not line.strip():
+            continue
+        number += 1
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            if not report.bad_rows:
+                report.first_line, report.first_problem = line_number, "not a JSON object"
+            report.bad_rows.append(number)
+            continue
+        records.append(record)
+        rows.append(number)
+    report.total, report.reason = number, "are not JSON objects"
+    return pd.DataFrame.from_records(records), report, rows
 
 
 def read_npz(path: Path) -> pd.DataFrame:
     """Arrays of an .npz become columns: image stacks stay one `x` column of arrays."""
     try:
-        arrays = dict(np.load(path, allow_pickle=False))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read .npz: {exc}") from None
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = dict(archive)
+    except ValueError as exc:
+        # numpy's own messages suggest allow_pickle=True, which runs code from the file: never pass that on
+        if "Object arrays" in str(exc):
+            raise DataError(f"{path}: holds object arrays (pickles), which modelforge never loads") from None
+        raise DataError(f"{path}: not an .npz archive of arrays (save one with numpy.savez)") from None
+    except (AttributeError, TypeError, zipfile.BadZipFile, EOFError):  # a bare .npy (no context manager), a torn zip
+        raise DataError(f"{path}: not an .npz archive of arrays (save one with numpy.savez)") from None
     if "x" not in arrays:
         raise DataError(f"{path}: .npz needs an array named 'x' (found {', '.join(arrays) or 'none'})")
+    scalars = [name for name, values in arrays.items() if values.ndim == 0]
+    if scalars:
+        raise DataError(f"{path}: array {scalars[0]!r} is a single value (shape ()); expected one entry per row")
     x = arrays.pop("x")
     n = len(x)
     columns: dict[str, object] = {}

@@ -49,6 +49,32 @@ def batch_order(
     return torch.cat([batches[i] for i in shuffled.tolist()])
 
 
+def balanced_rows(target: torch.Tensor, sampling: str) -> int:
+    """Rows per epoch of `balanced_order`: every class as many times as the largest (oversample) or the
+    smallest (undersample) class has rows."""
+    counts = torch.bincount(target.long().cpu())
+    counts = counts[counts > 0]
+    return int(len(counts) * (counts.max() if sampling == "oversample" else counts.min()))
+
+
+def balanced_order(target: torch.Tensor, sampling: str, seed: int, epoch: int) -> torch.Tensor:
+    """Row order of one class-balanced epoch (train.sampling), a pure function of (seed, epoch):
+    oversample repeats each smaller class's rows (every row once, the rest drawn at random) up to the
+    largest class's count; undersample draws each larger class down to the smallest one's, new rows
+    each epoch."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    target = target.long().cpu()
+    per_class = balanced_rows(target, sampling) // int((torch.bincount(target) > 0).sum())
+    parts = []
+    for label in torch.unique(target):
+        rows = torch.nonzero(target == label).squeeze(1)
+        rows = rows[torch.randperm(len(rows), generator=generator)]
+        repeats = -(-per_class // len(rows))
+        parts.append(rows.repeat(repeats)[:per_class] if repeats > 1 else rows[:per_class])
+    order = torch.cat(parts)
+    return order[torch.randperm(len(order), generator=generator)]
+
+
 def iterate_batches(
     tensors: dict[str, torch.Tensor], order: torch.Tensor, batch_size: int, start: int = 0
 ) -> Iterator[dict[str, torch.Tensor]]:

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from modelforge.errors import RunError
-from modelforge.files import MANIFEST, file_sha256, run_files, sha256_of
+from modelforge.files import MANIFEST, file_sha256, inside, read_yaml_file, run_files, sha256_of
 
 
 @dataclass
 class FileCheck:
     path: str
-    status: str  # ok | modified | missing | added
+    status: str  # ok | modified | missing | added | outside (a manifest name that leaves the run)
     recorded: str | None = None
     actual: str | None = None
 
@@ -61,13 +61,18 @@ def audit_run(run_dir: str | Path) -> AuditReport:
     else:
         try:
             recorded = json.loads(manifest_path.read_text())["files"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+            recorded = None
+        if not isinstance(recorded, dict):
             recorded = {}
             report.problems.append(f"{MANIFEST} is not a valid manifest")
         report.files = check_files(run_dir, recorded)
         for check in report.files:
             if check.status in ("modified", "missing"):
                 report.problems.append(f"{check.path}: {check.status} since training")
+            elif check.status == "outside":
+                reason = f"outside the run (tampered {MANIFEST}, or a symlink out); not read"
+                report.problems.append(f"{check.path}: {reason}")
     report.data = check_data(report.provenance.get("data") or {})
     return report
 
@@ -75,17 +80,21 @@ def audit_run(run_dir: str | Path) -> AuditReport:
 def check_files(run_dir: Path, recorded: dict[str, dict[str, Any]]) -> list[FileCheck]:
     checks = []
     for name, entry in sorted(recorded.items()):
-        path = run_dir / name
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        path = inside(run_dir, name)
+        if path is None:  # a tampered manifest naming /etc/passwd or ../..: never hash (or print) what it points at
+            checks.append(FileCheck(name, "outside", digest))
+            continue
         if not path.is_file():
-            checks.append(FileCheck(name, "missing", entry.get("sha256")))
+            checks.append(FileCheck(name, "missing", digest))
             continue
         actual = sha256_of(path)
-        status = "ok" if actual == entry.get("sha256") else "modified"
-        checks.append(FileCheck(name, status, entry.get("sha256"), actual))
+        checks.append(FileCheck(name, "ok" if actual == digest else "modified", digest, actual))
     for path in run_files(run_dir):
         name = str(path.relative_to(run_dir))
         if name not in recorded:
-            checks.append(FileCheck(name, "added", None, sha256_of(path)))
+            inward = inside(run_dir, name) is not None  # a symlink added to point out of the run is not read
+            checks.append(FileCheck(name, "added" if inward else "outside", None, sha256_of(path) if inward else None))
     return checks
 
 
@@ -103,10 +112,8 @@ def check_data(hashes: dict[str, str]) -> list[FileCheck]:
 
 
 def provenance(run_dir: Path) -> dict[str, Any]:
-    import yaml
-
     environment = _read_json(run_dir / "environment.json")
-    config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    config = read_yaml_file(run_dir / "config.yaml", RunError) or {}
     evaluation = _read_json(run_dir / "eval.json")
     return {
         "task": config.get("task"),

@@ -66,9 +66,10 @@ def explain(
     if steps < 1:
         raise ModelforgeError(f"--steps: must be ≥ 1, got {steps}")
     row_numbers = parse_rows(rows)  # before the heavy imports: a typo fails at once
-    from modelforge.evaluate.explain_output import explain_to_folder
+    from modelforge.tasks import load_entry, task_of_run
 
-    folder, explanations, lines = explain_to_folder(
+    explain_rows = load_entry(task_of_run(run, "explain").explain)  # the task's own explainer
+    folder, explanations, lines = explain_rows(
         run, data, row_numbers, method, out, steps=steps, explained_class=target_class, top=top
     )
     for line in lines:

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from modelforge.errors import RunError
+from modelforge.evaluate.curves import is_validation_metric
 from modelforge.files import read_jsonl
 
 SKIPPED_METRICS = {"per_class", "confusion_matrix", "classes", "split"}
@@ -71,7 +72,9 @@ def config_differences(summaries: list[RunSummary]) -> list[dict[str, Any]]:
     rows = []
     for key in keys:
         values = [f.get(key) for f in flat]
-        if any(json.dumps(v, sort_keys=True, default=str) != json.dumps(values[0], default=str) for v in values[1:]):
+        # both sides canonical: a list of feature mappings differs only in content, never in key order
+        canonical = [json.dumps(v, sort_keys=True, default=str) for v in values]
+        if any(text != canonical[0] for text in canonical[1:]):
             shown = {s.name: json.dumps(v, default=str) for s, v in zip(summaries, values, strict=True)}
             rows.append({"key": key, **shown})
     return rows
@@ -85,7 +88,7 @@ def curve_keys(summaries: list[RunSummary]) -> list[str]:
         common = keys if common is None else common & keys
     common = common or set()
     losses = sorted(k for k in common if k.endswith("loss"))
-    metrics = sorted(k for k in common if k.startswith(("valid_", "val_")) and not k.endswith("loss"))
+    metrics = sorted(k for k in common if is_validation_metric(k))
     return (losses + metrics)[:4]
 
 

@@ -1,10 +1,18 @@
-"""Threshold curves in numpy: ROC, precision-recall and the reliability (calibration) diagram."""
+"""Threshold curves in numpy: ROC, precision-recall and the reliability (calibration) diagram; which logged
+keys make learning curves."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+COUNT_SUFFIXES = ("_n", "_rows", "_tokens")  # how many rows a validation pass scored: not a score
+
+
+def is_validation_metric(name: str) -> bool:
+    """A per-epoch validation score worth a learning curve: `valid_*` / `val_*`, neither a loss nor a count."""
+    return name.startswith(("valid_", "val_")) and not name.endswith("loss") and not name.endswith(COUNT_SUFFIXES)
 
 
 @dataclass

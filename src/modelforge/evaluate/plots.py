@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from modelforge.evaluate.curves import Curve, Reliability
+from modelforge.evaluate.curves import Curve, Reliability, is_validation_metric
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
@@ -50,7 +50,7 @@ def learning_curves(history: Sequence[dict[str, Any]]) -> bytes:
     x_name, x = _x_axis(history)
     keys = sorted({k for row in history for k, v in row.items() if isinstance(v, int | float)})
     losses = [k for k in keys if k.endswith("loss")]
-    metrics = [k for k in keys if k.startswith(("valid_", "val_")) and not k.endswith("loss")]
+    metrics = [k for k in keys if is_validation_metric(k)]
     panels = [("loss", losses), ("validation metric", metrics), ("learning rate", ["lr"] if "lr" in keys else [])]
     panels = [(title, names) for title, names in panels if names]
     figure, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 3.2), squeeze=False)
@@ -151,6 +151,67 @@ def reliability_diagram(result: Reliability) -> bytes:
     bottom.bar(centers, result.counts, width=1 / bins, color="grey")
     bottom.set_xlabel("predicted confidence")
     bottom.set_ylabel("rows")
+    return to_png(figure)
+
+
+# ----------------------------------------------------------------------------- decisions (binary)
+def threshold_tradeoff(
+    thresholds: np.ndarray,
+    series: dict[str, np.ndarray],
+    cost: np.ndarray,
+    cost_label: str,
+    chosen: float,
+    chosen_label: str,
+) -> bytes:
+    """Left: precision, recall and flag rate against the threshold; right: the cost curve (expected cost
+    per row against the threshold). Both mark the chosen threshold."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9.2, 3.6))
+    for color, (name, values) in zip(COLORS, series.items(), strict=False):
+        left.plot(thresholds, values, color=color, drawstyle="steps-post", label=name)
+    right.plot(thresholds, cost, color=COLORS[3], drawstyle="steps-post")
+    for axis in (left, right):
+        axis.axvline(chosen, color="black", linestyle="--", linewidth=1, label=chosen_label)
+        axis.set_xlabel("threshold on P(positive)")
+        axis.set_xlim(0, 1)
+        axis.grid(alpha=0.3)
+    left.set_ylim(-0.02, 1.02)
+    left.set_title("precision, recall and flag rate")
+    left.legend(fontsize=7, loc="center right")
+    right.set_title("cost curve")
+    right.set_ylabel(cost_label)
+    right.legend(fontsize=7, loc="upper right")
+    return to_png(figure)
+
+
+def precision_recall_point(curve: Curve, recall: float, precision: float, label: str) -> bytes:
+    """The precision-recall curve with the operating point of the chosen threshold."""
+    figure, axis = plt.subplots(figsize=(4.6, 4))
+    axis.plot(curve.x, curve.y, color=COLORS[0], drawstyle="steps-post", label=f"AP {curve.area:.3f}")
+    axis.plot([recall], [precision], marker="o", markersize=8, color="black", linestyle="none", label=label)
+    axis.set_xlabel("recall")
+    axis.set_ylabel("precision")
+    axis.set_title("precision-recall curve")
+    axis.set_xlim(-0.02, 1.02)
+    axis.set_ylim(-0.02, 1.02)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="lower left")
+    return to_png(figure)
+
+
+def reliability_before_after(curves: dict[str, list[dict[str, float]]]) -> bytes:
+    """Observed rate against mean predicted probability per bin, one line per named set of bins
+    (e.g. before and after calibration)."""
+    figure, axis = plt.subplots(figsize=(4.6, 4.2))
+    axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    for color, (name, bins) in zip(COLORS, curves.items(), strict=False):
+        axis.plot([b["predicted"] for b in bins], [b["observed"] for b in bins], marker="o", color=color, label=name)
+    axis.set_xlabel("predicted P(positive)")
+    axis.set_ylabel("observed share positive")
+    axis.set_title("reliability")
+    axis.set_xlim(-0.02, 1.02)
+    axis.set_ylim(-0.02, 1.02)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="upper left")
     return to_png(figure)
 
 

@@ -46,8 +46,9 @@ class Evaluated:
     frame: pd.DataFrame
     source: str
     y_true: np.ndarray  # class indices, or values in target units
-    outputs: np.ndarray  # N×K probabilities, or predicted values
+    outputs: np.ndarray  # N×K probabilities (calibrated by the run's decision), or predicted values
     metrics: dict[str, Any] = field(default_factory=dict)
+    uncalibrated: np.ndarray | None = None  # the model's own probabilities where a calibration changed them
 
 
 # ----------------------------------------------------------------------------- html pieces
@@ -143,7 +144,7 @@ def evaluation_rows(run: Any, data: str | Path | None, keep: Sequence[str]) -> t
     if data is not None:
         frame = apply_column_policies(read_data(data, config.data.bad_rows), drop, config.data.hash)
         return frame, str(data)
-    from modelforge.train.recipe import load_splits
+    from modelforge.training.recipe import load_splits
 
     kept = config.model_copy(update={"data": config.data.model_copy(update={"drop": drop})})
     _, valid, test = load_splits(kept)
@@ -162,8 +163,10 @@ def evaluate_rows(run: Any, frame: pd.DataFrame, source: str) -> Evaluated:
     if predicts_values(run.task):
         truth = np.asarray(run.preprocessor.target_encoder.inverse(target.astype(np.float64)))
         return Evaluated(frame, source, truth, outputs, regression_metrics(truth, outputs))
-    metrics = classification_metrics(target, outputs, run.preprocessor.classes)
-    return Evaluated(frame, source, target, outputs, metrics)
+    metrics = classification_metrics(target, outputs, run.preprocessor.classes, run.decision)
+    calibrated = run.decision.calibrated(outputs)
+    uncalibrated = outputs if run.decision.calibration else None
+    return Evaluated(frame, source, target, calibrated, metrics, uncalibrated)
 
 
 # ----------------------------------------------------------------------------- sections
@@ -214,11 +217,65 @@ def classification_sections(run: Any, evaluated: Evaluated) -> list[Section]:
         "bars: share of correct predictions among rows whose top probability falls in the bin; "
         "on the diagonal the probabilities can be read as frequencies"
     )
-    return [
+    sections = [
         Section("classification", "Confusion matrix and per-class scores", body),
         Section("roc", "ROC and precision-recall curves", curves),
         Section("calibration", "Calibration", calibration_body),
     ]
+    if len(classes) == 2:
+        sections.append(decision_section(run, evaluated))
+    return sections
+
+
+def decision_section(run: Any, evaluated: Evaluated) -> Section:
+    """Two classes: the decision rule, the precision-recall curve with its operating point, the threshold
+    trade-off and cost curves with the chosen threshold marked, and reliability before/after calibration."""
+    from modelforge.decision import reliability_bins, threshold_curve
+    from modelforge.evaluate import plots
+    from modelforge.evaluate.curves import precision_recall_curve
+
+    decision, metrics = run.decision, evaluated.metrics
+    positive = decision.positive
+    label = str(run.preprocessor.classes[positive])
+    outcome = evaluated.y_true == positive
+    score = evaluated.outputs[:, positive]
+    threshold = float(metrics["threshold"])
+    saved = decision.threshold is not None
+    body = key_values(
+        {
+            "decision rule": decision.rule(),
+            "positive class": label,
+            "threshold": fmt(threshold) + ("" if saved else " (no decision: section; the most probable class)"),
+            "at the threshold": f"precision {fmt(metrics['positive']['precision'])}, recall "
+            f"{fmt(metrics['positive']['recall'])}, flag rate {fmt(metrics['flag_rate'])}",
+            "average precision": fmt(metrics["average_precision"]),
+            "expected cost per row": f"{fmt(metrics['expected_cost'])} (false positive "
+            f"{fmt(metrics['cost']['false_positive'])}, false negative {fmt(metrics['cost']['false_negative'])})",
+            "Brier score": fmt(metrics["brier"]),
+        }
+    )
+    chosen = f"threshold {threshold:.3g}"
+    pr = precision_recall_curve(outcome, score)
+    point = (metrics["positive"]["recall"], metrics["positive"]["precision"])
+    body += image(plots.precision_recall_point(pr, *point, chosen), "precision-recall curve with operating point")
+    curve = threshold_curve(outcome, score)
+    thresholds = np.clip(curve.thresholds, 0.0, 1.0)
+    series = {"precision": curve.precision, "recall": curve.recall, "flag rate": curve.flag_rate}
+    costs = metrics["cost"]
+    cost = curve.cost(costs["false_positive"], costs["false_negative"])
+    body += image(
+        plots.threshold_tradeoff(thresholds, series, cost, "expected cost per row", threshold, chosen), "trade-off"
+    )
+    bins = {"calibrated" if evaluated.uncalibrated is not None else "model": reliability_bins(outcome, score)}
+    if evaluated.uncalibrated is not None:
+        before = reliability_bins(outcome, evaluated.uncalibrated[:, positive])
+        bins = {"before calibration": before, **bins}
+    body += image(plots.reliability_before_after(bins), "reliability before and after calibration")
+    ece = f"ECE {fmt(metrics['ece'])}"
+    if "ece_uncalibrated" in metrics:
+        ece = f"ECE {fmt(metrics['ece_uncalibrated'])} before calibration, {fmt(metrics['ece'])} after"
+    body += note(f"{ece}; figures on {len(outcome)} rows, the threshold was chosen on the validation split")
+    return Section("decision", f"Decision: flagging {label}", body)
 
 
 def regression_sections(evaluated: Evaluated) -> list[Section]:
@@ -268,7 +325,7 @@ def mistakes_section(run: Any, evaluated: Evaluated, explanations: dict[int, Any
         if predicts_values(run.task):
             entry.update(actual=evaluated.y_true[row], predicted=evaluated.outputs[row])
         else:
-            predicted_class = int(evaluated.outputs[row].argmax())
+            predicted_class = int(run.decision.choose(evaluated.outputs[row : row + 1])[0])
             entry.update(
                 actual=classes[int(evaluated.y_true[row])],
                 predicted=classes[predicted_class],
@@ -342,6 +399,14 @@ def explanation_section(run: Any, evaluated: Evaluated, mistake_rows: list[int])
     return Section("explain", "Explanations", body), explained
 
 
+def _decision_options(run: Any) -> dict[str, Any]:
+    """Slices of a classification run label rows by its decision rule, with its positive class."""
+    decision = run.decision
+    if decision is None or getattr(decision, "positive", None) is None:
+        return {"decision": decision}
+    return {"decision": decision, "positive": run.preprocessor.classes[decision.positive]}
+
+
 def slices_section(run: Any, evaluated: Evaluated, slice_by: Sequence[str]) -> tuple[Section, list[Any]]:
     from modelforge.evaluate.slices import largest_gaps, slice_metrics
 
@@ -353,6 +418,7 @@ def slices_section(run: Any, evaluated: Evaluated, slice_by: Sequence[str]) -> t
             evaluated.outputs,
             run.task,
             run.preprocessor.classes,
+            **_decision_options(run),
         )
         for column in slice_by
     ]
@@ -379,7 +445,8 @@ def slices_section(run: Any, evaluated: Evaluated, slice_by: Sequence[str]) -> t
         rows = [{"value": g.value, "n": g.n, **{k: g.metrics.get(k) for k in keys}} for g in report.groups]
         body += f"<h3>{esc(report.column)}</h3>" + table(rows)
     if predicts_labels(run.task) and len(run.preprocessor.classes) == 2:
-        body += note(f"selection rate and true positive rate refer to class {run.preprocessor.classes[1]}")
+        positive = _decision_options(run).get("positive", run.preprocessor.classes[1])
+        body += note(f"selection rate and true positive rate refer to class {positive}, labelled by the run's rule")
     return Section("slices", "Slices", body), reports
 
 
@@ -425,6 +492,16 @@ def model_card_section(
     if (run_dir / "preprocessing.json").is_file():
         body += "<h3>Preprocessing</h3>" + table(preprocessing_rows(run_dir))
     body += "<h3>Training</h3>" + key_values(length_fields | card_training_fields(config, metrics))
+    decision = _read_json(run_dir / "decision.json")
+    if decision:
+        body += "<h3>Decision rule</h3>" + key_values(
+            {
+                "rule": decision.get("rule"),
+                "objective": json.dumps(decision.get("objective")),
+                "calibration": (decision.get("calibration") or {}).get("method", "none"),
+                "on the validation split": json.dumps(decision.get("validation")),
+            }
+        )
     shown = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     body += f"<h3>Metrics ({esc(metrics.get('split', 'held-out'))} split, from eval.json)</h3>" + key_values(shown)
     flagged = [g for report in slice_reports for g in report.gaps if g.flagged]
@@ -693,7 +770,7 @@ def supervised_report(run_dir: Path, data: str | Path | None, slice_by: Sequence
 def _mistake_rows(run: Any, evaluated: Evaluated) -> list[int]:
     if predicts_values(run.task):
         return [int(i) for i in np.argsort(-np.abs(evaluated.outputs - evaluated.y_true))[:MAX_MISTAKES]]
-    predicted = evaluated.outputs.argmax(axis=1)
+    predicted = run.decision.choose(evaluated.outputs)
     wrong = np.flatnonzero(predicted != evaluated.y_true)
     confidence = evaluated.outputs.max(axis=1)
     return [int(i) for i in wrong[np.argsort(-confidence[wrong])][:MAX_MISTAKES]]

@@ -17,7 +17,7 @@ than `min_group` rows are shown but left out of the gaps: their rates are mostly
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -81,11 +81,14 @@ def _label(value: Any) -> str:
 
 
 def classification_group_metrics(
-    y_true: np.ndarray, probabilities: np.ndarray, classes: list[Any], positive: int
+    y_true: np.ndarray, probabilities: np.ndarray, classes: list[Any], positive: int, decision: Any = None
 ) -> dict[str, float]:
-    """Metrics of one group: the headline ones plus per-class selection and true positive rates."""
-    base = classification_metrics(y_true, probabilities, classes)
-    predicted = probabilities.argmax(axis=1)
+    """Metrics of one group: the headline ones plus per-class selection and true positive rates.
+
+    With the run's `decision` (and `probabilities` already calibrated by it), labels follow its rule."""
+    rule = replace(decision, calibration=None) if decision is not None else None
+    base = classification_metrics(y_true, probabilities, classes, rule)
+    predicted = probabilities.argmax(axis=1) if decision is None else decision.choose(probabilities)
     metrics = {"accuracy": base["accuracy"], "f1": base["f1"], "roc_auc": base["roc_auc"]}
     for k, label in enumerate(classes):
         actual = y_true == k
@@ -119,8 +122,12 @@ def slice_metrics(
     min_group: int = 10,
     threshold: float = 0.1,
     relative_threshold: float = 0.25,
+    decision: Any = None,
 ) -> SliceReport:
     """Metrics per group of `values` (aligned with `y_true`/`outputs`) and the gaps between groups.
+
+    `decision`: the run's (modelforge.decision), whose rule labels the rows; `outputs` are then the
+    probabilities it calibrated.
 
     `outputs` are class probabilities (N×K) for classification, predicted values for regression;
     `y_true` are class indices or real values.
@@ -133,7 +140,8 @@ def slice_metrics(
     for value in sorted(labels.unique(), key=_sort_key):
         mask = (labels == value).to_numpy()
         if predicts_labels(task):
-            metrics = classification_group_metrics(y_true[mask], outputs[mask], list(classes or []), positive_index)
+            group = (y_true[mask], outputs[mask], list(classes or []), positive_index, decision)
+            metrics = classification_group_metrics(*group)
         else:
             metrics = regression_group_metrics(y_true[mask], outputs[mask])
         report.groups.append(SliceGroup(value, int(mask.sum()), metrics))

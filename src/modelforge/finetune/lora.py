@@ -122,17 +122,15 @@ def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def save_adapter(model: nn.Module, folder: str | Path, info: dict[str, Any] | None = None) -> Path | None:
     """Write `adapter.safetensors` (+ `adapter.json`) when the model has LoRA layers; else nothing."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    from modelforge.files import atomic_write_json
+    from modelforge.files import atomic_write_bytes, atomic_write_json
 
     if not has_lora(model) or not _is_writer():
         return None
     folder = Path(folder)
     state = adapter_state(model)
-    temp = folder / f".{ADAPTER_FILE}.tmp"
-    save_file(state, str(temp))
-    temp.replace(folder / ADAPTER_FILE)
+    atomic_write_bytes(folder / ADAPTER_FILE, save(state))
     total = sum(p.numel() for p in model.parameters())
     trained = sum(t.numel() for t in state.values())
     record = {"tensors": len(state), "parameters": trained, "share_of_model": trained / max(total, 1), **(info or {})}

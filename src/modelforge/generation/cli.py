@@ -21,6 +21,7 @@ def generate_images(
     mode: str,
     data: Path | None,
     score_with: Path | None,
+    engine: str = "torch",
     **text_options: Any,
 ) -> None:
     """Write the grid to `out` (PNG) and print the classifier's figures as JSON when asked."""
@@ -31,7 +32,14 @@ def generate_images(
         raise ModelforgeError(f"--mode: expected sample, reconstruct or interpolate, got {mode!r}")
     if out is None and score_with is None:
         raise ModelforgeError("generate: give --out grid.png (and/or --score-with CLASSIFIER_RUN)")
-    loaded = load_generator_run(run)
+    if engine == "onnx" and mode != "sample":
+        raise ModelforgeError(f"--engine onnx: the exported graph is the decoder; --mode {mode} needs --engine torch")
+    if engine == "onnx":
+        from modelforge.export.graphs import load_onnx_generator_run
+
+        loaded = load_onnx_generator_run(run)
+    else:
+        loaded = load_generator_run(run)
     columns = None
     if mode == "sample":
         images, asked = loaded.sample(n, label, seed or 0, temperature)

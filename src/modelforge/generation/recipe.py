@@ -7,8 +7,8 @@ discriminator step, then a generator step), then write the run directory. With
 `generation.classifier` set, the finished generator's samples are scored by that classifier
 run and the figures land in eval.json beside the test loss.
 
-Checkpoints, `--resume` and SIGTERM / SIGINT work as for supervised runs (train/checkpoint.py,
-train/resume.py, train/interrupt.py): a run killed at any moment and resumed ends with the
+Checkpoints, `--resume` and SIGTERM / SIGINT work as for supervised runs (training/checkpoint.py,
+training/resume.py, training/interrupt.py): a run killed at any moment and resumed ends with the
 weights, bitwise, of the run that was never stopped.
 """
 
@@ -33,19 +33,19 @@ from modelforge.inference import set_cpu_threads
 from modelforge.models import build_model
 from modelforge.models.generative import ConditionalGAN, ConditionalVAE, ImageGenerationSpec
 from modelforge.run import finish_run_directory, start_run_files
-from modelforge.train.checkpoint import (
+from modelforge.training.checkpoint import (
     Checkpoint,
     TrainingParts,
     TrainingState,
     open_checkpointer,
     storable_tensors,
 )
-from modelforge.train.distributed import Topology
-from modelforge.train.interrupt import StopSignal
-from modelforge.train.loop import LoopHook, StepInfo, end_training
-from modelforge.train.optim import build_optimizer
-from modelforge.train.resume import open_run_directory
-from modelforge.train.threads import ThreadChooser
+from modelforge.training.distributed import Topology
+from modelforge.training.interrupt import StopSignal
+from modelforge.training.loop import LoopHook, StepInfo, end_training
+from modelforge.training.optim import build_optimizer
+from modelforge.training.resume import open_run_directory
+from modelforge.training.threads import ThreadChooser
 
 Optimizers = Sequence[torch.optim.Optimizer]
 
@@ -180,7 +180,7 @@ def train_generator(
     """Train as the config says; returns the loaded GeneratorRun.
 
     `resume` continues a run (a directory, or "auto") from its newest good checkpoint; `force` lets
-    harmless config changes (more epochs) through (see train/resume.py)."""
+    harmless config changes (more epochs) through (see training/resume.py)."""
     started = time.time()
     set_cpu_threads(config.train.threads)
     torch.manual_seed(config.seed)
@@ -203,6 +203,11 @@ def train_generator(
         "layout": data.layout,
         "scale": data.scale,
     }
+    settings = config.generation or GenerationConfig()
+    if settings.classifier:  # the scorer is checked now, not after the last epoch
+        from modelforge.generation.score import load_classifier
+
+        load_classifier(settings.classifier)
     run_dir, checkpoint = open_run_directory(config, out, resume, force)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -229,8 +234,8 @@ def _train_into(
 ) -> GeneratorRun:
     from safetensors.torch import save
 
-    from modelforge.train.recipe import start_environment
-    from modelforge.train.tracking import open_trackers
+    from modelforge.training.recipe import start_environment
+    from modelforge.training.tracking import open_trackers
 
     topology = Topology(device=torch.device("cpu"))
     environment = start_environment(run_dir, config, topology, checkpoint)

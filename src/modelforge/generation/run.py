@@ -79,7 +79,7 @@ class GeneratorRun(RunDirectory):
     ) -> tuple[np.ndarray, list[str]]:
         """n images and the class each was asked for ('' when unconditional)."""
         if n < 1:
-            raise ModelforgeError(f"--n: expected at least 1 image, got {n}")
+            raise ModelforgeError(f"n: expected at least 1 image, got {n}")
         labels = self.labels_for(n, label)
         generator = torch.Generator().manual_seed(seed)
         images = self.model.sample(labels, n, generator, temperature).numpy()  # type: ignore[operator]
@@ -142,7 +142,8 @@ class GeneratorRun(RunDirectory):
 
     def predict(self, data: Any) -> pd.DataFrame:
         raise ModelforgeError(
-            f"{self.path} is a generation run: use `modelforge generate {self.path} --n 64 --out grid.png`"
+            f"{self.path} is a generation run: it makes images rather than predictions; "
+            "images, names = run.sample(64), then modelforge.generation.run.write_grid(images, 'grid.png')"
         )
 
     def evaluate(self, data: str | Path | pd.DataFrame) -> dict[str, Any]:
@@ -154,7 +155,7 @@ def write_grid(images: np.ndarray, out: str | Path, columns: int | None = None, 
     """Tile N × C × H × W images in [0, 1] into a PNG (1-pixel gaps, each pixel `zoom`× enlarged)."""
     out = Path(out)
     if out.suffix.lower() != ".png":
-        raise ModelforgeError(f"--out {out}: the grid is written as PNG; name it *.png")
+        raise ModelforgeError(f"{out}: the grid is written as PNG; name it *.png")
     atomic_write_bytes(out, grid_png(images, columns, zoom))
     return out
 

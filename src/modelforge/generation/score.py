@@ -22,15 +22,21 @@ from modelforge.errors import ModelforgeError
 
 
 def load_classifier(path: str | Path) -> Any:
+    """The classification run `generation.classifier` names, checked to take one image column."""
     from modelforge.run import load_run
     from modelforge.tasks import predicts_labels
 
+    if not Path(path).is_dir():
+        raise ModelforgeError(
+            f"generation.classifier: {path} is not a run directory; train the classifier first "
+            "(its example config says how) or remove generation.classifier"
+        )
     run = load_run(path)
     if not predicts_labels(run.task):
-        raise ModelforgeError(f"{path}: scoring needs a classification run, got task {run.task}")
+        raise ModelforgeError(f"generation.classifier: {path} is a {run.task} run; scoring needs a classification run")
     images = [e.name for e in run.preprocessor.encoders if e.kind == "image"]
     if len(images) != 1 or len(run.preprocessor.encoders) != 1:
-        raise ModelforgeError(f"{path}: scoring needs a classifier of one image column")
+        raise ModelforgeError(f"generation.classifier: {path} must be a classifier of one image column")
     return run
 
 

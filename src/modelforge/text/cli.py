@@ -25,13 +25,25 @@ def generate(
     ] = "sample",
     data: Annotated[Path | None, typer.Option(help="image runs: images to reconstruct or interpolate")] = None,
     score_with: Annotated[Path | None, typer.Option(help="image runs: classifier run that scores the samples")] = None,
+    engine: Annotated[str, typer.Option(help="torch | onnx (after `modelforge export RUN --format onnx`)")] = "torch",
+    beam: Annotated[
+        int | None, typer.Option(min=1, help="seq2seq runs: beam width (default: the run's; 1 = greedy)")
+    ] = None,
 ) -> None:
-    """Continue a prompt with a trained GPT (KV-cache decoding), or draw images from a generation run."""
+    """Continue a prompt with a trained GPT (KV-cache decoding), translate it with a seq2seq run, or draw
+    images from a generation run."""
     from modelforge.tasks import task_of_run
 
     task = task_of_run(run, "generate")
     options = dict(prompt=prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p)
     options |= dict(seed=seed, stream=stream, n=n, out=out, label=label, mode=mode, data=data, score_with=score_with)
+    if engine not in ("torch", "onnx"):
+        from modelforge.errors import ModelforgeError
+
+        raise ModelforgeError(f"--engine: expected torch or onnx, got {engine!r}")
+    options["engine"] = engine
+    if beam is not None:
+        options["beam"] = beam
     task.call("generate", task.generate, run, **options)
 
 
@@ -44,12 +56,18 @@ def generate_text(
     top_p: float | None,
     seed: int | None,
     stream: bool,
+    engine: str = "torch",
     **image_options: Any,
 ) -> None:
     """`modelforge generate` on a language-modeling run: the prompt and its continuation on stdout."""
     from modelforge.text.generate import load_generator
 
-    generator = load_generator(run)
+    if engine == "onnx":
+        from modelforge.export.gpt_onnx import load_onnx_generator
+
+        generator = load_onnx_generator(run)
+    else:
+        generator = load_generator(run)
     pieces = generator.stream(prompt, max_new_tokens, temperature, top_k, top_p, seed)
     if stream:
         typer.echo(prompt, nl=False)

@@ -138,9 +138,11 @@ def _check_study_dir(study_dir: Path, name: str) -> None:
     if record.is_file():
         previous = json.loads(record.read_text()).get("name")
         if previous != name:
-            raise ModelforgeError(f"{study_dir}: holds study {previous!r}, not {name!r}; choose another --out")
+            raise ModelforgeError(
+                f"{study_dir}: holds study {previous!r}, not {name!r}; choose another output directory"
+            )
     elif study_dir.is_dir() and any(study_dir.iterdir()):
-        raise ModelforgeError(f"{study_dir}: exists and is not a study directory; choose another --out")
+        raise ModelforgeError(f"{study_dir}: exists and is not a study directory; choose another output directory")
 
 
 def _run_worker_processes(plan: StudyPlan) -> None:
@@ -209,8 +211,8 @@ def run_trial(study: Any, trial: Any, plan: StudyPlan, params: list[Param]) -> N
     import optuna
     from optuna.trial import TrialState
 
-    from modelforge.train.loop import TrainingError
-    from modelforge.train.recipe import train
+    from modelforge.tasks import TASKS
+    from modelforge.training.loop import TrainingError
     from modelforge.tune.storage import heartbeat, queue_retry
 
     values = {p.path: p.decode(trial.params[p.path]) for p in params}
@@ -235,7 +237,8 @@ def run_trial(study: Any, trial: Any, plan: StudyPlan, params: list[Param]) -> N
 
         # the epoch lines training prints go to trials/NNNN.log, not between the trial lines
         with heartbeat(study._storage, trial), open(f"{run_dir}.log", "a") as log, redirect_stderr(log):
-            run = train(config, run_dir, show_progress=False, on_epoch=report_epoch)
+            # the task's recipe (every task that supports tune calls `on_epoch` with each epoch's row)
+            run = TASKS.get(config.task).train(config, run_dir, show_progress=False, on_epoch=report_epoch)
         value = kept_epoch_value(rows, run.metrics.get("best_epoch"), plan.metric, config.train.keep_best)
         study.tell(trial, value)
         state, shown = "complete", f"{plan.metric} {value:.4f}"
