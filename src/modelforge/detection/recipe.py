@@ -14,7 +14,6 @@ and resumed ends with the weights, bitwise, of the run that never stopped.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -49,7 +48,7 @@ from modelforge.run import finish_run_directory, start_run_files
 from modelforge.training.checkpoint import Checkpoint, TrainingParts, TrainingState, open_checkpointer, storable_tensors
 from modelforge.training.distributed import Topology
 from modelforge.training.interrupt import StopSignal
-from modelforge.training.loop import LoopHook, StepInfo, TrainingError, end_training
+from modelforge.training.loop import LoopHook, StepInfo, TrainingError, end_training, keep_if_best
 from modelforge.training.optim import SCHEDULES, build_optimizer
 from modelforge.training.resume import open_run_directory
 from modelforge.training.threads import ThreadChooser
@@ -192,10 +191,7 @@ def fit_detector(
             row["threads"] = chooser.chosen
         state.history.append(row)
         log_epoch(row)
-        if state.best_value is None or row["valid_map"] > state.best_value:
-            state.best_value, state.best_epoch = row["valid_map"], epoch
-            if cfg.keep_best:
-                state.best_weights = copy.deepcopy(model.state_dict())
+        keep_if_best(state, model, row["valid_map"], epoch, lower_is_better=False, keep_weights=cfg.keep_best)
         state.epoch, state.batch, state.sums, state.seen = epoch + 1, 0, {}, 0
         for hook in hooks:
             hook.after_epoch(parts, state, row)

@@ -14,7 +14,6 @@ weights, bitwise, of the run that was never stopped.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +41,7 @@ from modelforge.training.checkpoint import (
 )
 from modelforge.training.distributed import Topology
 from modelforge.training.interrupt import StopSignal
-from modelforge.training.loop import LoopHook, StepInfo, end_training
+from modelforge.training.loop import LoopHook, StepInfo, end_training, keep_if_best
 from modelforge.training.optim import build_optimizer
 from modelforge.training.resume import open_run_directory
 from modelforge.training.threads import ThreadChooser
@@ -155,11 +154,7 @@ def fit_generator(
             row["threads"] = chooser.chosen
         state.history.append(row)
         log_epoch(row)
-        watched = row.get("valid_loss")
-        if watched is not None and (state.best_value is None or watched < state.best_value):
-            state.best_value, state.best_epoch = watched, epoch
-            if cfg.keep_best:
-                state.best_weights = copy.deepcopy(model.state_dict())
+        keep_if_best(state, model, row.get("valid_loss"), epoch, lower_is_better=True, keep_weights=cfg.keep_best)
         state.epoch, state.batch, state.sums = epoch + 1, 0, {}
         for hook in hooks:
             hook.after_epoch(parts, state, row)

@@ -188,15 +188,10 @@ def fit(
             progress.finish(row)
         log_epoch(row)
 
-        value = row.get(metric)
-        if value is not None and (
-            state.best_value is None or (value < state.best_value if mode == "min" else value > state.best_value)
-        ):
-            state.best_value, state.best_epoch, state.epochs_without_gain = value, epoch, 0
-            if cfg.keep_best:
-                state.best_weights = copy.deepcopy(model.state_dict())
-        else:
-            state.epochs_without_gain += 1
+        improved = keep_if_best(
+            state, model, row.get(metric), epoch, lower_is_better=mode == "min", keep_weights=cfg.keep_best
+        )
+        state.epochs_without_gain = 0 if improved else state.epochs_without_gain + 1
         state.stopped_early = bool(cfg.early_stopping and state.epochs_without_gain >= cfg.early_stopping.patience)
         if state.stopped_early and topology.is_writer:
             progress.note(early_stop_message(cfg, metric, state))
@@ -218,6 +213,28 @@ def early_stop_message(cfg: TrainConfig, metric: str, state: TrainingState) -> s
         f"early stopping after epoch {state.history[-1]['epoch']}: {metric} did not improve for {patience} epochs "
         f"(train.early_stopping.patience); best {metric} {best} at epoch {state.best_epoch}, {kept}"
     )
+
+
+def keep_if_best(
+    state: TrainingState,
+    model: nn.Module,
+    value: float | None,
+    epoch: int,
+    *,
+    lower_is_better: bool,
+    keep_weights: bool,
+) -> bool:
+    """Make `epoch` the best one when `value` beats state.best_value (None never does); True when it did.
+    With `keep_weights` a copy of the weights goes with it, for end_training to restore."""
+    if value is None:
+        return False
+    best = state.best_value
+    if best is not None and not (value < best if lower_is_better else value > best):
+        return False
+    state.best_value, state.best_epoch = value, epoch
+    if keep_weights:
+        state.best_weights = copy.deepcopy(model.state_dict())
+    return True
 
 
 def end_training(model: nn.Module, parts: Any, state: Any, hooks: Sequence[Any]) -> None:

@@ -13,7 +13,6 @@ stopping, and `--resume` ending bitwise equal to the run that was never stopped.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -49,7 +48,7 @@ from modelforge.training.checkpoint import (
 )
 from modelforge.training.distributed import Topology
 from modelforge.training.interrupt import StopSignal
-from modelforge.training.loop import LoopHook, StepInfo, TrainingError, end_training
+from modelforge.training.loop import LoopHook, StepInfo, TrainingError, end_training, keep_if_best
 from modelforge.training.optim import OPTIMIZERS, build_schedule
 from modelforge.training.resume import open_run_directory
 from modelforge.training.threads import ThreadChooser
@@ -510,11 +509,7 @@ def fit_recommender(
         log_epoch(row)
         if show_progress:
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
-        value = row[monitor]
-        if state.best_value is None or (value < state.best_value if explicit else value > state.best_value):
-            state.best_value, state.best_epoch = value, epoch
-            if cfg.keep_best:
-                state.best_weights = copy.deepcopy(model.state_dict())
+        keep_if_best(state, model, row[monitor], epoch, lower_is_better=explicit, keep_weights=cfg.keep_best)
         state.epoch, state.batch, state.seen, state.running_loss = epoch + 1, 0, 0, 0.0
         for hook in hooks:
             hook.after_epoch(parts, state, row)
