@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
-import platform
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -29,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
+from _machine import auto_line, print_header
 
 import modelforge
 from modelforge.config import RunConfig, load_config
@@ -61,12 +59,13 @@ def train_and_probe(files: Path, overrides: list[str], legacy: bool, out: Path) 
     trained = time.time() - started
     frame = pd.read_csv(files)
     shifted = perturbed_metrics(run, frame[frame["split"] == "test"], SHIFTS, "accuracy")
-    return {**shifted, "seconds": trained}
+    return {**shifted, "seconds": trained, "auto": auto_line(run.path)}
 
 
 def row(name: str, result: dict[str, Any]) -> str:
-    shifts = "  ".join(f"{k} {v:.3f}" for k, v in result.items() if k not in ("metric", "seconds"))
-    return f"{name:<18} {shifts}  ({result['seconds']:.0f} s training)"
+    shifts = "  ".join(f"{k} {v:.3f}" for k, v in result.items() if k not in ("metric", "seconds", "auto"))
+    line = f"{name:<18} {shifts}  ({result['seconds']:.0f} s training)"
+    return f"{line}\n{'':<18} {result['auto']}" if "auto" in result else line
 
 
 def main() -> None:
@@ -81,7 +80,7 @@ def main() -> None:
     overrides, legacy = list(args.overrides), args.front_end == "legacy"
     if args.epochs:
         overrides.append(f"train.epochs={args.epochs}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
+    print_header()
     print(f"front end: {args.front_end}; overrides: {' '.join(overrides) or 'none'}", flush=True)
     frame = pd.read_csv(FSDD / "files.csv")
     frame["path"] = [str(FSDD / p) for p in frame["path"]]
@@ -109,7 +108,7 @@ def main() -> None:
                 for done in as_completed(running):
                     results[running[done]] = done.result()
                     print(row(f"held-out {running[done]}", results[running[done]]), flush=True)
-            keys = [k for k in next(iter(results.values())) if k not in ("metric", "seconds")]
+            keys = [k for k in next(iter(results.values())) if k not in ("metric", "seconds", "auto")]
             means = {k: sum(r[k] for r in results.values()) / len(results) for k in keys}
             print(row("speakers mean", {**means, "seconds": sum(r["seconds"] for r in results.values())}))
 

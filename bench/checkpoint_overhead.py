@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _machine import auto_line, print_header
 
 from modelforge.config import load_config
 from modelforge.training import checkpoint
@@ -92,7 +93,9 @@ def measure(name: str, raw: dict[str, Any], epochs: int, repeats: int, folder: P
     saves: dict[str, list[int]] = {policy: [] for policy in POLICIES}
     for round_ in range(repeats):
         for policy, budget in POLICIES.items():
-            elapsed, count = timed_run(raw, budget, epochs, folder / f"{len(name)}-{policy}-{round_}")
+            out = folder / f"{len(name)}-{policy}-{round_}"
+            elapsed, count = timed_run(raw, budget, epochs, out)
+            print(f"{name}, {policy}, round {round_ + 1}: {auto_line(out)}", flush=True)
             seconds[policy].append(elapsed)
             saves[policy].append(count)
     median = {policy: statistics.median(values) for policy, values in seconds.items()}
@@ -118,6 +121,7 @@ def main() -> None:
     if args.wall:
         clock = time.perf_counter
     torch.set_num_threads(args.threads)
+    print_header()
     rows = []
     for name, raw in workloads(Path(tempfile.mkdtemp())).items():
         with tempfile.TemporaryDirectory() as folder:

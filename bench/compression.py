@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _machine import auto_line, print_header
 
 from modelforge.compress.benchmark import BenchmarkRow, benchmark_run, markdown_table
 from modelforge.compress.distill import distill
@@ -53,10 +54,12 @@ def done(out: Path) -> bool:
 
 def train(config: dict, out: Path) -> Path:
     if done(out):
+        print(f"reusing {out.name}: {auto_line(out)}", flush=True)
         return out
     started = time.perf_counter()
     run = train_run(load_config(config), out, show_progress=False)
     print(f"trained {out.name} in {time.perf_counter() - started:.0f} s: {run.metrics['accuracy']:.4f}", flush=True)
+    print(f"{out.name}: {auto_line(out)}", flush=True)
     return out
 
 
@@ -104,6 +107,7 @@ def cnn_section(folder: Path, epochs: int) -> list[BenchmarkRow]:
     )
     if not done(folder / "cnn-student"):
         distill(base, student, folder / "cnn-student", temperature=4.0, alpha=0.7)
+    print(f"cnn-student: {auto_line(folder / 'cnn-student')}", flush=True)
     names = ["cnn", "cnn-struct50", "cnn-int8-static", "cnn-student"]
     return [benchmark_run(folder / n) for n in names]
 
@@ -208,6 +212,7 @@ def main() -> None:
     parser.add_argument("--sections", default="cnn,mlp,text", help="comma-separated subset of cnn,mlp,text")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
+    print_header()
     folder = args.out or Path(tempfile.mkdtemp(prefix="compression-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     sections = set(args.sections.split(","))

@@ -27,7 +27,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -36,15 +35,12 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from _machine import auto_line, print_header
 from PIL import Image
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
 FLOORS = {"map50": 0.90, "map": 0.60, "train_minutes": 20.0, "images_per_second": 50.0}
-
-
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}"
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -151,6 +147,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="cap init's epochs (default: init's at full scale, 3 at small)")
     parser.add_argument("--work", type=Path, help="keep data and runs here (default: a temporary folder)")
     args = parser.parse_args()
+    print_header()
 
     import modelforge
     from modelforge.config import load_config
@@ -176,7 +173,8 @@ def main() -> None:
     print("config:", json.dumps({k: config[k] for k in ("model", "train", "detection")}))
 
     started = time.perf_counter()
-    run = modelforge.train(load_config(work / "config.yaml"), work / f"run-{int(time.time())}")
+    out = work / f"run-{int(time.time())}"
+    run = modelforge.train(load_config(work / "config.yaml"), out)
     train_minutes = (time.perf_counter() - started) / 60
     scored = run.evaluate(test_json)
     files = run.read(test_json).files
@@ -192,7 +190,7 @@ def main() -> None:
         "epochs": config["train"]["epochs"],
         "ap_per_class": scored["ap_per_class"],
     }
-    print(f"machine: {machine()}, training threads {threads}, load average {os.getloadavg()[0]:.1f}")
+    print(f"training threads {threads}; {auto_line(out)}; load average at end {os.getloadavg()[0]:.1f}")
     print(json.dumps(result, indent=1))
     for key, floor in FLOORS.items():
         ok = result[key] <= floor if key == "train_minutes" else result[key] >= floor

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import auto_line, print_header
+
 import modelforge
 from modelforge.config import load_config
 
@@ -27,12 +29,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=sorted(EXAMPLES), action="append", help="these generators only")
     args = parser.parse_args()
+    print_header()
     with tempfile.TemporaryDirectory() as tmp:
         started = time.time()
         classifier = Path(tmp) / "classifier"
         quickstart = load_config(ROOT / "examples" / "quickstart.yaml", ["train.threads=1"])
         accuracy = modelforge.train(quickstart, classifier).metrics["accuracy"]
         print(f"classifier (quickstart cnn): test accuracy {accuracy:.4f}  {time.time() - started:.0f} s", flush=True)
+        print(f"classifier: {auto_line(classifier)}", flush=True)
         for name in args.only or list(EXAMPLES):
             started = time.time()
             config = load_config(EXAMPLES[name], [f"generation.classifier={classifier}"])
@@ -44,6 +48,7 @@ def main() -> None:
                 f"  test_loss {m.get('test_loss', float('nan')):.2f}  {time.time() - started:.0f} s",
                 flush=True,
             )
+            print(f"{name}: {auto_line(Path(tmp) / name)}", flush=True)
 
 
 if __name__ == "__main__":

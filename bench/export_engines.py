@@ -20,8 +20,6 @@ prints `modelforge benchmark RUN --engine all` for it: torch, frozen, onnx and o
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _machine import auto_line, print_header
 
 from modelforge.compress.benchmark import quietest_round
 from modelforge.data.preprocess import InputSpec
@@ -241,6 +240,7 @@ def trained_runs(folder: Path) -> list[Path]:
         out = folder / name
         if not (out / "model.json").exists():
             train(load_config(config), out, show_progress=False)
+        print(f"{name}: {auto_line(out)}", flush=True)
         runs.append(out)
     return runs
 
@@ -273,11 +273,8 @@ def main() -> None:
     parser.add_argument("--int8-runs", type=Path, help="folder for the trained runs of the int8 accuracy table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
-        f"{os.getloadavg()[0]:.1f}; torch {torch.__version__}, onnxruntime "
-        f"{__import__('onnxruntime').__version__}; {args.threads} thread(s)"
-    )
+    print_header()
+    print(f"onnxruntime {__import__('onnxruntime').__version__}; {args.threads} thread(s)")
     print(
         "| model | parity (max abs) | eager p50 / p95 ms | frozen p50 / p95 ms | onnxruntime p50 / p95 ms "
         "| eager / ort (p50) | batch-64 rows/s eager / frozen / ort |"

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _machine import auto_line, print_header
 
 import modelforge
 from modelforge.config import load_config
@@ -95,6 +96,7 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true", help="add espeak-ng voices to the training rows")
     parser.add_argument("--jobs", type=int, default=1, help="speaker folds trained at once (one process each)")
     args = parser.parse_args()
+    print_header()
     overrides = [f"model.type={args.model}", *args.overrides]
     if args.model != "audio_cnn":
         overrides.append("model.channels=null")
@@ -112,6 +114,7 @@ def main() -> None:
             accuracy = train_and_test(files, overrides, work / "own")
             seconds = time.time() - started
             print(f"own split   {args.model}: test accuracy {accuracy:.4f}  ({seconds:.0f} s)", flush=True)
+            print(f"own split   {auto_line(work / 'own')}", flush=True)
         if args.only in (None, "speakers"):
             folds = {}
             for speaker in sorted(frame["speaker"].unique()):
@@ -131,6 +134,7 @@ def main() -> None:
                     scores[speaker] = done.result()
                     seconds = time.time() - started
                     print(f"held-out {speaker:<10} accuracy {scores[speaker]:.4f}  (at {seconds:.0f} s)", flush=True)
+                    print(f"held-out {speaker:<10} {auto_line(work / f'fold-{speaker}')}", flush=True)
             mean = sum(scores.values()) / len(scores)
             print(f"speaker-independent {args.model}: mean accuracy {mean:.4f} over {len(scores)} speakers")
 

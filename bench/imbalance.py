@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from _machine import auto_line, print_header
 
 from modelforge.config import load_config
 from modelforge.decision import expected_calibration_error, tune_threshold
@@ -91,6 +91,7 @@ def ours(
     out = folder / name.replace(": ", "-").replace(", ", "-")
     run = train(load_config(our_config(fit, test, target, variant)), out, False)
     seconds = time.perf_counter() - started
+    print(f"modelforge MLP, {name}: {auto_line(out)}", flush=True)
     metrics = run.metrics
     return {
         "model": f"modelforge MLP, {name}",
@@ -175,8 +176,7 @@ def main() -> None:
     except ImportError:
         raise SystemExit("bench/imbalance.py needs ISLP: pip install --no-deps ISLP==0.6.0") from None
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    machine = f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
-    print(f"machine: {machine}, {torch.get_num_threads()} torch threads")
+    print_header()  # after set_num_threads: its thread count is the one the runs and baselines use
     np.random.seed(SEED)
     tables = ["Default"] if args.quick else ["Default", "Caravan"]
     variants = {k: VARIANTS[k] for k in ("plain", "class_weights: balanced")} if args.quick else VARIANTS

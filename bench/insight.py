@@ -12,6 +12,7 @@ table whose label only `decisive` decides), then prints:
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _machine import auto_line, print_header
 
 from modelforge.config import load_config
 from modelforge.evaluate.explain import explain_frame, global_importance
@@ -72,7 +74,9 @@ def decisive_rank(run: object, frame: pd.DataFrame) -> None:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     torch.set_num_threads(1)
+    print_header()
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
         cancer = train(
@@ -87,6 +91,7 @@ def main() -> None:
             show_progress=False,
         )
         print(f"breast cancer mlp: test accuracy {cancer.metrics['accuracy']:.4f}")
+        print(f"breast cancer mlp: {auto_line(folder / 'cancer')}")
         frame = pd.read_csv(folder / "cancer.csv")
         completeness(cancer, frame)
         started = time.perf_counter()
@@ -110,6 +115,7 @@ def main() -> None:
             show_progress=False,
         )
         print(f"synthetic mlp: test accuracy {synthetic.metrics['accuracy']:.4f}")
+        print(f"synthetic mlp: {auto_line(folder / 'synthetic')}")
         decisive_rank(synthetic, pd.read_csv(folder / "one_column.csv"))
 
 

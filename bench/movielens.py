@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import auto_line, print_header
+
 import modelforge
 from modelforge.config import load_config
 
@@ -36,17 +38,18 @@ def run_one(name: str, seed: int, work: Path) -> str:
     config = load_config(EXAMPLES[name], [f"seed={seed}"])
     metrics = modelforge.train(config, work / f"{name}-{seed}").metrics
     seconds = time.time() - started
+    auto = f"\n{name} seed {seed}: {auto_line(work / f'{name}-{seed}')}"
     if name == "implicit":
         return (
             f"implicit mf   seed {seed}: ndcg@10 {metrics['ndcg@10']:.4f}"
             f" (popularity {metrics['popularity_ndcg@10']:.4f},"
             f" ratio {metrics['ndcg_ratio_to_popularity']:.2f}x)  recall@10 {metrics['recall@10']:.4f}"
-            f" (popularity {metrics['popularity_recall@10']:.4f})  users {metrics['n']}  {seconds:.0f} s"
+            f" (popularity {metrics['popularity_recall@10']:.4f})  users {metrics['n']}  {seconds:.0f} s{auto}"
         )
     baseline = metrics["baseline_global_mean_rmse"]
     return (
         f"explicit {name:<9} seed {seed}: rmse {metrics['rmse']:.4f} (global mean {baseline:.4f},"
-        f" ratio {metrics['rmse'] / baseline:.3f})  test rows {metrics['n']}  {seconds:.0f} s"
+        f" ratio {metrics['rmse'] / baseline:.3f})  test rows {metrics['n']}  {seconds:.0f} s{auto}"
     )
 
 
@@ -55,6 +58,7 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(EXAMPLES), action="append", help="run these configs only")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="split and initialization seeds")
     args = parser.parse_args()
+    print_header()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only or list(EXAMPLES):
             for seed in args.seeds:

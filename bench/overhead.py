@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from _machine import print_header
 from torch import nn
 
 from modelforge.config import TrainConfig
@@ -97,8 +98,8 @@ def main() -> None:
     else:
         torch.set_num_threads(1)
     timing = "wall-clock" if args.wall else "process CPU time"
-    threads = torch.get_num_threads()
-    print(f"torch {torch.__version__}, {threads} threads, {args.rounds} paired epochs, medians of {timing}")
+    print_header()  # torch version and thread count included
+    print(f"{args.rounds} paired epochs, medians of {timing}")
     print(f"{'workload':<30} {'hand-written s/epoch':>21} {'modelforge s/epoch':>19} {'ratio':>7}")
     worst = 0.0
     for name, (model, tensors, batch_size) in workloads().items():

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from _machine import auto_line, print_header
 
 import modelforge
 from modelforge.config import load_config
@@ -42,10 +42,6 @@ if (ROOT.parent / "shared" / "datasets").is_dir():
     os.environ.setdefault("MODELFORGE_DATA", str(ROOT.parent / "shared" / "datasets"))
 EXAMPLE = ROOT / "examples" / "multi30k_de_en.yaml"
 SMALL = ["train.max_steps=100", "train.warmup_steps=50", "seq2seq.eval_rows=100"]
-
-
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}"
 
 
 def beam_and_greedy(run: Any, sources: list[str], references: list[str]) -> dict[str, float]:
@@ -107,6 +103,7 @@ def multi30k(scale: str, threads: int, work: Path) -> None:
             f"({run.metrics['epochs']} epochs, {run.metrics['steps']} steps, {threads} threads, scale {scale})",
             flush=True,
         )
+        print(f"multi30k {direction}: {auto_line(work / f'multi30k-{direction}')}", flush=True)
 
 
 # ----------------------------------------------------------------------------- cmudict
@@ -146,6 +143,7 @@ def g2p(scale: str, threads: int, work: Path) -> None:
         f"({run.metrics['epochs']} epochs, {threads} threads, scale {scale})",
         flush=True,
     )
+    print(f"cmudict g2p: {auto_line(work / 'cmudict-run')}", flush=True)
 
 
 # ----------------------------------------------------------------------------- KV cache
@@ -200,7 +198,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=32, help="decode: tokens per source at most")
     parser.add_argument("--work", type=Path, help="keep the runs here (default: a temporary folder)")
     args = parser.parse_args()
-    print(f"machine: {machine()}", flush=True)
+    print_header()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import auto_line, print_header
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
@@ -371,10 +372,12 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; server threads {args.threads}")
+    print_header()
+    print(f"server threads {args.threads}")
 
     with tempfile.TemporaryDirectory() as folder:
         run_dir = args.run or train_digits(Path(folder) / "digits", args.epochs)
+        print(f"digits run: {auto_line(run_dir)}", flush=True)
         records, labels = digit_records(run_dir, 64)
         spec = f"{MODEL}={run_dir}"
 
@@ -403,6 +406,7 @@ def main() -> None:
 
         if not (args.skip_gpt or args.latency_only):
             gpt_dir = args.gpt_run or train_gpt(Path(folder) / "gpt", args.gpt_steps)
+            print(f"\nGPT run: {auto_line(gpt_dir)}", flush=True)
             print(f"\nGPT generation, {args.tokens} tokens per stream, server-sent events")
             print("| streams | time to first token (median) | tokens/s per stream | tokens/s in all |")
             print("|---:|---:|---:|---:|")

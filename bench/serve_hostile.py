@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+from _machine import auto_line, print_header
 
 REPO = Path(__file__).resolve().parents[1]
 JSON = {"content-type": "application/json"}
@@ -53,6 +54,7 @@ def train_runs(out: Path) -> None:
     for name, config in configs.items():
         if not (out / name / "model.safetensors").exists():
             train(load_config(config), out / name)
+        print(f"{name}: {auto_line(out / name)}", flush=True)
 
 
 def start_server(out: Path) -> tuple[subprocess.Popen[str], str]:
@@ -96,6 +98,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="where the tiny runs are trained (kept for reuse)")
     args = parser.parse_args()
+    print_header()
+    print(f"python: {platform.python_implementation()} {platform.python_version()}")
     out = args.out or Path(tempfile.mkdtemp(prefix="serve_hostile_"))
     train_runs(out)
     rows = pd.read_csv(REPO / "examples/data/breast_cancer.csv").drop(columns=["diagnosis"]).to_dict("records")
@@ -105,7 +109,6 @@ def main() -> None:
         "10,000 good rows (8.1 MB)": json.dumps({"records": (rows * 20)[:10_000]}).encode(),
     }
     process, url = start_server(out)
-    print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
     print("| model | body | status | answer (ms) | /healthz max wait (ms) | median (ms) |")
     print("|---|---|---:|---:|---:|---:|")
     worst = 0.0

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import yaml
+from _machine import auto_summary, print_header
 
 
 def write_config(folder: Path, epochs: int) -> Path:
@@ -82,20 +83,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="run the variants in turn this many times; best of each")
     args = parser.parse_args()
 
-    cores = len(os.sched_getaffinity(0))
-    print(f"{cores} cores; load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print_header()
+    print(f"{len(os.sched_getaffinity(0))} cores available to this process")
     with tempfile.TemporaryDirectory(prefix="tune-parallel-") as temp:
         folder = Path(temp)
         config = write_config(folder, args.epochs)
         best: dict[str, tuple[float, float]] = {}
         for repeat in range(args.repeats):
             for index, (label, (jobs, overrides)) in enumerate(VARIANTS.items()):
-                wall, span = run(config, folder / f"variant{index}-{repeat}", jobs, overrides, args.trials)
+                out = folder / f"variant{index}-{repeat}"
+                wall, span = run(config, out, jobs, overrides, args.trials)
                 print(
                     f"{label}: {args.trials} trials, span {span:.1f} s ({args.trials / span:.2f} trials/s), "
                     f"command {wall:.1f} s",
                     flush=True,
                 )
+                trials = [trial for trial in (out / "trials").glob("*") if trial.is_dir()]
+                print(f"{label}: {auto_summary(trials)}", flush=True)
                 if label not in best or span < best[label][1]:
                     best[label] = (wall, span)
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

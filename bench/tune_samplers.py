@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import yaml
+from _machine import auto_summary, print_header
 
 
 def write_digits(folder: Path) -> Path:
@@ -79,6 +80,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed-start", type=int, default=0, help="first seed (seeds seed-start .. +seeds-1)")
     args = parser.parse_args()
+    print_header()
 
     with tempfile.TemporaryDirectory(prefix="tune-samplers-") as temp:
         folder = Path(temp)
@@ -89,6 +91,8 @@ def main() -> None:
             for sampler in results:
                 value = best_value(config, folder / f"{sampler}-{seed}", sampler, seed, args.trials)
                 results[sampler].append(value)
+                trials = [trial for trial in (folder / f"{sampler}-{seed}" / "trials").glob("*") if trial.is_dir()]
+                print(f"seed {seed}, {sampler}: {auto_summary(trials)}", flush=True)
             print(
                 f"seed {seed}: best valid_loss  random {results['random'][-1]:.4f}  tpe {results['tpe'][-1]:.4f}",
                 flush=True,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 # examples name their data `dataset:NAME/FILE`; the shared copy beside the repo serves as the dataset cache
 if SHARED_DATASETS.is_dir():
     os.environ.setdefault("MODELFORGE_DATA", str(SHARED_DATASETS))
+# train.precision / threads `auto` cache their probe: one fresh cache per test session, not the user's
+os.environ.setdefault("MODELFORGE_CACHE", tempfile.mkdtemp(prefix="modelforge-cache-"))
 BREAST_CANCER = ROOT / "examples" / "data" / "breast_cancer.csv"
 DIGITS = ROOT / "examples" / "data" / "digits.npz"
 

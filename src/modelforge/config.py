@@ -230,7 +230,7 @@ class TrainConfig(Section):
     grad_accum: int = Field(1, ge=1)
     bucket_by_length: bool = Field(True, description="text inputs: batches of rows of similar length (less padding)")
     precision: Literal["fp32", "bf16", "auto"] = Field(
-        "fp32", description="auto: bf16 where the hardware runs it natively"
+        "auto", description="auto: bf16 when a probe of this model's training steps finds it faster on this machine"
     )
     class_weights: Literal["balanced"] | None = Field(
         None, description="balanced: each class's loss weighted by rows / (classes × its rows)"
@@ -252,8 +252,11 @@ class TrainConfig(Section):
         "1: every epoch, 0: only the last",
     )
     compile: bool | None = Field(None, description="torch.compile; default per device (LM: on for CUDA, off for CPU)")
-    threads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = Field(
-        None, description="torch CPU threads (default: torch's); auto: training re-measures 1 vs all as it runs"
+    threads: Annotated[int, Field(ge=1)] | Literal["auto", "adaptive"] | None = Field(
+        "auto",
+        description="torch CPU threads; auto: one or all, whichever a probe finds faster before training; "
+        "adaptive: re-measured every 100 steps as training runs (follows a shared machine's load, "
+        "not bitwise reproducible); null: torch's default",
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     strategy: Literal["single", "ddp", "fsdp"] = "single"

@@ -29,8 +29,8 @@ def pick_device(name: str) -> torch.device:
 
 
 def set_cpu_threads(threads: int | str | None) -> None:
-    """Pin torch's CPU thread count to `threads`; None or 0 keep torch's default, and "auto" (language
-    modeling's per-step choice, made in training/lm.py) is left to its caller."""
+    """Pin torch's CPU thread count to `threads`; None or 0 keep torch's default, and "auto" / "adaptive"
+    (chosen by training's probe / re-measured as training runs) are left to their callers."""
     if isinstance(threads, int) and threads > 0:
         torch.set_num_threads(threads)
 
@@ -51,9 +51,11 @@ def native_bf16(device_type: str) -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """train.precision auto: bf16 where the hardware has it, else fp32."""
+    """The precision a trained model runs in: `auto` (which training resolved by timing, see
+    training/probe.py) is bf16 on a GPU that has it and fp32 on a CPU, so a prediction, an export's
+    parity and an evaluation do not change with the CPU they run on."""
     if precision == "auto":
-        return "bf16" if native_bf16(device.type) else "fp32"
+        return "bf16" if device.type == "cuda" and native_bf16("cuda") else "fp32"
     return precision
 
 

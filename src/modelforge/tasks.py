@@ -311,7 +311,7 @@ register_task(
         train_choices={"schedule": ("cosine", "constant"), "optimizer": ("adamw",)},
         default_model="gpt",
         models=("gpt",),
-        export_formats=("hf", "onnx"),
+        export_formats=("onnx", "hf"),  # hf: learned-position runs only (model.rope: false)
         onnx_export="modelforge.export.graphs:export_language_model_run",
         report="modelforge.evaluate.report:language_model_report",
         generate="modelforge.text.cli:generate_text",

@@ -61,3 +61,12 @@ def tiny_run(tiny_config: Path) -> Path:
     result = modelforge("train", str(tiny_config), "--out", str(out), "--no-progress", "--set", "train.max_steps=20")
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_learned_positions_run(tiny_config: Path) -> Path:
+    """The tiny GPT with learned positions (`model.rope: false`): the layout GPT-2 export needs."""
+    out = tiny_config.parent / "runs" / "tiny-learned-positions"
+    result = modelforge("train", str(tiny_config), "--out", str(out), "--no-progress", "--set", "model.rope=false")
+    assert result.returncode == 0, result.stderr
+    return out

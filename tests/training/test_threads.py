@@ -1,4 +1,4 @@
-"""`train.threads: auto` in every loop: the chooser times real steps and keeps the faster thread count."""
+"""`train.threads: adaptive` in every loop: the chooser times real steps and keeps the faster thread count."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_fixed_threads_measure_nothing() -> None:
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: nothing to choose between")
-def test_a_supervised_run_with_threads_auto_logs_the_count_it_chose(tmp_path: Path) -> None:
+def test_a_supervised_run_with_threads_adaptive_logs_the_count_it_chose(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.normal(size=(400, 4)), columns=list("abcd"))
     frame["y"] = (frame.a > 0).astype(int)
@@ -41,7 +41,7 @@ def test_a_supervised_run_with_threads_auto_logs_the_count_it_chose(tmp_path: Pa
     config = {
         "data": {"train": str(tmp_path / "rows.csv"), "target": "y"},
         "model": {"type": "mlp", "hidden": [8]},
-        "train": {"epochs": 1, "batch_size": 8, "threads": "auto"},
+        "train": {"epochs": 1, "batch_size": 8, "threads": "adaptive"},
     }
     try:
         run = modelforge.train(config, tmp_path / "run")

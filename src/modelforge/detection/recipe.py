@@ -50,6 +50,7 @@ from modelforge.training.distributed import Topology
 from modelforge.training.interrupt import StopSignal
 from modelforge.training.loop import LoopHook, StepInfo, TrainingError, end_training, keep_if_best
 from modelforge.training.optim import SCHEDULES, build_optimizer
+from modelforge.training.probe import batch_signature, settle_auto
 from modelforge.training.resume import open_run_directory
 from modelforge.training.threads import ThreadChooser
 
@@ -279,6 +280,19 @@ def _train_into(
     environment = start_environment(run_dir, config, topology, checkpoint)
     metrics_path = start_run_files(run_dir, config, environment, checkpoint.history if checkpoint else [])
     atomic_write_json(run_dir / "preprocessing.json", preprocessing)
+    settings, n_classes = settings_of(config), len(train.data.classes)
+    rows = np.arange(min(config.train.batch_size, len(train.pixels)))
+    images, boxes, labels = training_batch(train, rows, settings, torch.Generator().manual_seed(0))
+    config = settle_auto(
+        config,
+        model,
+        topology,
+        lambda: detection_loss(model(images), boxes, labels, n_classes)[0],
+        batch_signature(images),
+        environment,
+        show_progress,
+        tunes_precision=False,
+    )
 
     def log_epoch(row: dict[str, Any]) -> None:
         append_jsonl(metrics_path, row)

@@ -31,7 +31,10 @@ def gpt2_config(options: dict[str, Any], vocab_size: int) -> dict[str, Any]:
 
     config = gpt_config(vocab_size, options)
     if config.rope:
-        raise HFExportError("model.rope: GPT-2 uses learned positions; a RoPE model cannot be exported as GPT-2")
+        raise HFExportError(
+            "model.rope: GPT-2 uses learned positions; this run has rotary ones (the default): "
+            "train with model.rope: false to export it as GPT-2"
+        )
     if not config.bias:
         raise HFExportError("model.bias: GPT-2 has biases in every layer; a bias-free model cannot be exported")
     return {
@@ -92,7 +95,7 @@ def export_gpt_to_hf(run_dir: str | Path, out_dir: str | Path) -> Path:
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     run = load_language_model_run(run_dir)
-    config = gpt2_config(run.model_info["options"], run.model_info["vocab_size"])
+    config = gpt2_config({"rope": False, **run.model_info["options"]}, run.model_info["vocab_size"])  # see text/run.py
     weights = gpt2_state_dict(run.model.state_dict(), run.model.config.layers)
     tokenizer = run.tokenizer.to_json()
     with staged_run_directory(out_dir) as dest:  # the folder appears only when complete

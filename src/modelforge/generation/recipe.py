@@ -43,6 +43,7 @@ from modelforge.training.distributed import Topology
 from modelforge.training.interrupt import StopSignal
 from modelforge.training.loop import LoopHook, StepInfo, end_training, keep_if_best
 from modelforge.training.optim import build_optimizer
+from modelforge.training.probe import batch_signature, settle_auto
 from modelforge.training.resume import open_run_directory
 from modelforge.training.threads import ThreadChooser
 
@@ -88,6 +89,15 @@ def gan_step(
     g_loss.backward()
     g_optimizer.step()
     return {"train_d_loss": d_loss.item(), "train_g_loss": g_loss.item(), "train_d_real": real_score.mean().item()}
+
+
+def probe_loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """A batch's training loss for `train.threads: auto`'s probe: the negative ELBO, or both GAN losses."""
+    if isinstance(model, ConditionalVAE):
+        return model.loss(images, labels)[0]
+    fake = model.generator(torch.randn(len(images), model.latent), labels)
+    real_score, fake_score = model.discriminator(images, labels), model.discriminator(fake, labels)
+    return torch.relu(1 - real_score).mean() + torch.relu(1 + fake_score).mean() - fake_score.mean()
 
 
 def build_optimizers(model: torch.nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
@@ -236,6 +246,17 @@ def _train_into(
     environment = start_environment(run_dir, config, topology, checkpoint)
     metrics_path = start_run_files(run_dir, config, environment, checkpoint.history if checkpoint else [])
     atomic_write_json(run_dir / "preprocessing.json", preprocessing)
+    images, labels = tensors(data, rows["train"][: config.train.batch_size])
+    config = settle_auto(
+        config,
+        model,
+        topology,
+        lambda: probe_loss(model, images, labels),
+        batch_signature(images),
+        environment,
+        show_progress,
+        tunes_precision=False,
+    )
 
     def log_epoch(row: dict[str, Any]) -> None:
         append_jsonl(metrics_path, row)

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from modelforge.errors import ConfigError
+from modelforge.models.attention import attention
 from modelforge.models.registry import register_model
 
 
@@ -27,7 +28,7 @@ class GPTConfig:
     width: int = 128
     context: int = 64
     dropout: float = 0.0
-    rope: bool = False
+    rope: bool = True  # rotary positions: val loss ~0.1 lower than learned ones at the reference config
     bias: bool = True
 
 
@@ -87,17 +88,17 @@ class CausalSelfAttention(nn.Module):
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         dropout = self.dropout if self.training else 0.0
         if cache is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+            y = attention(q, k, v, dropout_p=dropout, is_causal=True)
         else:
             start, end = cache.length, cache.length + time
             cache.keys[layer][:batch, :, start:end] = k
             cache.values[layer][:batch, :, start:end] = v
             k, v = cache.keys[layer][:batch, :, :end], cache.values[layer][:batch, :, :end]
             if time == 1:
-                y = F.scaled_dot_product_attention(q, k, v)
+                y = attention(q, k, v)
             else:  # a prompt appended after earlier tokens: query i sees keys up to start + i
                 mask = torch.arange(end, device=x.device)[None, :] <= torch.arange(start, end, device=x.device)[:, None]
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+                y = attention(q, k, v, attn_mask=mask)
         y = y.transpose(1, 2).contiguous().view(batch, time, width)
         return self.residual_dropout(self.proj(y))
 
@@ -122,7 +123,7 @@ class CausalSelfAttention(nn.Module):
         keys[rows, :, positions] = k[:, :, 0]
         values[rows, :, positions] = v[:, :, 0]
         end = seen.shape[-1]
-        y = F.scaled_dot_product_attention(q, keys[rows, :, :end], values[rows, :, :end], attn_mask=seen)
+        y = attention(q, keys[rows, :, :end], values[rows, :, :end], attn_mask=seen)
         return self.proj(y.transpose(1, 2).reshape(batch, 1, width))
 
 
@@ -246,7 +247,10 @@ def gpt_config(vocab_size: int, options: dict) -> GPTConfig:
     if config.width % config.heads:
         raise ConfigError(f"model.width: {config.width} must be divisible by model.heads ({config.heads})")
     if config.rope and (config.width // config.heads) % 2:
-        raise ConfigError(f"model.rope: needs an even head width, got {config.width // config.heads}")
+        raise ConfigError(
+            f"model.rope: rotary positions need an even head width (width / heads), got "
+            f"{config.width // config.heads}; change width or heads, or set model.rope: false"
+        )
     for key in ("layers", "heads", "width", "context"):
         if getattr(config, key) < 1:
             raise ConfigError(f"model.{key}: must be >= 1, got {getattr(config, key)}")
@@ -265,7 +269,7 @@ def gpt(
     width: int = 128,
     context: int = 64,
     dropout: float = 0.0,
-    rope: bool = False,
+    rope: bool = True,
     bias: bool = True,
 ) -> GPT:
     """`output_dim` is the vocabulary size; `spec` is unused (the input is token ids)."""

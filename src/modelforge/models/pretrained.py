@@ -26,6 +26,7 @@ from torch import nn
 from modelforge.data.hf_tokenizer import resolve_folder
 from modelforge.data.preprocess import InputSpec
 from modelforge.errors import ConfigError
+from modelforge.models.attention import attention
 from modelforge.models.layers import DEFAULT_ENCODED, assemble, trim_padding
 from modelforge.models.registry import register_model
 
@@ -175,7 +176,7 @@ class BertLayer(nn.Module):
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
         p = self.attention_dropout if self.training else 0.0
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=packing.keep[:, None, None, :], dropout_p=p)
+        attended = attention(q, k, v, attn_mask=packing.keep[:, None, None, :], dropout_p=p)
         attended = packing.unpad(attended.transpose(1, 2).flatten(2))
         x = self.attention_norm(x + self.dropout(self.attention_out(attended)))
         return self.output_norm(x + self.dropout(self.output(self.activation(self.intermediate(x)))))

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from modelforge.errors import ConfigError
+from modelforge.models.attention import attention
 from modelforge.models.registry import register_model
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -79,7 +79,7 @@ class Attention(nn.Module):
         self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None, causal: bool
     ) -> torch.Tensor:
         q = self.split(self.query(x))
-        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, is_causal=causal)
+        y = attention(q, keys, values, attn_mask=mask, is_causal=causal)
         return self.out(y.transpose(1, 2).reshape(x.shape))
 
     def forward(

@@ -48,6 +48,7 @@ from modelforge.training.distributed import Topology
 from modelforge.training.interrupt import StopSignal
 from modelforge.training.loop import LoopHook, StepInfo, TrainingError, end_training, keep_if_best
 from modelforge.training.optim import SCHEDULES, build_optimizer
+from modelforge.training.probe import batch_signature, settle_auto
 from modelforge.training.resume import open_run_directory
 from modelforge.training.threads import ThreadChooser
 
@@ -307,6 +308,18 @@ def _train_into(
     topology = Topology(device=torch.device("cpu"))
     environment = start_environment(run_dir, config, topology, checkpoint)
     metrics_path = start_run_files(run_dir, config, environment, checkpoint.history if checkpoint else [])
+    rows = range(min(config.train.batch_size, len(train_sources)))
+    source, target = pad_rows([train_sources[i] for i in rows]), pad_rows([train_targets[i] for i in rows])
+    config = settle_auto(
+        config,
+        model,
+        topology,
+        lambda: pair_loss(model, source, target, config.train.label_smoothing),
+        batch_signature((source, target)),
+        environment,
+        show_progress,
+        tunes_precision=False,
+    )
 
     def log_epoch(row: dict[str, Any]) -> None:
         append_jsonl(metrics_path, row)

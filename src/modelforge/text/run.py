@@ -85,7 +85,8 @@ def load_language_model_run(path: str | Path) -> LanguageModelRun:
         raise RunError(f"{path}: run directory not found")
     config, info = read_finished_run(path, LM_REQUIRED_FILES)
     tokenizer = load_tokenizer(path / "tokenizer.json")
-    model = GPT(gpt_config(info["vocab_size"], info["options"]))
+    # runs written before rotary positions became the default recorded only the options the config set
+    model = GPT(gpt_config(info["vocab_size"], {"rope": False, **info["options"]}))
     try:
         state = load_file(str(path / "model.safetensors"))
         state.setdefault("head.weight", state["token_embedding.weight"])  # tied: stored once

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from modelforge.training.distributed import setup as setup_distributed
 from modelforge.training.interrupt import StopSignal
 from modelforge.training.loop import TrainingError
 from modelforge.training.optim import SCHEDULES, parameter_groups
+from modelforge.training.probe import batch_signature, settle_auto
 from modelforge.training.recipe import seed_everything
 from modelforge.training.threads import ThreadChooser
 
@@ -155,7 +156,7 @@ def train_language_model(
     started = time.time()
     config = lm_model_config(config)
     seed_everything(config.seed)
-    set_cpu_threads(config.train.threads)  # "auto": chosen per step in `fit_language_model`
+    set_cpu_threads(config.train.threads)  # "auto": chosen by the probe below; "adaptive": in `fit_language_model`
     topology = setup_distributed(pick_device(config.train.device))  # one process, or a rank under torchrun
     try:
         return _train_on_this_rank(config, out, show_progress, resume, force, topology, started)
@@ -194,7 +195,7 @@ def _train_on_this_rank(
     model = GPT(gpt_options)
     model_info = {
         "type": "gpt",
-        "options": config.model.options(),
+        "options": {key: value for key, value in asdict(gpt_options).items() if key != "vocab_size"},
         "vocab_size": data.tokenizer.vocab_size,
         "tokenizer": data_cfg.tokenizer,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -232,6 +233,17 @@ def _train_into(
     if topology.is_writer:
         start_run_files(run_dir, config, environment, checkpoint.history if checkpoint else [])
         save_tokenizer(data.tokenizer, run_dir / "tokenizer.json")
+    windows = random_windows(data.train, config.train.batch_size, model.config.context, torch.Generator())
+    inputs, targets = (t.to(topology.device) for t in windows)
+    config = settle_auto(
+        config,
+        model,
+        topology,
+        lambda: next_token_loss(model, inputs, targets),
+        batch_signature(inputs),
+        environment,
+        show_progress,
+    )
 
     with StopSignal() as stop:
         checkpointer = open_checkpointer(run_dir, topology, config.train, stop, checkpoint)

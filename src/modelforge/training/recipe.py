@@ -59,6 +59,7 @@ from modelforge.training.distributed import setup as setup_distributed
 from modelforge.training.interrupt import StopSignal
 from modelforge.training.loop import Tensors, TrainingError, fit
 from modelforge.training.optim import LOSSES, default_loss, output_size
+from modelforge.training.probe import batch_signature, settle_auto
 from modelforge.training.resume import check_same_run, find_run_to_resume
 
 
@@ -266,7 +267,7 @@ def train(
     """
     started = time.time()
     seed_everything(config.seed)
-    set_cpu_threads(config.train.threads)  # "auto": chosen per step in `fit`
+    set_cpu_threads(config.train.threads)  # "auto": chosen by the probe in `_train_into`; "adaptive": in `fit`
 
     train_frame, valid_frame, test_frame = load_splits(config)
     check_inferred_features(config, train_frame)
@@ -389,6 +390,18 @@ def _train_into(
     if topology.is_writer:
         start_run_files(run_dir, config, environment, checkpoint.history if checkpoint else [])
         atomic_write_json(run_dir / "preprocessing.json", preprocessor.to_json())
+    first = {name: value[: config.train.batch_size].to(topology.device) for name, value in train_set.items()}
+    target = first.pop("target")
+    # training runs as `auto` chose; what comes after (decision, held-out metrics) scores as inference will
+    settled = settle_auto(
+        config,
+        model,
+        topology,
+        lambda: loss_fn.to(topology.device)(model(first), target),
+        batch_signature(first),
+        environment,
+        show_progress,
+    )
 
     def log_epoch(row: dict[str, Any]) -> None:
         if topology.is_writer:
@@ -396,22 +409,22 @@ def _train_into(
         if on_epoch is not None:
             on_epoch(row)
 
-    scorer = make_scorer(config.task, loss_fn, preprocessor, config.train.precision, 1024)
-    sampling = config.train.sampling
+    scorer = make_scorer(config.task, loss_fn, preprocessor, settled.train.precision, 1024)
+    sampling = settled.train.sampling
     epoch_rows = balanced_rows(train_set["target"], sampling) if sampling else len(train_set["target"])
-    steps_per_epoch = -(-epoch_rows // (config.train.batch_size * config.train.grad_accum))
+    steps_per_epoch = -(-epoch_rows // (settled.train.batch_size * settled.train.grad_accum))
     with StopSignal() as stop:
-        checkpointer = open_checkpointer(run_dir, topology, config.train, stop, checkpoint)
+        checkpointer = open_checkpointer(run_dir, topology, settled.train, stop, checkpoint)
         hooks: list[Any] = [checkpointer]
         if topology.is_writer:  # logs first, so a stop raised by the checkpointer comes after the step is logged
             purge_step = checkpoint.steps + 1 if checkpoint else None
-            hooks[:0] = open_trackers(run_dir, config.model_dump(mode="json"), steps_per_epoch, purge_step)
+            hooks[:0] = open_trackers(run_dir, settled.model_dump(mode="json"), steps_per_epoch, purge_step)
         try:
             outcome = fit(
                 model,
                 train_set,
                 valid_set,
-                config.train,
+                settled.train,
                 loss_fn,
                 scorer,
                 seed=config.seed,

@@ -50,6 +50,7 @@ from modelforge.training.distributed import Topology
 from modelforge.training.interrupt import StopSignal
 from modelforge.training.loop import LoopHook, StepInfo, TrainingError, end_training, keep_if_best
 from modelforge.training.optim import OPTIMIZERS, build_schedule
+from modelforge.training.probe import settle_auto
 from modelforge.training.resume import open_run_directory
 from modelforge.training.threads import ThreadChooser
 
@@ -386,6 +387,16 @@ def _train_into(
     topology = Topology(device=torch.device("cpu"))
     environment = start_environment(run_dir, config, topology, checkpoint)
     metrics_path = start_run_files(run_dir, config, environment, checkpoint.history if checkpoint else [])
+    config = settle_auto(
+        config,
+        model,
+        topology,
+        probe_loss(model, prepared, config),
+        f"batch {config.train.batch_size}",
+        environment,
+        show_progress,
+        tunes_precision=False,
+    )
 
     with StopSignal() as stop:
         checkpointer = open_checkpointer(run_dir, topology, config.train, stop, checkpoint)
@@ -434,6 +445,18 @@ def _train_into(
     }
     finish_run_directory(run_dir, evaluation, environment, model_info)
     return load_recommender_run(run_dir)
+
+
+def probe_loss(model: nn.Module, prepared: Prepared, config: RunConfig) -> Callable[[], torch.Tensor]:
+    """One training batch's loss, for `train.threads: auto`'s probe (its own generator: the run's is untouched)."""
+    rec, train_part = config.recommend or RecommendConfig(), prepared.splits["train"]
+    rows = slice(0, config.train.batch_size)
+    users, items = torch.from_numpy(train_part["user"][rows]), torch.from_numpy(train_part["item"][rows])
+    batch = with_features({"user": users, "item": items}, prepared.tables)
+    if rec.feedback == "explicit":
+        ratings = torch.from_numpy(train_part["rating"][rows])
+        return lambda: nn.functional.mse_loss(model(batch), ratings)
+    return lambda: implicit_loss(model, batch, rec.negatives, prepared, torch.Generator().manual_seed(0))
 
 
 def fit_recommender(

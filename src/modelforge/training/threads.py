@@ -1,4 +1,4 @@
-"""`train.threads: auto` for every training loop: the CPU thread count that trains fastest now, measured."""
+"""`train.threads: adaptive` for every training loop: the CPU thread count that trains fastest now, measured."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from modelforge.config import TrainConfig
 
 @dataclass
 class ThreadChooser:
-    """`train.threads: auto`: the CPU thread count that trains fastest *now*, re-measured every `period` steps.
+    """`train.threads: adaptive`: the CPU thread count that trains fastest *now*, re-measured every `period` steps.
 
     On a shared machine, OpenMP workers waiting for a descheduled peer make two threads several
     times slower than one; on an idle machine more threads win. So the first steps of each period
     alternate between the candidates (real training steps, timed) and the rest of the period runs
     with the faster one. Thread counts can change float rounding, so `auto` is opt-in: a fixed
-    count keeps runs bitwise reproducible.
+    count (or `auto`, chosen once before training) keeps runs bitwise reproducible.
     """
 
     candidates: tuple[int, ...]
@@ -32,13 +32,13 @@ class ThreadChooser:
     @classmethod
     def for_config(cls, cfg: TrainConfig, device: torch.device) -> ThreadChooser:
         most = torch.get_num_threads()
-        if cfg.threads != "auto" or device.type != "cpu" or most == 1:
+        if cfg.threads != "adaptive" or device.type != "cpu" or most == 1:
             return cls((most,), chosen=most)
         return cls((1, most), chosen=most)
 
     @property
     def measures(self) -> bool:
-        """Whether more than one thread count is in play (train.threads: auto on a multi-core CPU)."""
+        """Whether more than one thread count is in play (train.threads: adaptive on a multi-core CPU)."""
         return len(self.candidates) > 1
 
     def threads_for(self, step: int) -> int:
