@@ -3,6 +3,7 @@ and a model that cannot take a feature is refused in one line, listed or inferre
 
 from __future__ import annotations
 
+import json
 import subprocess
 import wave
 from collections.abc import Callable
@@ -191,3 +192,38 @@ def test_tasks_with_their_own_starter_train_with_no_edits(
     trained = modelforge_in_process("train", str(config), "--out", str(tmp_path / "run"), "--no-progress", *sets)
     assert trained.returncode == 0, trained.stderr
     assert (tmp_path / "run" / "model.json").is_file()
+
+
+def test_the_budget_is_sized_to_the_data() -> None:
+    """More rows, fewer epochs and bigger batches; image and audio sets (costly passes) fewer epochs than tables."""
+    from modelforge.init import train_budget
+
+    sizes = [24, 178, 569, 1_797, 8_000, 32_000, 1_000_000]
+    for inputs in ({"numeric", "category"}, {"image"}, {"audio"}, {"text"}):
+        budgets = [train_budget(rows, inputs) for rows in sizes]
+        epochs = [budget["epochs"] for budget in budgets]
+        assert epochs == sorted(epochs, reverse=True) and epochs[0] > epochs[-1], (inputs, epochs)
+        batches = [budget["batch_size"] for budget in budgets]
+        assert batches == sorted(batches) and batches[0] < batches[-1], (inputs, batches)
+        for budget in budgets:  # a plateau ends the run, but not before the one-cycle schedule has annealed a while
+            assert budget["schedule"] == "onecycle" and budget["early_stopping"]["metric"] == "valid_loss"
+            assert 3 <= budget["early_stopping"]["patience"] < budget["epochs"]
+            assert not {"precision", "threads"} & set(budget)  # those default to auto
+    small_table, big_table = train_budget(569, {"numeric"}), train_budget(32_000, {"numeric"})
+    assert small_table["epochs"] >= 50 > big_table["epochs"]  # a small set still gets many passes
+    images = train_budget(8_000, {"image"})
+    assert images["epochs"] <= 12 and images["batch_size"] >= 64  # 8,000 28×28 images: ~80 s on 2 cores, not 300
+    assert train_budget(8_000, {"image"})["epochs"] < train_budget(8_000, {"numeric"})["epochs"]
+
+
+def test_init_writes_the_sized_budget_and_it_trains_as_written(tmp_path: Path) -> None:
+    from modelforge.init import train_budget
+
+    config = init_config(table(tmp_path), ["--target", "y"], tmp_path)
+    written = yaml.safe_load(config.read_text())["train"]
+    assert written == train_budget(ROWS, {"numeric", "category"})
+    run = tmp_path / "run"
+    result = modelforge_in_process("train", str(config), "--out", str(run), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert 1 <= len(epochs) <= written["epochs"] and (run / "model.json").is_file()

@@ -7,8 +7,9 @@ few forward+backward passes of the model's own first batch in each candidate set
 one thread/all threads on a CPU) and picks the fastest; bf16 must beat fp32 by `BF16_MARGIN`, since
 it also changes the numbers. The probe leaves no trace: weights, buffers, gradients and random
 streams are as they were. Its result is cached per machine and model signature
-(`$MODELFORGE_CACHE/auto.json`, default the user cache folder) for a day, so the next run of the
-same model skips it, and recorded in environment.json under "auto" (a resumed run reuses that record).
+(`$MODELFORGE_CACHE/auto.json`, default the user cache folder) for a day, apart for a quiet and a
+busy machine, so the next run of the same model skips it, and recorded in environment.json under
+"auto" (a resumed run reuses that record).
 """
 
 from __future__ import annotations
@@ -210,6 +211,7 @@ def _cache_key(model: nn.Module, device: torch.device, signature: str, candidate
     parameters = [(name, tuple(p.shape), str(p.dtype), p.requires_grad) for name, p in model.named_parameters()]
     identity = {
         "machine": machine(),
+        "load": _load_class(),
         "device": device.type,
         "model": type(model).__name__,
         "parameters": hashlib.sha256(repr(parameters).encode()).hexdigest(),
@@ -217,6 +219,16 @@ def _cache_key(model: nn.Module, device: torch.device, signature: str, candidate
         "candidates": candidates,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _load_class() -> str:
+    """`busy` while other work holds half the cores or more, else `quiet`: which thread count wins
+    depends on it, so each has its own cache entry (the first probe of a busy day is not reused all day)."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return "unknown"
+    return "busy" if load >= 0.5 * (os.cpu_count() or 1) else "quiet"
 
 
 def _read_cache() -> dict[str, Any]:
