@@ -39,6 +39,7 @@ CACHE_ENV = "MODELFORGE_CACHE"
 CACHE_DAYS = 1.0  # a machine's load changes which thread count wins: probe again after a day
 BF16_MARGIN = 0.9  # bf16 is chosen only when its step takes under 90 % of fp32's
 TIMED_STEPS = 3  # per candidate, after one untimed warm-up; the median counts
+MAX_ROUNDS, PROBE_SECONDS = 15, 0.3  # a model whose steps take milliseconds gets more samples
 
 
 @dataclass(frozen=True)
@@ -153,13 +154,17 @@ def _probe(
     """Median ms per forward+backward for each candidate, interleaved so a busy neighbour hits all alike."""
     samples: dict[tuple[str, int | None], list[float]] = {candidate: [] for candidate in candidates}
     with _untouched(model, device):
+        _time_step(model, device, loss_of_batch, *candidates[0])  # one-time costs (lazy init, caches) first
         warmups = {candidate: _time_step(model, device, loss_of_batch, *candidate) for candidate in candidates}
         fastest = min(warmups.values())
         # a candidate whose first step took 4× the fastest's cannot win: no need to time it further
         live = [candidate for candidate in candidates if warmups[candidate] < 4 * fastest]
-        for _ in range(TIMED_STEPS):
+        started, rounds = time.perf_counter(), 0
+        # at least TIMED_STEPS rounds; a fast model gets more (up to MAX_ROUNDS) within PROBE_SECONDS
+        while rounds < TIMED_STEPS or (rounds < MAX_ROUNDS and time.perf_counter() - started < PROBE_SECONDS):
             for candidate in live:
                 samples[candidate].append(_time_step(model, device, loss_of_batch, *candidate))
+            rounds += 1
     return {
         candidate: 1000 * (sorted(times)[len(times) // 2] if times else warmups[candidate])
         for candidate, times in samples.items()
