@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +96,16 @@ def outputs_to_predictions(raw: Any, task: str, preprocessor: Any) -> np.ndarray
         positive = torch.sigmoid(raw.squeeze(-1).double())
         return torch.stack([1 - positive, positive], dim=1).numpy()
     return torch.softmax(raw.double(), dim=-1).numpy()
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What `modelforge benchmark` times on a run whose requests are not rows of a table (a language
+    model, a recommender, a generator; the task registry's `benchmark` entry builds it): `one(i)`
+    answers one request, `batch(i)` answers `batch_rows` of them at once (i counts the calls).
+    The run's module, or its exported graph standing in for it, does the work either way."""
+
+    row: str  # what one request is, for the table's readers ("one image sampled")
+    one: Callable[[int], Any]
+    batch: Callable[[int], Any]
+    batch_rows: int = 64

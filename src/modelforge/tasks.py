@@ -89,6 +89,12 @@ class Task:
     recognizes: str | None = None
     # "module:function"(run_dir, data, out, **options) -> text: a predict verb of its own (not rows of a table)
     predict: str | None = None
+    # "module:function"(run) -> modelforge.inference.Workload: what `benchmark` times for runs whose requests
+    # are not rows of a table (one request, a batch of 64), on the run's module or, for --engine onnx, on
+    # the run from `onnx_run`; None: held-out rows through the model's forward (modelforge.compress.benchmark)
+    benchmark: str | None = None
+    # "module:function"(run_dir, threads) -> the run with its exported model.onnx standing in for its module
+    onnx_run: str | None = None
 
     def supports(self, verb: str) -> bool:
         return verb in self.verbs
@@ -300,7 +306,7 @@ register_task(
         endpoint="generate",
         headline=("val_loss", "perplexity", "tokens_per_second"),
         key_metrics=("val_loss",),
-        verbs=frozenset({"evaluate", "serve", "export", "report", "generate", "resume"}),
+        verbs=frozenset({"evaluate", "serve", "export", "report", "generate", "resume", "benchmark"}),
         data_keys=frozenset({"train", "valid", "tokenizer", "vocab_size", "valid_fraction", "text_column"}),
         train_keys=keys(
             "epochs max_steps batch_size lr min_lr betas weight_decay schedule warmup_steps grad_clip "
@@ -313,6 +319,8 @@ register_task(
         models=("gpt",),
         export_formats=("onnx", "hf"),  # hf: learned-position runs only (model.rope: false)
         onnx_export="modelforge.export.graphs:export_language_model_run",
+        benchmark="modelforge.text.benchmark:language_model_workload",
+        onnx_run="modelforge.export.gpt_onnx:load_onnx_language_model_run",
         report="modelforge.evaluate.report:language_model_report",
         generate="modelforge.text.cli:generate_text",
         starter="modelforge.text.init:language_model_config",
@@ -330,7 +338,7 @@ register_task(
         endpoint="predict",
         headline=("rmse", "baseline_global_mean_rmse"),  # the run's own headline adds ranking metrics
         key_metrics=("rmse", "ndcg@"),
-        verbs=frozenset({"evaluate", "predict", "serve", "export", "report", "resume"}),
+        verbs=frozenset({"evaluate", "predict", "serve", "export", "report", "resume", "benchmark"}),
         data_keys=frozenset({"train", "bad_rows"}),
         # weight_decay is the L2 on the embedding rows a batch touches, not the optimizer's decay
         train_keys=keys(
@@ -344,6 +352,8 @@ register_task(
         export_formats=("onnx",),
         onnx_export="modelforge.export.graphs:export_recommender_run",
         onnx_predictor="modelforge.export.graphs:load_onnx_recommender",
+        benchmark="modelforge.training.recommend_benchmark:recommender_workload",
+        onnx_run="modelforge.export.graphs:load_onnx_recommender_run",
         starter="modelforge.training.recommend_init:recommendation_config",
         starter_markers=("u.data",),
         report="modelforge.evaluate.report:summary_report",
@@ -369,7 +379,7 @@ register_task(
             "frechet_distance",
         ),
         key_metrics=("frechet_distance", "test_loss"),
-        verbs=frozenset({"evaluate", "serve", "export", "report", "generate", "resume"}),
+        verbs=frozenset({"evaluate", "serve", "export", "report", "generate", "resume", "benchmark"}),
         data_keys=frozenset({"train", "target", "split", "bad_rows"}),
         train_keys=keys(
             "epochs batch_size lr optimizer momentum nesterov betas weight_decay keep_best "
@@ -381,6 +391,8 @@ register_task(
         models=("vae", "gan"),
         export_formats=("onnx",),
         onnx_export="modelforge.export.graphs:export_generator_run",
+        benchmark="modelforge.generation.benchmark:generator_workload",
+        onnx_run="modelforge.export.graphs:load_onnx_generator_run",
         generate="modelforge.generation.cli:generate_images",
     )
 )

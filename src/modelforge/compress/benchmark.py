@@ -8,12 +8,20 @@ throughput is batches of 64 rows. Each is timed in 3 rounds and the round with t
 median is kept, since on a shared machine other jobs can only add time. Both time the model's
 forward on already preprocessed tensors, with `threads` CPU threads (1 by default, so numbers
 are comparable on a busy box).
+
+Runs whose requests are not rows of a table say what one request is through their task's
+`benchmark` entry (a `Workload`: a GPT's decode step, a user scored against all items, an
+image sampled; see modelforge.tasks), timed the same way on the run's module (torch) or on its
+exported graph (onnx, the run from the task's `onnx_run`). Their metric is the run's own key
+metric from eval.json on the torch row, and "—" on the onnx row (`export` checked its parity).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,7 +33,8 @@ import numpy as np
 import torch
 
 from modelforge.compress.variant import headline, inputs_only, load_source_run, run_splits, score_model, score_outputs
-from modelforge.errors import ModelforgeError
+from modelforge.errors import ModelforgeError, RunError
+from modelforge.tasks import Task, load_entry, task_of_run
 
 # torch: the eager module; frozen: the traced, frozen graph serve uses (the families it freezes);
 # onnx: onnxruntime on the exported model.onnx; onnx-int8: that graph after onnxruntime's dynamic
@@ -46,6 +55,7 @@ class BenchmarkRow:
     throughput_rows_per_s: float
     metric: str
     value: float
+    request: str = ""  # what one request is when it is not a row of a table (a task's Workload)
 
 
 def weight_nonzero_share(weights_path: Path) -> float:
@@ -86,6 +96,9 @@ def benchmark_run(
     if engine not in ENGINES:
         raise ModelforgeError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     path = Path(path)
+    task = task_of_run(path, "benchmark")
+    if task.benchmark is not None:  # requests that are not rows of a table: the task says what one is
+        return benchmark_workload(path, task, engine, threads, latency_rows, throughput_batches)
     run = load_source_run(path, "benchmark")
     out_dir = tempfile.TemporaryDirectory(prefix="modelforge-bench-")
     held = run_splits(run).held_out
@@ -134,6 +147,69 @@ def benchmark_run(
     )
 
 
+def benchmark_workload(
+    path: Path, task: Task, engine: str, threads: int = 1, latency_rows: int = 600, throughput_batches: int = 60
+) -> BenchmarkRow:
+    """A run timed on its task's `Workload` (one request, a batch of them) with the run's module
+    (torch) or its exported graph standing in for it (onnx); other engines are refused, saying why."""
+    if not (path / "model.safetensors").exists():
+        raise RunError(f"{path}: run has no weights (model.safetensors missing); train it first")
+    info_path = path / "model.json"
+    model_type = json.loads(info_path.read_text()).get("type", "?") if info_path.exists() else "?"
+    if engine == "frozen":
+        from modelforge.export.frozen import TRACEABLE_TYPES
+
+        raise ModelforgeError(
+            f"--engine frozen: {path.name} is a {model_type} run, which is not frozen (serve freezes "
+            f"{', '.join(TRACEABLE_TYPES)} only); a {task.name} run runs eagerly (torch) or as its ONNX graph"
+        )
+    if engine == "onnx-int8":
+        raise ModelforgeError(
+            "--engine onnx-int8: benchmarked on supervised runs, beside the held-out accuracy int8 costs; "
+            f"a {task.name} run takes torch and onnx"
+        )
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        if engine == "torch":
+            run, file_path = task.load_run(path), path / "model.safetensors"
+        else:
+            from modelforge.export.onnx import ONNX_FILE
+
+            if task.onnx_run is None:
+                raise ModelforgeError(f"--engine onnx: task {task.name} runs have no exported graph to run")
+            run, file_path = load_entry(task.onnx_run)(path, threads), path / ONNX_FILE
+        workload = load_entry(task.benchmark)(run)
+        latency = quietest_round(workload.one, latency_rows)
+        batch_seconds = quietest_round(workload.batch, throughput_batches, warmup=3)
+    finally:
+        torch.set_num_threads(previous_threads)
+    metric, value = own_metric(run, task)
+    return BenchmarkRow(
+        variant=path.name,
+        engine=engine,
+        file_bytes=file_path.stat().st_size,
+        parameters=int(run.model_info.get("parameters") or 0),
+        nonzero_share=weight_nonzero_share(path / "model.safetensors"),
+        latency_p50_ms=float(np.percentile(latency, 50) * 1e3),
+        latency_p95_ms=float(np.percentile(latency, 95) * 1e3),
+        throughput_rows_per_s=float(workload.batch_rows / np.median(batch_seconds)),
+        metric=metric,
+        value=value if engine == "torch" else math.nan,  # eval.json scored the module, not the graph
+        request=workload.row,
+    )
+
+
+def own_metric(run: Any, task: Task) -> tuple[str, float]:
+    """The run's key metric from eval.json (the first of the task's key metrics it has; a key ending
+    in "@" matches ndcg@10 and the like); ("—", nan) when it has none."""
+    for key in task.key_metrics:
+        for name, value in run.metrics.items():
+            if (name == key or (key.endswith("@") and name.startswith(key))) and isinstance(value, int | float):
+                return str(name), float(value)
+    return "—", math.nan
+
+
 def _torch_forward(model: torch.nn.Module) -> Callable[[dict[str, torch.Tensor]], Any]:
     model.eval()
 
@@ -177,12 +253,17 @@ def markdown_table(rows: list[BenchmarkRow]) -> str:
     ]
     for row in rows:
         delta = (row.value - base.value) * (100 if row.metric == "accuracy" else 1)
+        value = "—" if math.isnan(row.value) else f"{row.value:.4f}"
+        change = "—" if math.isnan(delta) or row.metric != base.metric else f"{delta:+.2f}"
         lines.append(
             f"| {row.variant} | {row.engine} | {row.file_bytes / 1024:.1f} | {base.file_bytes / row.file_bytes:.2f}× "
             f"| {row.parameters:,} | {row.nonzero_share:.1%} | {row.latency_p50_ms:.3f} | {row.latency_p95_ms:.3f} "
             f"| {base.latency_p50_ms / row.latency_p50_ms:.2f}× | {row.throughput_rows_per_s:,.0f} "
-            f"| {row.value:.4f} | {delta:+.2f} |"
+            f"| {value} | {change} |"
         )
+    notes = list(dict.fromkeys(f"{row.variant}: one request is {row.request}" for row in rows if row.request))
+    if notes:  # runs whose requests are not rows of a table: what a row of the table timed
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"
 
 

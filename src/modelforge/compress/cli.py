@@ -69,7 +69,11 @@ def benchmark(
         Path | None, typer.Option(help="folder for benchmark.csv/.md, not a run (default: benchmarks/benchmark-TIME)")
     ] = None,
 ) -> None:
-    """Size, parameters, non-zero share, batch-1 latency p50/p95, batch-64 throughput, test metric."""
+    """Size, parameters, non-zero share, batch-1 latency p50/p95, batch-64 throughput, test metric.
+
+    A row of a language model is one token decoded after a short prompt (a batch: 64 prompts'
+    next-token logits); of a recommender, one user scored against all items; of a generator, one
+    image sampled. Those runs take --engine torch and onnx."""
     import time
 
     from modelforge.errors import ModelforgeError
@@ -95,6 +99,8 @@ def _benchmark(runs: list[Path], engine: str, threads: int, out: Path) -> None:
                     rows.append(benchmark_run(path, each, threads))
                 except ModelforgeError as exc:
                     typer.echo(f"{path.name}: no {each} row: {exc}", err=True)
+        if not rows:
+            raise ModelforgeError("benchmark --engine all: no engine ran (the reasons are above)")
     typer.echo(markdown_table(rows), nl=False)
     csv_path, md_path = write_tables(rows, out)
     typer.echo(f"wrote {csv_path} and {md_path}", err=True)

@@ -193,6 +193,18 @@ class OnnxTextGenerator(Generator):
 
 def load_onnx_generator(run_dir: str | Path, threads: int | None = None) -> OnnxTextGenerator:
     """The run's exported model.onnx (a GPT with its KV cache as graph inputs) driving text generation."""
+    run, graph = _run_and_graph(run_dir, threads)
+    return OnnxTextGenerator(run.model, run.tokenizer, graph=graph)
+
+
+def load_onnx_language_model_run(run_dir: str | Path, threads: int | None = None) -> Any:
+    """The language-modeling run with its exported graph (`OnnxLanguageModel`) in place of the GPT."""
+    run, graph = _run_and_graph(run_dir, threads)
+    run.model = graph
+    return run
+
+
+def _run_and_graph(run_dir: str | Path, threads: int | None) -> tuple[Any, OnnxLanguageModel]:
     from modelforge.export.onnx import ONNX_FILE
     from modelforge.export.parity import ExportError
     from modelforge.text.run import load_language_model_run
@@ -202,5 +214,4 @@ def load_onnx_generator(run_dir: str | Path, threads: int | None = None) -> Onnx
     path = run_dir / ONNX_FILE
     if not path.exists():
         raise ExportError(f"{path}: not found; run `modelforge export {run_dir} --format onnx` first")
-    graph = OnnxLanguageModel(onnx_session(path, threads), run.model.config.context)
-    return OnnxTextGenerator(run.model, run.tokenizer, graph=graph)
+    return run, OnnxLanguageModel(onnx_session(path, threads), run.model.config.context)

@@ -133,12 +133,17 @@ class OnnxRecommenderPredictor:
 
 
 def load_onnx_recommender(run_dir: str | Path, threads: int | None = None) -> OnnxRecommenderPredictor:
+    return OnnxRecommenderPredictor(load_onnx_recommender_run(run_dir, threads))
+
+
+def load_onnx_recommender_run(run_dir: str | Path, threads: int | None = None) -> Any:
+    """The recommender run with its exported score(user, item) graph in place of the module."""
     from modelforge.training.recommend import load_recommender_run, model_item_count
 
     path = exported_graph(run_dir)
     run = load_recommender_run(run_dir)
     run.model = OnnxPairScorer(onnx_session(path, threads), model_item_count(run.model))
-    return OnnxRecommenderPredictor(run)
+    return run
 
 
 @dataclass
