@@ -100,3 +100,21 @@ def test_a_run_with_default_settings_records_what_auto_chose_and_keeps_auto_in_i
     assert auto["threads"] in {1, most}
     assert "precision: auto" in (run.path / "config.yaml").read_text()
     assert run.metrics["accuracy"] > 0.5
+
+
+def test_a_damaged_cache_is_probed_anew_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(probe.CACHE_ENV, str(tmp_path))
+    model, inputs = small_model(), torch.randn(16, 6)
+    first = choose_settings(TrainConfig(), model, CPU, lambda: model(inputs).square().mean(), "16x6")
+    assert first is not None
+    cache = tmp_path / "auto.json"
+    (key,) = json.loads(cache.read_text())
+    for damaged in ({key: "bf16"}, {key: {"precision": "fp16"}}, {key: {"precision": "bf16", "threads": "two"}}):
+        cache.write_text(json.dumps(damaged))
+        again = choose_settings(TrainConfig(), model, CPU, lambda: model(inputs).square().mean(), "16x6")
+        assert again is not None and not again.cached and again.probe_ms
+    cache.write_text("{not json")
+    assert choose_settings(TrainConfig(), model, CPU, lambda: model(inputs).square().mean(), "16x6") is not None
+    recorded = {"precision": "bf16", "threads": "many"}  # a hand-edited environment.json: probed instead
+    resumed = choose_settings(TrainConfig(), model, CPU, lambda: model(inputs).square().mean(), "16x6", recorded)
+    assert resumed is not None and resumed.threads != "many"

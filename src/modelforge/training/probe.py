@@ -95,7 +95,7 @@ def choose_settings(
     """
     if cfg.precision != "auto" and cfg.threads != "auto":
         return None
-    if recorded is not None:
+    if recorded is not None and _valid(recorded):
         return AutoChoice.from_json(recorded)
     precisions = ["fp32", "bf16"] if cfg.precision == "auto" else [cfg.precision]
     most = torch.get_num_threads()
@@ -114,12 +114,24 @@ def choose_settings(
 
     key = _cache_key(model, device, signature, candidates)
     cached = _read_cache().get(key)
-    if cached is not None and time.time() - cached.get("measured_at", 0) < CACHE_DAYS * 86400:
+    if _valid(cached) and time.time() - cached.get("measured_at", 0) < CACHE_DAYS * 86400:
         return AutoChoice(**{**AutoChoice.from_json(cached).to_json(), "cached": True})
     timings = _probe(model, device, loss_of_batch, candidates)
     choice = _decide(timings, device)
     _write_cache(key, choice)
     return choice
+
+
+def _valid(record: Any) -> bool:
+    """Whether a cached or recorded choice is one this code wrote (a hand-edited file is probed anew)."""
+    return (
+        isinstance(record, dict)
+        and record.get("precision") in ("fp32", "bf16")
+        and (record.get("threads") is None or isinstance(record.get("threads"), int))
+        and isinstance(record.get("reason", ""), str)
+        and isinstance(record.get("probe_ms", {}), dict)
+        and isinstance(record.get("measured_at", 0), int | float)
+    )
 
 
 def _name(precision: str, threads: int | None) -> str:
