@@ -67,14 +67,14 @@ def train_budget(rows: int, inputs: set[str]) -> dict[str, Any]:
 
     Bigger sets need fewer passes (each holds more signal), so epochs go as 1/sqrt(rows) within bounds,
     and batches grow with the rows so a small set still takes several steps a pass. Images and audio
-    cost far more per row than tables and text, so they get fewer passes (34 at 1,000 rows, 12 at
+    cost far more per row than tables and text, so they get fewer passes (50 at 1,000 rows, 18 at
     8,000; 100 and 35 for tables). One-cycle (warm up to lr, anneal to ~0 by the last epoch) lets a
     short budget take a high lr and end at its best; early stopping only cuts a plateau: patience a
     third of the epochs (3 to 10), so the high-lr middle does not end a short run.
     Measured by bench/time_to_accuracy.py (the old fixed 30/50 cosine epochs side by side).
     """
     media = bool(inputs & {"image", "audio"})
-    passes, fewest, most, batch_divisor = (34, 4, 60, 128) if media else (100, 25, 80, 512)
+    passes, fewest, most, batch_divisor = (50, 4, 60, 128) if media else (100, 25, 80, 512)
     epochs = min(max(round(passes * math.sqrt(1000 / max(rows, 1))), fewest), most)
     batch = min(max(2 ** round(math.log2(max(rows, 1) / batch_divisor)), 16), 256)
     return {

@@ -212,7 +212,7 @@ def test_the_budget_is_sized_to_the_data() -> None:
     small_table, big_table = train_budget(569, {"numeric"}), train_budget(32_000, {"numeric"})
     assert small_table["epochs"] >= 50 > big_table["epochs"]  # a small set still gets many passes
     images = train_budget(8_000, {"image"})
-    assert images["epochs"] <= 12 and images["batch_size"] >= 64  # 8,000 28×28 images: ~80 s on 2 cores, not 300
+    assert images["epochs"] <= 20 and images["batch_size"] >= 64  # 8,000 28×28 images: about a minute, not 300 s
     assert train_budget(8_000, {"image"})["epochs"] < train_budget(8_000, {"numeric"})["epochs"]
 
 
