@@ -13,7 +13,6 @@ import pytest
 import torch
 from torch import nn
 
-import modelforge
 from modelforge.config import TrainConfig
 from modelforge.training import probe
 from modelforge.training.probe import AutoChoice, _decide, choose_settings
@@ -93,8 +92,18 @@ def test_a_run_with_default_settings_records_what_auto_chose_and_keeps_auto_in_i
         "model": {"type": "mlp", "hidden": [8]},
         "train": {"epochs": 5, "batch_size": 16, "lr": 0.01},
     }
-    run = modelforge.train(config, tmp_path / "run")
+    from modelforge.config import load_config
+    from modelforge.training.recipe import train
+
+    during = []  # a run stopped mid-training must already hold the choice its resumption reuses
+    run = train(
+        load_config(config),
+        tmp_path / "run",
+        on_epoch=lambda row: during.append(json.loads((tmp_path / "run" / "environment.json").read_text())),
+    )
+    assert during and all(seen.get("auto") == during[0]["auto"] for seen in during)
     auto = json.loads((run.path / "environment.json").read_text())["auto"]
+    assert auto == during[0]["auto"]
     assert auto["precision"] in ("fp32", "bf16") and auto["reason"]
     most = len(os.sched_getaffinity(0))
     assert auto["threads"] in {1, most}

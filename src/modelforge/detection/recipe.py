@@ -284,6 +284,7 @@ def _train_into(
     rows = np.arange(min(config.train.batch_size, len(train.pixels)))
     images, boxes, labels = training_batch(train, rows, settings, torch.Generator().manual_seed(0))
     config = settle_auto(
+        run_dir,
         config,
         model,
         topology,

@@ -248,6 +248,7 @@ def _train_into(
     atomic_write_json(run_dir / "preprocessing.json", preprocessing)
     images, labels = tensors(data, rows["train"][: config.train.batch_size])
     config = settle_auto(
+        run_dir,
         config,
         model,
         topology,

@@ -311,6 +311,7 @@ def _train_into(
     rows = range(min(config.train.batch_size, len(train_sources)))
     source, target = pad_rows([train_sources[i] for i in rows]), pad_rows([train_targets[i] for i in rows])
     config = settle_auto(
+        run_dir,
         config,
         model,
         topology,

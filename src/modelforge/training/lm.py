@@ -236,6 +236,7 @@ def _train_into(
     windows = random_windows(data.train, config.train.batch_size, model.config.context, torch.Generator())
     inputs, targets = (t.to(topology.device) for t in windows)
     config = settle_auto(
+        run_dir,
         config,
         model,
         topology,

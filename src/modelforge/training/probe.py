@@ -277,6 +277,7 @@ def batch_signature(batch: dict[str, torch.Tensor] | torch.Tensor | tuple | list
 
 
 def settle_auto(
+    run_dir: Path,
     config: RunConfig,
     model: nn.Module,
     topology: Topology,
@@ -287,7 +288,8 @@ def settle_auto(
     tunes_precision: bool = True,
 ) -> RunConfig:
     """`config` with train.precision / train.threads `auto` resolved for this run; the choice goes into
-    `environment["auto"]` (and is reused from there on resume), the thread count is applied, and the
+    `environment["auto"]` and the run's environment.json at once (a run resumed after a crash reuses it
+    from there, not a new probe's choice), the thread count is applied, and the
     choice is printed with the progress lines when `show`. A task whose loop always trains in fp32
     passes `tunes_precision=False`: only the thread count is probed."""
     cfg = config.train if tunes_precision else config.train.model_copy(update={"precision": "fp32"})
@@ -303,6 +305,8 @@ def settle_auto(
         choice = choose_settings(cfg, model, topology.device, loss_of_batch, signature, environment.get("auto"))
     assert choice is not None
     environment["auto"] = choice.to_json()
+    if topology.is_writer:
+        atomic_write_json(run_dir / "environment.json", environment)
     resolved = choice.applied_to(cfg)
     set_cpu_threads(resolved.threads)
     if show and topology.is_writer:

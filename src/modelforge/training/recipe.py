@@ -394,6 +394,7 @@ def _train_into(
     target = first.pop("target")
     # training runs as `auto` chose; what comes after (decision, held-out metrics) scores as inference will
     settled = settle_auto(
+        run_dir,
         config,
         model,
         topology,

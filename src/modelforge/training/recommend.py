@@ -388,6 +388,7 @@ def _train_into(
     environment = start_environment(run_dir, config, topology, checkpoint)
     metrics_path = start_run_files(run_dir, config, environment, checkpoint.history if checkpoint else [])
     config = settle_auto(
+        run_dir,
         config,
         model,
         topology,
