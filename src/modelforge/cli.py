@@ -187,11 +187,13 @@ def predict(
     if task.predict is not None:  # a task whose predictions are not one row per table row (detection's boxes)
         from modelforge.tasks import load_entry
 
-        if engine != "torch" or threshold is not None:
+        if threshold is not None:
             from modelforge.errors import ModelforgeError
 
-            raise ModelforgeError(f"--engine onnx and --threshold: not for {task.name} runs (see --score-threshold)")
-        options = {"score_threshold": score_threshold} if score_threshold is not None else {}
+            raise ModelforgeError(f"--threshold: not for {task.name} runs (see --score-threshold)")
+        options: dict[str, Any] = {"score_threshold": score_threshold} if score_threshold is not None else {}
+        if engine == "onnx":
+            options["engine"] = engine
         typer.echo(load_entry(task.predict)(run, data, out, **options), nl=out is not None, err=out is not None)
         return
     if score_threshold is not None:

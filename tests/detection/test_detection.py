@@ -100,6 +100,56 @@ def test_serve_answers_a_base64_image_with_its_boxes(trained: DetectorRun, shape
         assert bad.status_code == 422
 
 
+def test_predict_with_onnx_engine_refuses_before_export_then_matches_torch(
+    trained: DetectorRun, shapes: Path, tmp_path: Path
+) -> None:
+    run = shutil.copytree(trained.path, tmp_path / "run")  # the shared run stays without model.onnx
+    images = str(shapes.parent / "images")
+    refused = modelforge_in_process("predict", str(run), "--data", images, "--engine", "onnx")
+    assert refused.returncode == 2 and "model.onnx" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+    exported = modelforge_in_process("export", str(run), "--format", "onnx")
+    assert exported.returncode == 0, exported.stderr
+    for engine in ("torch", "onnx"):
+        predicted = modelforge_in_process(
+            "predict", str(run), "--data", images, "--engine", engine, "--out", str(tmp_path / f"{engine}.csv")
+        )
+        assert predicted.returncode == 0, predicted.stderr
+    torch_boxes, onnx_boxes = pd.read_csv(tmp_path / "torch.csv"), pd.read_csv(tmp_path / "onnx.csv")
+    assert len(torch_boxes) > 60
+    assert onnx_boxes[["image", "label"]].equals(torch_boxes[["image", "label"]])
+    numbers = ["x", "y", "w", "h", "score"]
+    assert np.abs(onnx_boxes[numbers].to_numpy() - torch_boxes[numbers].to_numpy()).max() <= 0.02
+
+
+def test_serve_with_onnx_engine_answers_like_torch(trained: DetectorRun, shapes: Path, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from modelforge.export.recipe import export_run
+    from modelforge.serve.app import create_app
+    from modelforge.serve.services import load_services
+
+    run = shutil.copytree(trained.path, tmp_path / "run")
+    export_run(run, "onnx")
+    truth = json.loads(shapes.read_text())
+    pngs = [(shapes.parent / image["file_name"]).read_bytes() for image in truth["images"][:2]]
+    records = [{"image": "data:image/png;base64," + base64.b64encode(png).decode("ascii")} for png in pngs]
+    answers = {}
+    for engine in ("torch", "onnx"):
+        with TestClient(create_app(load_services([f"det={run}"], engine=engine))) as client:
+            answer = client.post("/v1/models/det/predict", json={"records": records})
+            assert answer.status_code == 200, answer.text
+            answers[engine] = answer.json()["predictions"]
+            if engine == "onnx":
+                assert client.get("/v1/models/det").json()["engine"] == "onnxruntime on model.onnx"
+    assert all(p["boxes"] for p in answers["torch"])
+    for ours, theirs in zip(answers["onnx"], answers["torch"], strict=True):
+        assert [b["label"] for b in ours["boxes"]] == [b["label"] for b in theirs["boxes"]]
+        for a, b in zip(ours["boxes"], theirs["boxes"], strict=True):
+            assert all(abs(a[k] - b[k]) <= 0.02 for k in ("x", "y", "w", "h", "score")), (a, b)
+
+
 def test_report_draws_boxes_and_per_class_curves(trained: DetectorRun, tmp_path: Path) -> None:
     result = modelforge_in_process("report", str(trained.path), "--out", str(tmp_path / "r.html"), "--no-explain")
     assert result.returncode == 0, result.stderr

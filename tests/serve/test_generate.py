@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from modelforge.errors import ModelforgeError
 from modelforge.serve.app import ServeSettings, create_app
 from modelforge.serve.services import GenerateService, load_services
 
@@ -33,7 +34,14 @@ def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
 
 def test_listed_as_a_language_model(client: TestClient) -> None:
     [model] = client.get("/v1/models").json()["models"]
-    assert model == {"name": "bard", "task": "language-modeling", "endpoint": "generate", "features": [], "classes": []}
+    assert model == {
+        "name": "bard",
+        "task": "language-modeling",
+        "endpoint": "generate",
+        "features": [],
+        "classes": [],
+        "engine": "torch eager, streams decoded together (continuous batching)",
+    }
     assert client.post("/v1/models/bard/predict", json={"records": [{}]}).status_code == 404
 
 
@@ -111,3 +119,37 @@ def test_an_abandoned_stream_gives_its_row_back(gpt_run: Path, serve_live) -> No
         while app.state.serve.active_generations["bard"] and time.monotonic() < deadline:
             time.sleep(0.05)
         assert app.state.serve.active_generations["bard"] == 0
+
+
+def test_the_onnx_engine_streams_the_generators_text(gpt_run: Path, serve_live, tmp_path: Path) -> None:
+    """`serve --engine onnx`: four seeded streams over two rows, one past the 32-position context (the
+    window slides), each equal to the eager generator's text; a run without model.onnx is refused."""
+    import shutil
+
+    from modelforge.export.recipe import export_run
+    from modelforge.text.generate import load_generator
+
+    run = tmp_path / "gpt"
+    shutil.copytree(gpt_run, run)
+    with pytest.raises(ModelforgeError, match=r"model\.onnx: not found; run `modelforge export"):
+        load_services([f"bard={run}"], engine="onnx")
+    export_run(run, "onnx")
+    services = load_services([f"bard={run}"], engine="onnx")
+    assert services["bard"].describe()["engine"].startswith("onnxruntime")
+    bodies = [{"prompt": "ROMEO:"[: 2 + i], "max_new_tokens": 8 + 12 * i, "seed": i} for i in range(4)]
+    bodies[0]["temperature"] = 0
+
+    async def streams(url: str) -> list[str]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            answers = await asyncio.gather(*(http.post("/v1/models/bard/generate", json=b) for b in bodies))
+            assert [r.status_code for r in answers] == [200] * 4, [r.text for r in answers]
+            return [r.json()["text"] for r in answers]
+
+    with serve_live(create_app(services, ServeSettings(max_streams=2))) as url:
+        texts = asyncio.run(streams(url))
+    generator = load_generator(run)
+    expected = [
+        generator.generate(b["prompt"], b["max_new_tokens"], b.get("temperature", 1.0), None, None, b["seed"])
+        for b in bodies
+    ]
+    assert texts == expected and len(set(texts)) > 1

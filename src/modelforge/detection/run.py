@@ -219,14 +219,23 @@ def load_detector_run(path: str | Path) -> DetectorRun:
     return DetectorRun(path, config, model, info, preprocessing)
 
 
-def write_boxes(run_dir: str | Path, data: Path, out: Path | None, score_threshold: float | None = None) -> str:
-    """`modelforge predict RUN --data IMAGES [--out boxes.csv] [--score-threshold T]`: the CSV text, or
-    where it went (the task's predict entry)."""
+def write_boxes(
+    run_dir: str | Path, data: Path, out: Path | None, score_threshold: float | None = None, engine: str = "torch"
+) -> str:
+    """`modelforge predict RUN --data IMAGES [--out boxes.csv] [--score-threshold T] [--engine onnx]`: the CSV
+    text, or where it went (the task's predict entry). `engine="onnx"` runs RUN_DIR/model.onnx."""
     from modelforge.files import atomic_write_text
 
-    run = load_detector_run(run_dir)
+    if engine not in ("torch", "onnx"):
+        raise DataError(f"--engine: expected torch or onnx, got {engine!r}")
     if score_threshold is not None and not 0.0 <= score_threshold <= 1.0:
         raise DataError(f"--score-threshold: must be in [0, 1], got {score_threshold}")
+    if engine == "onnx":
+        from modelforge.detection.onnx import load_onnx_detector_run
+
+        run = load_onnx_detector_run(run_dir)
+    else:
+        run = load_detector_run(run_dir)
     frame = run.predict(data, score_threshold)
     text = frame.to_csv(index=False)
     if out is None:

@@ -5,6 +5,7 @@ Answered on the predict route through the server's dynamic batcher, as the image
 image arrives as a base64 data URL (or a nested list of pixels) and is checked by the same RecordSchema;
 the batch step letterboxes the images of several requests and runs one forward pass over them.
 Boxes are in the sent image's pixels; `score_threshold` is the run's `detection.score_threshold`.
+`--engine onnx` runs the exported graph (RUN_DIR/model.onnx) in place of the torch detector.
 """
 
 from __future__ import annotations
@@ -64,14 +65,20 @@ class DetectionService(PredictService):
 
 
 def load_detection_service(spec: ModelSpec, engine: str = "torch", threads: int | None = None) -> DetectionService:
-    if engine not in ("torch", "eager"):
-        raise ServeError(f"{spec.path}: detection runs are served with --engine torch, got {engine!r}")
-    run = load_detector_run(Path(spec.path))
+    if engine not in ("torch", "eager", "onnx"):
+        raise ServeError(f"{spec.path}: detection runs are served with --engine torch, eager or onnx, got {engine!r}")
+    if engine == "onnx":
+        from modelforge.detection.onnx import load_onnx_detector_run
+
+        predictor = DetectionEngine(load_onnx_detector_run(spec.path, threads), engine="onnxruntime on model.onnx")
+    else:
+        predictor = DetectionEngine(load_detector_run(Path(spec.path)))
+    run = predictor.run
     return DetectionService(
         name=spec.name,
         task=run.task,
         path=spec.path,
-        predictor=DetectionEngine(run),
+        predictor=predictor,
         schema=RecordSchema({IMAGE_FIELD: "image"}),
         classes=run.classes,
         hashed_columns=[],

@@ -14,7 +14,7 @@ causally among themselves, so one graph runs both the prompt (past = 0) and each
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from modelforge.export.onnx import OPSET, compare, exporting, onnx_session
 from modelforge.export.parity import Parity
 from modelforge.models.gpt import GPT, apply_rotary
-from modelforge.text.generate import Generator, pick_token
+from modelforge.text.generate import Decoder, Decoding, GenerationError, Generator, Sampling, pick_token
 
 GRAPH_INPUTS = ["tokens", "past_keys", "past_values"]
 GRAPH_OUTPUTS = ["logits", "keys", "values"]
@@ -189,6 +189,65 @@ class OnnxTextGenerator(Generator):
                 logits, cache = self.graph.prompt(np.array([history[-max(1, self.context // 2) :]]))
             else:
                 logits, cache = self.graph.step(np.array([[token]]), cache)
+
+    def decode_batch(self, slots: int) -> Decoder:
+        assert self.graph is not None
+        return OnnxDecodeBatch(self.graph, slots)
+
+
+@dataclass(eq=False)
+class OnnxDecodeBatch:
+    """`modelforge serve --engine onnx` on a GPT run: up to `slots` generations, each with its own cache.
+
+    The graph attends by position with one past length for the whole batch, so generations at
+    different positions cannot share a pass: `step` runs one pass per generation. The tokens equal
+    `OnnxTextGenerator.token_ids` for each generation alone (same sampling, same seed).
+    """
+
+    graph: OnnxLanguageModel
+    slots: int
+    active: list[Decoding] = field(default_factory=list)
+    caches: dict[int, OnnxCache] = field(default_factory=dict)  # id(decoding) → its cache
+
+    @property
+    def has_room(self) -> bool:
+        return len(self.active) < self.slots
+
+    def add(self, prompt_ids: list[int], sampling: Sampling) -> tuple[Decoding, int]:
+        if sampling.max_new_tokens < 1:
+            raise GenerationError(f"max_new_tokens: must be >= 1 to start a generation, got {sampling.max_new_tokens}")
+        random = torch.Generator().manual_seed(sampling.seed) if sampling.seed is not None else None
+        decoding = Decoding(sampling, len(self.active), list(prompt_ids), 0, random=random)
+        logits, cache = self.graph.prompt(np.array([decoding.history]))
+        token = decoding.take(torch.from_numpy(logits[0, -1]))
+        if not decoding.finished:
+            self.caches[id(decoding)] = cache
+            self.active.append(decoding)
+        return decoding, token
+
+    def step(self) -> list[tuple[Decoding, int | Exception]]:
+        out: list[tuple[Decoding, int | Exception]] = []
+        for decoding in list(self.active):
+            cache = self.caches[id(decoding)]
+            if cache.length == self.graph.context:  # full: slide to the last half-context
+                window = decoding.history[-max(1, self.graph.context // 2) :]
+                logits, cache = self.graph.prompt(np.array([window]))
+            else:
+                logits, cache = self.graph.step(np.array([decoding.history[-1:]]), cache)
+            self.caches[id(decoding)] = cache
+            try:
+                out.append((decoding, decoding.take(torch.from_numpy(logits[0, -1]))))
+            except GenerationError as exc:
+                decoding.produced = decoding.sampling.max_new_tokens
+                out.append((decoding, exc))
+            if decoding.finished:
+                self.drop(decoding)
+        return out
+
+    def drop(self, decoding: Decoding) -> None:
+        if decoding in self.active:
+            self.active.remove(decoding)
+            self.caches.pop(id(decoding), None)
 
 
 def load_onnx_generator(run_dir: str | Path, threads: int | None = None) -> OnnxTextGenerator:

@@ -186,7 +186,9 @@ class ModelInfo(BaseModel):
     endpoint: str = Field(description="the route its runs answer on: predict, generate or images")
     features: list[Feature]
     classes: list[str]
-    engine: str | None = Field(None, description="classification and regression runs: what runs the forward pass")
+    engine: str | None = Field(
+        None, description="classification, regression and language-modeling runs: what runs the forward pass"
+    )
 
 
 class ModelList(BaseModel):

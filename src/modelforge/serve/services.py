@@ -477,6 +477,7 @@ class GenerateService:
     generator: Generator
 
     task: str
+    engine: str = "torch eager, streams decoded together (continuous batching)"
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -485,22 +486,20 @@ class GenerateService:
             "endpoint": TASKS.get(self.task).endpoint,
             "features": [],
             "classes": [],
+            "engine": self.engine,
         }
 
 
 def load_generate_service(spec: ModelSpec, engine: str = "torch", threads: int | None = None) -> GenerateService:
-    if engine == "onnx":
-        raise ServeError(
-            f"--engine onnx: {spec.path} is a language model, served by the eager continuous-batching decoder; "
-            "`modelforge generate RUN --engine onnx` runs its exported graph"
-        )
-    try:
-        from modelforge.text.generate import load_generator
-    except ImportError:
-        raise ServeError(
-            f"{spec.path}: a language-model run, but modelforge.text.generate is not available in this install"
-        ) from None
-    return GenerateService(spec.name, spec.path, load_generator(spec.path), task_of_run(spec.path).name)
+    task = task_of_run(spec.path).name
+    if engine == "onnx":  # the exported graph decodes, its KV cache passed in and out
+        from modelforge.export.gpt_onnx import load_onnx_generator
+
+        engine_line = "onnxruntime on model.onnx, one pass per stream and token"
+        return GenerateService(spec.name, spec.path, load_onnx_generator(spec.path, threads), task, engine_line)
+    from modelforge.text.generate import load_generator
+
+    return GenerateService(spec.name, spec.path, load_generator(spec.path), task)
 
 
 Service = PredictService | RecommendService | GenerateService | ImageService

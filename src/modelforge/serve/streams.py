@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelforge.errors import ModelforgeError
-from modelforge.text.generate import DecodeBatch, Decoding, Generator, PieceDecoder, Sampling, check_settings
+from modelforge.text.generate import Decoder, Decoding, Generator, PieceDecoder, Sampling, check_settings
 
 END = object()  # put on a stream's queue after its last piece
 
@@ -43,7 +43,7 @@ class Stream:
 
 
 class StreamScheduler:
-    """Owns a GPT run's `DecodeBatch` and the thread that runs it (see the module docstring)."""
+    """Owns a GPT run's decoder (`Generator.decode_batch`) and the thread that runs it (see the module docstring)."""
 
     def __init__(self, generator: Generator, slots: int, name: str = "gpt") -> None:
         self.generator, self.slots, self.name = generator, slots, name
@@ -69,7 +69,7 @@ class StreamScheduler:
 
     # ------------------------------------------------------------------ the decoding thread
     def _run(self) -> None:
-        batch = DecodeBatch(self.generator, self.slots)
+        batch = self.generator.decode_batch(self.slots)
         waiting: list[Stream] = []
         open_streams: dict[Decoding, tuple[Stream, PieceDecoder]] = {}
         try:
@@ -89,7 +89,7 @@ class StreamScheduler:
             for stream in [*(s for s, _ in open_streams.values()), *waiting, *self._drain_inbox()]:
                 stream.send(ending)
 
-    def _step(self, batch: DecodeBatch, open_streams: dict) -> None:
+    def _step(self, batch: Decoder, open_streams: dict) -> None:
         try:
             stepped = batch.step()
         except Exception as exc:  # the pass failed for everyone in it
@@ -123,7 +123,7 @@ class StreamScheduler:
         except queue.Empty:
             return True
 
-    def _admit(self, batch: DecodeBatch, stream: Stream, open_streams: dict) -> None:
+    def _admit(self, batch: Decoder, stream: Stream, open_streams: dict) -> None:
         try:
             decoding, token = batch.add(stream.prompt_ids, stream.sampling)
         except Exception as exc:

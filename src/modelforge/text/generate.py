@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -77,6 +78,10 @@ class Generator:
     ) -> str:
         """The whole continuation of `prompt` (without the prompt)."""
         return "".join(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, seed))
+
+    def decode_batch(self, slots: int) -> Decoder:
+        """Up to `slots` generations decoded together (what `modelforge serve` streams from)."""
+        return DecodeBatch(self, slots)
 
     def prompt_ids(self, prompt: str) -> list[int]:
         """Token ids of the prompt; an empty prompt starts from a newline (or token 0)."""
@@ -165,6 +170,21 @@ class Sampling:
     seed: int | None = None
 
 
+class Decoder(Protocol):
+    """Generations started with `add`, advanced a token each with `step` (see `DecodeBatch`)."""
+
+    active: list[Decoding]
+
+    @property
+    def has_room(self) -> bool: ...
+
+    def add(self, prompt_ids: list[int], sampling: Sampling) -> tuple[Decoding, int]: ...
+
+    def step(self) -> list[tuple[Decoding, int | Exception]]: ...
+
+    def drop(self, decoding: Decoding) -> None: ...
+
+
 @dataclass(eq=False)
 class Decoding:
     """One generation in a `DecodeBatch`: its cache row, tokens so far and what it still may produce."""
@@ -179,6 +199,14 @@ class Decoding:
     @property
     def finished(self) -> bool:
         return self.produced >= self.sampling.max_new_tokens
+
+    def take(self, logits: torch.Tensor) -> int:
+        """Pick the next token from `logits` with this generation's sampling; it joins the history."""
+        s = self.sampling
+        token = pick_token(logits, s.temperature, s.top_k, s.top_p, self.random)
+        self.history.append(token)
+        self.produced += 1
+        return token
 
 
 class DecodeBatch:
@@ -210,7 +238,7 @@ class DecodeBatch:
         random = torch.Generator().manual_seed(sampling.seed) if sampling.seed is not None else None
         decoding = Decoding(sampling, self.free.pop(), list(prompt_ids), 0, random=random)
         try:
-            token = self._pick(decoding, self._prompt_pass(decoding, decoding.history))
+            token = decoding.take(self._prompt_pass(decoding, decoding.history))
         except Exception:
             self.free.append(decoding.slot)
             raise
@@ -245,7 +273,7 @@ class DecodeBatch:
         out: list[tuple[Decoding, int | Exception]] = []
         for decoding in list(self.active):
             try:
-                out.append((decoding, self._pick(decoding, logits[id(decoding)])))
+                out.append((decoding, decoding.take(logits[id(decoding)])))
             except GenerationError as exc:
                 decoding.produced = decoding.sampling.max_new_tokens
                 out.append((decoding, exc))
@@ -264,13 +292,6 @@ class DecodeBatch:
         logits = self.model(torch.tensor([ids], device=self.device), row)[0, -1]
         decoding.position = row.length
         return logits
-
-    def _pick(self, decoding: Decoding, logits: torch.Tensor) -> int:
-        s = decoding.sampling
-        token = pick_token(logits, s.temperature, s.top_k, s.top_p, decoding.random)
-        decoding.history.append(token)
-        decoding.produced += 1
-        return token
 
 
 def check_settings(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
