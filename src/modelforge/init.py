@@ -17,6 +17,7 @@ from modelforge.tasks import load_entry, predicts_labels, task_for_file, task_na
 # the starter model, in order of preference among those the registry says take the data's inputs:
 # an encoder of its own for the richest input, the others fused beside it
 STARTER_MODELS = ("cnn", "audio_cnn", "lstm", "mlp")
+RARE_SHARE = 0.2  # a two-class target whose rarer class is below this share gets a tuned decision
 
 
 def starter_config(data: Path, target: str | None, task: str | None, out: Path | None) -> dict[str, Any]:
@@ -59,7 +60,23 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
         "features": [f.model_dump(exclude_defaults=True, exclude={"type"}) | {"type": f.type} for f in features],
         "model": {"type": model_type},
         "train": train_budget(len(frame), inputs),
+        **imbalance_sections(frame[target], task),
     }
+
+
+def imbalance_sections(target: Any, task: str) -> dict[str, Any]:
+    """`decision:` and `calibrate:` for a two-class target whose rarer class is under `RARE_SHARE` of the rows.
+
+    A fixed 0.5 cut on such data predicts the common class almost always, so the starter config tunes
+    the threshold for the best F1 of the rarer class on the validation split, and calibrates
+    (docs/site/how-to/imbalance.md); other targets get neither.
+    """
+    if task != "classification":
+        return {}
+    counts = target.dropna().astype(str).value_counts()
+    if len(counts) != 2 or counts.iloc[-1] / counts.sum() >= RARE_SHARE:
+        return {}
+    return {"decision": {"optimize": "f1", "positive": str(counts.index[-1])}, "calibrate": "temperature"}
 
 
 def train_budget(rows: int, inputs: set[str]) -> dict[str, Any]:
@@ -99,4 +116,13 @@ def starter_model(inputs: set[str]) -> str:
 def starter_config_yaml(data: Path, target: str | None, task: str | None, out: Path | None) -> str:
     config = starter_config(data, target, task, out)
     header = f"# modelforge config inferred from {data}; edit freely, then: modelforge train <this file>\n"
-    return header + yaml.safe_dump(config, sort_keys=False)
+    if "decision" not in config:
+        return header + yaml.safe_dump(config, sort_keys=False)
+    decision = {key: config.pop(key) for key in ("decision", "calibrate")}
+    positive = decision["decision"]["positive"]
+    note = (
+        f"# {positive!r} is the rarer class (under {RARE_SHARE:.0%} of the rows): the cut on P({positive}) is tuned\n"
+        "# on the validation split for the best F1 instead of 0.5. Other rules: {max_flag_rate: 0.1},\n"
+        "# {recall_at_precision: 0.9}, {precision_at_recall: 0.8}, {cost: {false_positive: 1, false_negative: 20}}\n"
+    )
+    return header + yaml.safe_dump(config, sort_keys=False) + note + yaml.safe_dump(decision, sort_keys=False)

@@ -227,3 +227,28 @@ def test_init_writes_the_sized_budget_and_it_trains_as_written(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert 1 <= len(epochs) <= written["epochs"] and (run / "model.json").is_file()
+
+
+def test_a_rare_class_gets_a_tuned_decision_and_it_trains_as_written(tmp_path: Path) -> None:
+    """A two-class target whose rarer class is under 20 % of the rows: init writes `decision: {optimize: f1}`
+    naming that class (whatever its sorted place) and `calibrate: temperature`; balanced targets get neither."""
+    rng = np.random.default_rng(0)
+    rows = 400
+    score = rng.normal(size=rows)
+    frame = pd.DataFrame({"score": score, "noise": rng.normal(size=rows), "y": np.where(score > 1.4, "alarm", "quiet")})
+    frame.to_csv(tmp_path / "skewed.csv", index=False)
+    config_path = init_config(tmp_path / "skewed.csv", ["--target", "y"], tmp_path)
+    text = config_path.read_text()
+    config = yaml.safe_load(text)
+    assert config["decision"] == {"optimize": "f1", "positive": "alarm"} and config["calibrate"] == "temperature"
+    assert "'alarm' is the rarer class" in text and "max_flag_rate" in text  # the comment names the other rules
+    run = tmp_path / "run"
+    result = modelforge_in_process("train", str(config_path), "--out", str(run), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    decision = json.loads((run / "decision.json").read_text())
+    assert decision["positive"] == "alarm" and decision["objective"] == {"optimize": "f1"}
+    (tmp_path / "balanced").mkdir()
+    balanced = yaml.safe_load(
+        init_config(table(tmp_path / "balanced"), ["--target", "y"], tmp_path / "balanced").read_text()
+    )
+    assert "decision" not in balanced and "calibrate" not in balanced
