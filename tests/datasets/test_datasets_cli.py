@@ -33,6 +33,10 @@ def test_list_info_and_path(tmp_path: Path) -> None:
     assert info.returncode == 0, info.stderr
     assert "may not be redistributed" in info.stdout and "[fetch needs --accept-terms]" in info.stdout
     assert "u.data" in info.stdout and "06416e597f82b734" in info.stdout and "ml-100k.zip" in info.stdout
+    for name in DATASETS.names():  # every kind of source describes itself (islp is built from a package)
+        described = modelforge("datasets", "info", name, env=env)
+        assert described.returncode == 0 and f"{name}: " in described.stdout, described.stderr
+    assert "built from an installed package" in modelforge("datasets", "info", "islp", env=env).stdout
     path = modelforge("datasets", "path", "sst2", env=env)
     assert path.stdout.strip() == str(tmp_path / "sst2")
     unknown = modelforge("datasets", "info", "shakespeare", env=env)

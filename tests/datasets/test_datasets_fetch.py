@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -173,3 +174,28 @@ def test_gzip_files_and_zip_members_upstream(make_mirror: Callable[[Path], Mirro
     assert (cache / "bundled" / "sub" / "b.txt").read_bytes() == contents["sub/b.txt"]
     assert [path for path, _ in mirror.requests].count("bundle.zip") == 1  # one archive download for both members
     assert leftovers(cache) == []
+
+
+def test_islp_tables_are_built_from_the_package_even_with_a_mirror(
+    make_mirror: Callable[[Path], Mirror], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No mirror holds islp (the shared copy does not): its tables come from the installed ISLP package."""
+    pytest.importorskip("ISLP")
+    (tmp_path / "empty").mkdir()
+    mirror = make_mirror(tmp_path / "empty")
+    monkeypatch.setenv("MODELFORGE_DATA_MIRROR", mirror.url)
+    islp = DATASETS.get("islp")
+    report = fetch_dataset(islp, tmp_path / "cache", mirror=mirror.url)
+    assert (report.fetched, report.present) == (2, 0) and mirror.requests == []
+    assert verify_dataset(islp, tmp_path / "cache") == [] and leftovers(tmp_path / "cache") == []
+    with open(tmp_path / "cache" / "islp" / "Default.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 10_000 and list(rows[0]) == ["default", "student", "balance", "income"]
+    assert {row["default"] for row in rows} == {"No", "Yes"} and sum(row["default"] == "Yes" for row in rows) == 333
+
+
+def test_islp_without_the_package_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ISLP", None)  # the import fails as when the package is not installed
+    with pytest.raises(DataError, match=r"^dataset islp: needs the ISLP package: pip install --no-deps ISLP==0.6.0$"):
+        fetch_dataset(DATASETS.get("islp"), tmp_path)
+    assert leftovers(tmp_path) == [] and not list((tmp_path / "islp").glob("*.csv"))

@@ -13,7 +13,7 @@ import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 from modelforge.errors import DataError, ModelforgeError, did_you_mean
@@ -49,9 +49,11 @@ class Dataset:
     - `url_base + P` (+ ".gz" when `gzip`: the file is served compressed),
     - member `members.get(P, archive_root + P)` of the zip at `archive`,
     - `converted[P]`: an upstream file converted (SST-2's TSVs into CSV),
-    - built from the other files by `builders[P]` (FSDD's files.csv lists the recordings).
+    - built by `builders[P]`: from the other files (FSDD's files.csv lists the recordings), or from an
+      installed package (ISLP's tables).
 
-    A mirror (MODELFORGE_DATA_MIRROR or `fetch --mirror`) holds every file as `<mirror>/NAME/P`.
+    A mirror (MODELFORGE_DATA_MIRROR or `fetch --mirror`) holds every file as `<mirror>/NAME/P`, except
+    those of a dataset `built_here`, which are built even when a mirror is set.
     """
 
     name: str
@@ -80,6 +82,12 @@ class Dataset:
     @property
     def size(self) -> int:
         return sum(f.size for f in self.files)
+
+    @property
+    def built_here(self) -> bool:
+        """Every file is built on this machine (from an installed package): no upstream, nothing to download."""
+        upstream = self.url_base or self.archive or self.converted
+        return not upstream and all(f.path in self.builders for f in self.files)
 
     def check_path(self, path: str) -> None:
         """Raise unless `path` is one of the dataset's files or folders."""
@@ -151,6 +159,24 @@ def sst2_csv(tsv: bytes) -> bytes:
             label, text = line.split("\t", 1)
             writer.writerow([text, label])
     return out.getvalue().encode("utf-8")
+
+
+def islp_csv(table: str, folder: Path) -> bytes:
+    """ISLP's table `table` as CSV (its categorical columns as their labels, "\\n" line ends). The ISLP
+    package ships the tables, so nothing is downloaded; `folder` is unused."""
+    try:
+        from ISLP import load_data
+    except ModuleNotFoundError as exc:
+        if exc.name != "ISLP":  # ISLP imports scikit-learn, which --no-deps does not install
+            raise DataError(f"dataset islp: ISLP cannot be imported ({exc}): pip install scikit-learn") from None
+        raise DataError("dataset islp: needs the ISLP package: pip install --no-deps ISLP==0.6.0") from None
+    import pandas as pd
+
+    frame = load_data(table)
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = frame[column].astype(str)
+    return frame.to_csv(index=False, lineterminator="\n").encode()
 
 
 SST2_RAW = (
@@ -255,5 +281,29 @@ DATASETS.add(
         citation='Elliott et al., "Multi30K: Multilingual English-German Image Descriptions", 2016.',
         url_base="https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/",
         gzip=True,
+    ),
+)
+
+DATASETS.add(
+    "islp",
+    Dataset(
+        name="islp",
+        title="ISLP's Default and Caravan tables (An Introduction to Statistical Learning)",
+        description="Two imbalanced yes/no tables from the ISLP package. Default.csv: 10,000 credit-card "
+        "customers, columns default (Yes for 3.3 %), student, balance, income. Caravan.csv: 5,822 insurance "
+        "customers, 85 sociodemographic and product-ownership columns and Purchase (Yes for 6 %).",
+        homepage="https://github.com/intro-stat-learning/ISLP",
+        licence="BSD 3-Clause (the ISLP package)",
+        terms="No restrictions beyond the package's BSD licence: keep its copyright notice when you redistribute the "
+        "tables. Default is simulated data made for the book; Caravan is real customer data (sociodemographics "
+        "derived from zip codes) that Sentient Machine Research supplied for the CoIL Challenge 2000.",
+        restricted=False,
+        citation="James, Witten, Hastie, Tibshirani and Taylor, An Introduction to Statistical Learning with "
+        "Applications in Python, Springer 2023; P. van der Putten and M. van Someren (eds), CoIL Challenge 2000: "
+        "The Insurance Company Case, 2000.",
+        builders={
+            "Default.csv": partial(islp_csv, "Default"),
+            "Caravan.csv": partial(islp_csv, "Caravan"),
+        },
     ),
 )

@@ -56,13 +56,18 @@ def info(name: NameArgument) -> None:
     typer.echo(f"terms:    {dataset.terms}" + ("  [fetch needs --accept-terms]" if dataset.restricted else ""))
     if dataset.citation:
         typer.echo(f"cite:     {dataset.citation}")
-    source = dataset.archive or dataset.url_base or next(iter(dataset.converted.values())).url.rsplit("/", 1)[0] + "/"
+    if dataset.built_here:
+        source = "built on this machine (see each file)"
+    else:
+        converted_from = next(iter(dataset.converted.values())).url.rsplit("/", 1)[0] + "/" if dataset.converted else ""
+        source = dataset.archive or dataset.url_base or converted_from
     typer.echo(f"source:   {source}" + (" (files gzip-compressed)" if dataset.gzip else ""))
     typer.echo(f"files:    {len(dataset.files)}, {megabytes(dataset.size)}")
     shown = dataset.files if len(dataset.files) <= 12 else dataset.files[:5]
     for entry in shown:
         converted = dataset.converted.get(entry.path)
-        note = converted.how if converted else "built from the others" if entry.path in dataset.builders else ""
+        built = "built from an installed package" if dataset.built_here else "built from the others"
+        note = converted.how if converted else built if entry.path in dataset.builders else ""
         typer.echo(f"  {entry.path:<28} {entry.size:>10,}  sha256 {entry.sha256[:16]}…" + (f"  {note}" if note else ""))
     if len(shown) < len(dataset.files):
         typer.echo(f"  … and {len(dataset.files) - len(shown)} more")

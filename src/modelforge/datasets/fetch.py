@@ -54,10 +54,12 @@ def fetch_dataset(
     on_file: Callable[[DatasetFile], None] | None = None,
 ) -> FetchReport:
     """Put every file of `dataset` into `root/NAME` (default: the cache), verified; files already there
-    (of the right size) are kept. Restricted terms must be accepted."""
+    (of the right size) are kept. Restricted terms must be accepted. A dataset `built_here` ignores the mirror."""
     root = root or cache_root()
     folder = root / dataset.name
-    mirror = mirror or os.environ.get(MIRROR_ENV) or None
+    # A dataset built wholly from an installed package is the same bytes everywhere: build it even with a
+    # mirror, which would only have to hold a copy of it.
+    mirror = None if dataset.built_here else mirror or os.environ.get(MIRROR_ENV) or None
     missing = missing_files(dataset, root)
     if missing and dataset.restricted and not accept_terms:
         raise TermsNotAccepted(
