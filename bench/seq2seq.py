@@ -71,10 +71,10 @@ def sliced(files: dict[str, str], keep: int, stem: Path) -> dict[str, str]:
     return out
 
 
-def multi30k(scale: str, threads: int, work: Path) -> None:
+def multi30k(scale: str, threads: int, work: Path, directions: tuple[str, ...] = ("de-en", "en-de")) -> None:
     from modelforge.seq2seq.data import read_parallel_files
 
-    for direction in ("de-en", "en-de"):
+    for direction in directions:
         small = [*SMALL, "seq2seq.max_target_tokens=48"]  # an undertrained model repeats itself to the limit
         overrides = [f"train.threads={threads}"] + (small if scale == "small" else [])
         raw = yaml.safe_load(EXAMPLE.read_text())
@@ -197,6 +197,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=64, help="decode: sources decoded")
     parser.add_argument("--length", type=int, default=32, help="decode: tokens per source at most")
     parser.add_argument("--work", type=Path, help="keep the runs here (default: a temporary folder)")
+    parser.add_argument(
+        "--direction", choices=["de-en", "en-de"], action="append", help="multi30k: only this direction (repeatable)"
+    )
     args = parser.parse_args()
     print_header()
     with tempfile.TemporaryDirectory() as tmp:
@@ -205,7 +208,7 @@ def main() -> None:
         if args.suite in ("decode", "all"):
             decode_speed(args.run, args.threads, args.rows, args.length)
         if args.suite in ("multi30k", "all"):
-            multi30k(args.scale, args.threads, work)
+            multi30k(args.scale, args.threads, work, tuple(args.direction or ("de-en", "en-de")))
         if args.suite in ("cmudict", "all"):
             g2p(args.scale, args.threads, work)
 
