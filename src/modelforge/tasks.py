@@ -414,7 +414,7 @@ register_task(
         train_keys=keys(
             "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay label_smoothing "
             "schedule warmup_steps step_size gamma grad_clip keep_best checkpoint_every keep_checkpoints "
-            "checkpoint_budget threads"
+            "checkpoint_budget threads precision"
         ),
         sections=frozenset({"seq2seq", "tune"}),
         train_defaults={"optimizer": "adamw", "schedule": "cosine", "label_smoothing": 0.1, "grad_clip": 1.0},

@@ -162,6 +162,18 @@ def test_a_killed_run_resumed_ends_bitwise_equal(numbers_csv: Path, tmp_path: Pa
     assert strip(resumed.history) == strip(load_seq2seq_run(reference).history)
 
 
+def test_bf16_training_follows_the_fp32_loss(numbers_csv: Path, tmp_path: Path) -> None:
+    """train.precision: bf16 runs the teacher-forced step under autocast: the loss differs from fp32's in
+    its last digits, not in its course (the probe takes bf16 only where it is faster; here it is forced)."""
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        config = tiny_config(str(numbers_csv), precision=precision, max_steps=24, epochs=1)
+        run = train_seq2seq(load_config(config), tmp_path / precision)
+        losses[precision] = run.history[0]["train_loss"]
+    assert losses["bf16"] != losses["fp32"]  # autocast ran
+    assert abs(losses["bf16"] - losses["fp32"]) < 0.05 * losses["fp32"], losses
+
+
 # ----------------------------------------------------------------------------- init
 def test_init_on_a_pairs_table_trains_without_edits(numbers_csv: Path, tmp_path: Path) -> None:
     config_path = tmp_path / "cfg.yaml"

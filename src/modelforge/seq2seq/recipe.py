@@ -3,7 +3,8 @@
 Readable top to bottom: read the pairs (a table or two line-aligned files) and split them, fit a
 tokenizer per side (or one shared) on the training pairs, encode, build the registered model, then
 for each epoch: batches of similar target length in a seeded order → teacher-forced cross-entropy
-with label smoothing (padding ignored) → backward → clip → lr (warm-up, then train.schedule) → step;
+with label smoothing (padding ignored; bf16 autocast when train.precision resolves to bf16) → backward →
+clip → lr (warm-up, then train.schedule) → step;
 at the epoch's end the validation loss and the greedy BLEU of `seq2seq.eval_rows` validation pairs,
 the best-BLEU epoch's weights kept. At the end the test split (else valid) is decoded with the
 configured beam and scored (BLEU, chrF, CER, WER), and the run directory is written, model.json last.
@@ -29,7 +30,7 @@ from torch.nn import functional as F
 from modelforge.config import RunConfig, Seq2SeqConfig, TrainConfig
 from modelforge.errors import ConfigError
 from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json
-from modelforge.inference import set_cpu_threads
+from modelforge.inference import autocast_context, set_cpu_threads
 from modelforge.models import build_model
 from modelforge.models.seq2seq import BOS, EOS, PAD, Seq2SeqSpec, Seq2SeqTransformer
 from modelforge.run import finish_run_directory, start_run_files
@@ -153,6 +154,7 @@ def fit_seq2seq(
     total = cfg.max_steps or batches_per_epoch * cfg.epochs
     lr_factor = SCHEDULES.get(cfg.schedule)(cfg, total, batches_per_epoch)
     chooser = ThreadChooser.for_config(cfg, torch.device("cpu"))
+    autocast = autocast_context(cfg.precision, torch.device("cpu"))  # bf16 when the probe found it pays
     valid_sources, valid_targets, valid_references = valid
 
     for epoch in range(state.epoch, cfg.epochs + 1):
@@ -172,7 +174,8 @@ def fit_seq2seq(
                 lr = cfg.lr * lr_factor(state.steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                loss = pair_loss(model, source, target, cfg.label_smoothing)
+                with autocast:
+                    loss = pair_loss(model, source, target, cfg.label_smoothing)
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     raise TrainingError(
@@ -319,7 +322,6 @@ def _train_into(
         batch_signature((source, target)),
         environment,
         show_progress,
-        tunes_precision=False,
     )
 
     def log_epoch(row: dict[str, Any]) -> None:
