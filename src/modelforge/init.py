@@ -71,7 +71,7 @@ def imbalance_sections(target: Any, task: str) -> dict[str, Any]:
     the threshold for the best F1 of the rarer class on the validation split, and calibrates
     (docs/site/how-to/imbalance.md); other targets get neither.
     """
-    if task != "classification":
+    if not predicts_labels(task):  # one label per row; multi-label targets tune per label on their own
         return {}
     counts = target.dropna().astype(str).value_counts()
     if len(counts) != 2 or counts.iloc[-1] / counts.sum() >= RARE_SHARE:

@@ -448,7 +448,7 @@ register_task(
         train_keys=keys(
             "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay schedule "
             "warmup_steps step_size gamma grad_clip keep_best checkpoint_every keep_checkpoints checkpoint_budget "
-            "threads"
+            "threads precision"
         ),
         sections=frozenset({"detection", "tune"}),
         train_defaults={"optimizer": "adamw", "schedule": "cosine", "grad_clip": 10.0},

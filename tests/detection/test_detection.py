@@ -57,6 +57,18 @@ def test_a_small_detector_learns_the_shapes_well_above_chance(trained: DetectorR
     assert metrics["best_epoch"] >= 1 and (trained.path / "checkpoints").is_dir()
 
 
+def test_bf16_training_follows_the_fp32_loss(shapes: Path, tmp_path: Path) -> None:
+    """train.precision: bf16 runs the detector's forward under autocast, its losses in fp32: the loss
+    differs from fp32's in its last digits, not in its course (auto takes bf16 only where it is faster)."""
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        config = tiny_config(shapes, precision=precision, epochs=1, max_steps=6)
+        run = train_detector(load_config(config), tmp_path / precision)
+        losses[precision] = run.history[0]["train_loss"]
+    assert losses["bf16"] != losses["fp32"]  # autocast ran
+    assert abs(losses["bf16"] - losses["fp32"]) < 0.05 * losses["fp32"], losses
+
+
 def test_evaluate_predict_and_serve_through_the_cli(trained: DetectorRun, shapes: Path, tmp_path: Path) -> None:
     evaluated = modelforge_in_process("evaluate", str(trained.path), "--data", str(shapes), "--json")
     assert evaluated.returncode == 0, evaluated.stderr

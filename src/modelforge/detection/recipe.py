@@ -3,7 +3,8 @@
 Readable top to bottom: read and check the annotations, split the images (or take data.valid and
 data.test), letterbox every image to `detection.image_size` once (uint8, in memory), build the
 registered detector, then for each epoch: a seeded order → box-aware augmentation of each image →
-centre-heatmap focal loss + GIoU + offset L1 → backward → clip → lr (warm-up, then train.schedule) →
+forward (bf16 autocast when train.precision resolves to bf16) → centre-heatmap focal loss + GIoU +
+offset L1 in fp32 → backward → clip → lr (warm-up, then train.schedule) →
 step; at the epoch's end pycocotools' mAP on the validation images, the best-mAP epoch's weights kept.
 At the end the test split (else valid) is scored and the run directory is written, model.json last.
 
@@ -41,7 +42,7 @@ from modelforge.detection.metrics import coco_metrics
 from modelforge.detection.run import DetectorRun, detect_pixels, load_detector_run, settings_of
 from modelforge.errors import ConfigError
 from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json
-from modelforge.inference import set_cpu_threads
+from modelforge.inference import autocast_context, set_cpu_threads
 from modelforge.models import build_model
 from modelforge.models.detector import DetectionSpec, input_multiple
 from modelforge.run import finish_run_directory, start_run_files
@@ -145,6 +146,7 @@ def fit_detector(
     total = cfg.max_steps or batches_per_epoch * cfg.epochs
     lr_factor = SCHEDULES.get(cfg.schedule)(cfg, total, batches_per_epoch)
     chooser = ThreadChooser.for_config(cfg, torch.device("cpu"))
+    autocast = autocast_context(cfg.precision, torch.device("cpu"))  # bf16 when the probe found it pays
 
     for epoch in range(state.epoch, cfg.epochs + 1):
         started = time.perf_counter()
@@ -164,7 +166,9 @@ def fit_detector(
                 lr = cfg.lr * lr_factor(state.steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                loss, losses = detection_loss(model(images), boxes, labels, n_classes)
+                with autocast:
+                    raw = model(images)
+                loss, losses = detection_loss(raw.float(), boxes, labels, n_classes)  # the losses in fp32
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     raise TrainingError(
@@ -288,11 +292,10 @@ def _train_into(
         config,
         model,
         topology,
-        lambda: detection_loss(model(images), boxes, labels, n_classes)[0],
+        lambda: detection_loss(model(images).float(), boxes, labels, n_classes)[0],
         batch_signature(images),
         environment,
         show_progress,
-        tunes_precision=False,
     )
 
     def log_epoch(row: dict[str, Any]) -> None:
