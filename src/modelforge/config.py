@@ -29,6 +29,7 @@ OPTIONAL_SECTIONS = (
     "calibrate",
     "seq2seq",
     "detection",
+    "speech",
 )
 
 
@@ -312,7 +313,9 @@ class SearchRange(Section):
 class TuneConfig(Section):
     space: dict[str, SearchRange] = Field(..., min_length=1, description="config path → range, e.g. train.lr")
     metric: str = Field("valid_loss", description="per-epoch validation metric the study optimizes")
-    direction: Literal["minimize", "maximize"] | None = Field(None, description="default: minimize losses, else max")
+    direction: Literal["minimize", "maximize"] | None = Field(
+        None, description="default: minimize losses and error rates (rmse, mae, cer, wer), else maximize"
+    )
     trials: int = Field(20, ge=1, description="total trials of the study (--trials overrides)")
     sampler: Literal["tpe", "random", "grid", "cmaes"] = Field("tpe", description="--sampler overrides")
     pruner: Literal["none", "median", "hyperband"] = Field("median", description="stop poor trials early")
@@ -458,6 +461,20 @@ class DetectionConfig(Section):
     augment: DetectionAugment = DetectionAugment()
 
 
+class SpeechConfig(Section):
+    """task: speech-recognition — the audio front end, transcript characters and decoding (see modelforge.speech)."""
+
+    sample_rate: int | None = Field(
+        None, ge=1000, description="clips are resampled to this rate (default: the training clips' most common rate)"
+    )
+    n_mels: int = Field(40, ge=8, description="log-mel bands per frame")
+    window_ms: float = Field(25.0, gt=0, description="analysis window")
+    hop_ms: float = Field(10.0, gt=0, description="frame step")
+    max_seconds: float = Field(20.0, gt=0, description="a longer clip is an error naming the file")
+    lowercase: bool = Field(True, description="transcripts lower-cased before their characters become tokens")
+    beam: int = Field(1, ge=1, description="CTC prefix beam width of evaluate, predict and serve (1: greedy)")
+
+
 class RunConfig(Section):
     task: str = Field("classification", description="a registered task (`modelforge tasks` lists them)")
     seed: int = 0
@@ -473,6 +490,7 @@ class RunConfig(Section):
     generation: GenerationConfig | None = Field(None, description="task generation: scoring the samples")
     seq2seq: Seq2SeqConfig | None = Field(None, description="task seq2seq: tokenizers, lengths, decoding")
     detection: DetectionConfig | None = Field(None, description="task detection: input size, decoding, augmentation")
+    speech: SpeechConfig | None = Field(None, description="task speech-recognition: audio front end, decoding")
     decision: DecisionConfig | None = Field(
         None, description="classification (two classes), multilabel (per label): tune the threshold on validation"
     )

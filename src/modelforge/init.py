@@ -25,7 +25,7 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
     from modelforge.data.privacy import warn_personal_columns
     from modelforge.data.readers import read_data
 
-    task = task or task_for_file(data)
+    task = task or task_for_file(data, target)
     starter = task_named(task).starter if task is not None else None
     if starter is not None:  # a task with its own starter, e.g. language modeling: a corpus, no target
         options = {"target": target} if target is not None else {}  # a starter that takes --target reads it

@@ -13,6 +13,7 @@ below. The matrix test in tests/core/test_tasks.py then runs every verb the task
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,10 +158,11 @@ def register_task(task: Task) -> Task:
     return task
 
 
-def task_for_file(path: Path) -> str | None:
+def task_for_file(path: Path, target: str | None = None) -> str | None:
     """The task `init` starts from this data with no --task: a .txt corpus is language modeling, a folder
-    holding u.data (MovieLens) recommendation, COCO annotation JSON or a YOLO folder detection; None for
-    tables and image folders (inferred from the target)."""
+    holding u.data (MovieLens) recommendation, COCO annotation JSON or a YOLO folder detection, a table of
+    WAV paths whose target is free text speech recognition; None for other tables and image folders
+    (inferred from the target). A `recognizes` entry taking `target` is given --target."""
 
     def marked(marker: str) -> bool:
         if marker.startswith("."):
@@ -168,9 +170,13 @@ def task_for_file(path: Path) -> str | None:
         return path.is_dir() and (path / marker).is_file()
 
     def recognized(task: Task) -> bool:
-        return any(marked(m) for m in task.starter_markers) or bool(
-            task.recognizes and path.exists() and load_entry(task.recognizes)(path)
-        )
+        if any(marked(m) for m in task.starter_markers):
+            return True
+        if not (task.recognizes and path.exists()):
+            return False
+        entry = load_entry(task.recognizes)
+        options = {"target": target} if "target" in inspect.signature(entry).parameters else {}
+        return bool(entry(path, **options))
 
     return next((name for name in TASKS.names() if recognized(TASKS.get(name))), None)
 
@@ -461,5 +467,34 @@ register_task(
         starter="modelforge.detection.init:detection_config",
         recognizes="modelforge.detection.data:recognizes_detection_data",
         predict="modelforge.detection.run:write_boxes",
+    )
+)
+
+register_task(
+    Task(
+        name="speech-recognition",
+        summary="audio in, text out: a transcript per WAV clip (log-mel frames, a CTC-trained recurrent model)",
+        recipe="modelforge.speech.recipe:train_speech",
+        loader="modelforge.speech.run:load_speech_run",
+        service="modelforge.speech.service:load_speech_service",
+        endpoint="predict",
+        headline=("wer", "cer"),
+        key_metrics=("cer",),
+        verbs=frozenset({"evaluate", "predict", "serve", "report", "resume", "tune"}),
+        data_keys=frozenset({"train", "valid", "test", "target", "source", "split", "bad_rows"}),
+        train_keys=keys(
+            "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay schedule "
+            "warmup_steps step_size gamma grad_clip keep_best checkpoint_every keep_checkpoints checkpoint_budget "
+            "threads precision"
+        ),
+        sections=frozenset({"speech", "tune"}),
+        report="modelforge.evaluate.report:summary_report",
+        train_defaults={"optimizer": "adamw", "schedule": "cosine", "grad_clip": 5.0, "lr": 2.0e-3},
+        default_model="ctc_rnn",
+        models=("ctc_rnn",),
+        epoch_metrics=("valid_cer", "valid_wer", "train_loss"),
+        starter="modelforge.speech.init:speech_config",
+        recognizes="modelforge.speech.data:recognizes_speech_table",
+        predict="modelforge.speech.run:write_transcripts",
     )
 )

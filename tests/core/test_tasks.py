@@ -136,6 +136,16 @@ def detection(folder: Path) -> tuple[dict[str, Any], Path]:
     return config, path
 
 
+def speech_recognition(folder: Path) -> tuple[dict[str, Any], Path]:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "speech"))
+    from tones import tiny_config, write_tones
+
+    path = write_tones(folder / "tones", n=40)
+    return tiny_config(str(path), epochs=1), path
+
+
 RUN_MAKERS: dict[str, Callable[[Path], tuple[dict[str, Any], Path]]] = {
     "classification": supervised("label"),
     "regression": supervised("value"),
@@ -145,6 +155,7 @@ RUN_MAKERS: dict[str, Callable[[Path], tuple[dict[str, Any], Path]]] = {
     "generation": generation,
     "seq2seq": seq2seq,
     "detection": detection,
+    "speech-recognition": speech_recognition,
 }
 
 
@@ -250,9 +261,24 @@ def request_for(info: dict[str, Any]) -> dict[str, Any]:
     features = info["features"]
     record = {f["name"]: (1.0 if f["kind"] == "numeric" else "red") for f in features if "optional" not in f["kind"]}
     record.update({f["name"]: [[0.0, 1.0], [1.0, 0.0]] for f in features if f["kind"] == "image"})  # 2×2 pixels
+    record.update({f["name"]: silent_wav() for f in features if f["kind"] == "audio"})  # base64 WAV
     if features and features[0]["kind"] == "user id":
         record = {features[0]["name"]: "1"}
     return {"records": [record]}
+
+
+def silent_wav() -> str:
+    import base64
+    import io
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(8000)
+        handle.writeframes(b"\x00\x00" * 800)
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def test_every_run_passes_audit_and_shows_its_key_metric(runs: dict[str, tuple[Path, Path]]) -> None:

@@ -23,6 +23,7 @@ from modelforge.models.generative import ImageGenerationSpec
 from modelforge.models.recommend import InteractionSpec
 from modelforge.models.registry import FEATURE_INPUTS, MODELS, build_model, check_model_features, load_families
 from modelforge.models.seq2seq import Seq2SeqSpec
+from modelforge.models.speech import SpeechSpec
 from modelforge.training.checkpoint import storable_tensors
 
 load_families()
@@ -150,6 +151,13 @@ CASES: dict[str, Case] = {
         output_dim=0,
         options={"widths": [4, 8], "head_width": 8},
         forward=lambda model, inputs: model(inputs["images"]),
+    ),
+    "ctc_rnn": Case(
+        SpeechSpec(n_mels=8, vocab=6),
+        lambda: {"features": torch.randn(4, 8, 13, generator=torch.Generator().manual_seed(0))},
+        output_dim=6,
+        options={"width": 8, "layers": 1},
+        forward=lambda model, inputs: model(inputs["features"], torch.tensor([13, 9, 5, 1]))[0],
     ),
     "mf": Case(INTERACTIONS, interaction_inputs, 1, {"dim": 4}),
     "two_tower": Case(INTERACTIONS, interaction_inputs, 1, {"dim": 4, "hidden": 8}),

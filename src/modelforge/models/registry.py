@@ -34,6 +34,7 @@ FAMILIES = (
     "generative",
     "seq2seq",
     "detector",
+    "speech",
 )
 # the model input each feature type (features[].type) feeds: numeric and category columns share one
 FEATURE_INPUTS = {"numeric": "tabular", "category": "tabular", "text": "text", "image": "image", "audio": "audio"}

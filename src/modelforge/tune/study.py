@@ -85,7 +85,8 @@ def plan_study(
         total = min(total, grid_size(params))  # the grid has no more points to visit
     name = study or base.name or config.stem
     study_dir = (out or Path("studies") / name).resolve()
-    direction = tune.direction or ("minimize" if tune.metric.endswith(("loss", "rmse", "mae", "mse")) else "maximize")
+    lower_is_better = tune.metric.endswith(("loss", "rmse", "mae", "mse", "cer", "wer"))  # error rates too
+    direction = tune.direction or ("minimize" if lower_is_better else "maximize")
     plan = StudyPlan(
         name=name,
         out=str(study_dir),

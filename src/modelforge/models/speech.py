@@ -1,0 +1,70 @@
+"""Speech recognition acoustic models: log-mel frames in, per-frame character scores out (trained with CTC).
+
+`ctc_rnn`: two 1-D convolutions over time with stride 2 each (4× fewer frames, so the recurrent part
+runs on 40 ms steps), a bidirectional GRU, and a linear layer to the characters plus the CTC blank
+(index 0). Padding frames are packed away, so a clip's scores do not depend on the batch it is in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from modelforge.models.registry import register_model
+
+SUBSAMPLING = 4  # two stride-2 convolutions
+
+
+@dataclass(frozen=True)
+class SpeechSpec:
+    """What a speech model is built for: mel bands per frame and the vocabulary (blank included)."""
+
+    n_mels: int
+    vocab: int
+
+
+def subsampled_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """Frames after the two stride-2 convolutions (kernel 3, padding 1) of clips of `lengths` frames."""
+    for _ in range(2):
+        lengths = (lengths - 1) // 2 + 1
+    return lengths
+
+
+class CTCRecurrent(nn.Module):
+    """B × n_mels × T features (+ lengths) → B × T/4 × vocab logits (+ their lengths)."""
+
+    def __init__(self, n_mels: int, vocab: int, width: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.convolutions = nn.Sequential(
+            nn.Conv1d(n_mels, width, kernel_size=3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv1d(width, width, kernel_size=3, stride=2, padding=1),
+            nn.GELU(),
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = nn.GRU(
+            width, width, layers, batch_first=True, bidirectional=True, dropout=dropout if layers > 1 else 0.0
+        )
+        self.output = nn.Linear(2 * width, vocab)
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.dropout(self.convolutions(features).transpose(1, 2))
+        frames = subsampled_lengths(lengths).clamp(min=1, max=hidden.shape[1])
+        packed = nn.utils.rnn.pack_padded_sequence(hidden, frames.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=hidden.shape[1])
+        return self.output(self.dropout(out)), frames
+
+
+@register_model(
+    "ctc_rnn",
+    accepts=("speech frames",),
+    description="2 strided conv layers + bidirectional GRU + linear, trained with CTC (task speech-recognition)",
+)
+def ctc_rnn(
+    spec: SpeechSpec, output_dim: int, *, width: int = 128, layers: int = 2, dropout: float = 0.1
+) -> CTCRecurrent:
+    """`spec` gives the mel bands; `output_dim` is the vocabulary with the blank (equal to spec's)."""
+    return CTCRecurrent(spec.n_mels, output_dim, width, layers, dropout)

@@ -1,0 +1,246 @@
+"""Speech data: a table of WAV paths and transcripts, checked, split, turned into log-mel frames.
+
+A table (CSV/TSV/JSONL/Parquet) has a transcript column (`data.target`, default `text`) and a column of
+WAV paths (`data.source`, else the one column whose values end in .wav), relative to the table's folder.
+Each clip is decoded (stereo mixed to mono), resampled to the run's rate, and becomes an n_mels × frames
+log-mel spectrogram normalised per utterance (each band to mean 0, variance 1 over the clip's own frames),
+so recording level and channel colour do not move the features and nothing is fitted.
+
+Refused in one line each (DataError): a WAV that does not decode, an empty transcript (naming the row),
+a clip longer than `speech.max_seconds`, a missing column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from modelforge.config import DataConfig, SpeechConfig
+from modelforge.data.audio import AUDIO_SUFFIXES, log_mel, read_wav, resample
+from modelforge.errors import DataError, did_you_mean
+
+DEFAULT_TARGET = "text"
+TABLE_SUFFIXES = {".csv", ".tsv", ".jsonl", ".json", ".ndjson", ".parquet", ".pq"}
+FREE_TEXT_DISTINCT = 0.5  # a target whose values are mostly distinct is a transcript, not a class label
+FREE_TEXT_MIN_VALUES = 20
+
+
+@dataclass
+class Clips:
+    """Audio files and their transcripts (None where unknown: predict), with the table row of each."""
+
+    files: list[Path]
+    texts: list[str] | None
+    rows: list[int]  # 1-based data rows of its table
+    tables: list[str]  # the table each clip is listed in, for messages
+    audio_name: str
+    text_name: str
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def take(self, picked: np.ndarray) -> Clips:
+        texts = None if self.texts is None else [self.texts[i] for i in picked]
+        rows, tables = [self.rows[i] for i in picked], [self.tables[i] for i in picked]
+        return Clips([self.files[i] for i in picked], texts, rows, tables, self.audio_name, self.text_name)
+
+    def where(self, index: int) -> str:
+        """ "TABLE row N" of clip `index`."""
+        return f"{self.tables[index]} row {self.rows[index]}"
+
+
+def audio_column(frame: pd.DataFrame, target: str | None, source: str | None, where: str) -> str:
+    """`source` when given (and present), else the one column of .wav paths beside the target."""
+    if source is not None:
+        if source not in frame.columns:
+            raise DataError(
+                f"{where}: audio column {source!r} missing{did_you_mean(source, map(str, frame.columns))} "
+                f"(columns: {', '.join(map(str, frame.columns))})"
+            )
+        return source
+    found = [str(c) for c in frame.columns if c != target and holds_audio_paths(frame[c])]
+    if len(found) != 1:
+        raise DataError(
+            f"{where}: set data.source to the column of WAV paths (columns holding .wav paths: "
+            f"{', '.join(found) or 'none'}; columns: {', '.join(map(str, frame.columns))})"
+        )
+    return found[0]
+
+
+def holds_audio_paths(series: pd.Series) -> bool:
+    sample = series.dropna().astype(str).head(20)
+    return len(sample) > 0 and all(Path(v).suffix.lower() in AUDIO_SUFFIXES for v in sample)
+
+
+def column_text(path: Path, frame: pd.DataFrame, column: str, rows: list[int]) -> list[str | None]:
+    """The column's cells as written: a delimited file's raw text (pandas would read "014" as 14), else str()."""
+    if path.suffix.lower() in {".csv", ".tsv"} and frame[column].dtype != object:
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8")), delimiter=sep)
+        header = next(reader)
+        index = header.index(column)
+        cells = [row[index] if len(row) == len(header) else "" for row in reader if row]  # numbered as read_table
+        return [cells[number - 1] for number in rows]
+    return [None if pd.isna(v) else str(v) for v in frame[column]]
+
+
+def read_clips(
+    path: str | Path, target: str | None, source: str | None, bad_rows: str = "error", needs_text: bool = True
+) -> Clips:
+    """The clips a table lists; with `needs_text`, their transcripts (an empty one is an error naming its row,
+    or with bad_rows: skip, a row left out)."""
+    from modelforge.data.readers import read_data_with_rows
+
+    path = Path(path)
+    frame, rows = read_data_with_rows(path, bad_rows)
+    text_name = target or DEFAULT_TARGET
+    where = str(path)
+    audio_name = audio_column(frame, text_name, source, where)
+    texts: list[str | None] | None = None
+    if needs_text:
+        if text_name not in frame.columns:
+            raise DataError(
+                f"{where}: transcript column {text_name!r} missing{did_you_mean(text_name, map(str, frame.columns))}"
+                f"; set data.target (columns: {', '.join(map(str, frame.columns))})"
+            )
+        texts = column_text(path, frame, text_name, rows)
+    files, kept_texts, kept_rows = [], [], []
+    for index, value in enumerate(frame[audio_name]):
+        text = texts[index] if texts is not None else ""
+        if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
+            raise DataError(f"{where}: row {rows[index]} has no audio path in column {audio_name!r}")
+        if needs_text and (text is None or not text.strip()):
+            if bad_rows == "skip":
+                continue
+            raise DataError(
+                f"{where}: row {rows[index]} has an empty transcript in column {text_name!r}; "
+                "remove the row (or set data.bad_rows: skip)"
+            )
+        file = Path(str(value)).expanduser()
+        files.append(file if file.is_absolute() else path.parent / file)
+        kept_texts.append(text or "")
+        kept_rows.append(rows[index])
+    if not files:
+        raise DataError(f"{where}: no clips")
+    texts_kept = kept_texts if needs_text else None
+    return Clips(files, texts_kept, kept_rows, [where] * len(files), audio_name, text_name)
+
+
+def read_table_clips(files: str | list[str], data: DataConfig) -> Clips:
+    if isinstance(files, str):
+        return read_clips(files, data.target, data.source, data.bad_rows)
+    parts = [read_clips(f, data.target, data.source, data.bad_rows) for f in files]
+    return Clips(
+        [f for p in parts for f in p.files], [t for p in parts for t in p.texts or []],
+        [r for p in parts for r in p.rows], [t for p in parts for t in p.tables], parts[0].audio_name,
+        parts[0].text_name,
+    )  # fmt: skip
+
+
+def split_clips(data: DataConfig, seed: int) -> tuple[Clips, Clips, Clips | None]:
+    """Train, valid and test clips: data.valid / data.test when given, else seeded shares of data.train
+    (data.split.valid, data.split.test). Test is None when neither gives one."""
+    # {source, target} files are refused for this task by its registry entry (Task.check_config)
+    assert isinstance(data.train, str | list), data.train
+    clips = read_table_clips(data.train, data)
+    rng = np.random.default_rng(data.split.seed if data.split.seed is not None else seed)
+    order = rng.permutation(len(clips))
+    n_valid = 0 if data.valid is not None else max(1, round(len(clips) * data.split.valid))
+    n_test = 0 if data.test is not None else round(len(clips) * data.split.test)
+    if len(clips) - n_valid - n_test < 1:
+        raise DataError(f"data.train: {len(clips)} clips leave none to train on after the valid and test shares")
+    valid = read_table_clips(str(data.valid), data) if data.valid is not None else clips.take(order[:n_valid])
+    test = (
+        read_table_clips(str(data.test), data)
+        if data.test is not None
+        else clips.take(order[n_valid : n_valid + n_test])
+    )
+    train = clips.take(np.sort(order[n_valid + n_test :]))
+    return train, valid, (test if len(test) else None)
+
+
+# ----------------------------------------------------------------------------- features
+def most_common_rate(clips: Clips) -> int:
+    """The sample rate most of the clips have (read from their headers where `wave` can)."""
+    import wave
+
+    rates: Counter[int] = Counter()
+    for index, file in enumerate(clips.files):
+        try:
+            with wave.open(str(file), "rb") as handle:
+                rates[handle.getframerate()] += 1
+        except (wave.Error, EOFError, OSError):  # float WAVs; a file that does not decode is named by read_wav
+            rates[read_wav_of_row(file, clips.where(index))[1]] += 1
+    return rates.most_common(1)[0][0]
+
+
+def read_wav_of_row(file: Path, where: str | None) -> tuple[np.ndarray, int]:
+    try:
+        return read_wav(file)
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}" if where else str(exc)) from None
+
+
+def clip_features(samples: np.ndarray, rate: int, settings: SpeechConfig, sample_rate: int) -> np.ndarray:
+    """n_mels × frames float32: log-mel of the clip at `sample_rate`, each band normalised over the clip."""
+    samples = resample(samples, rate, sample_rate)
+    window = max(2, round(sample_rate * settings.window_ms / 1000))
+    hop = max(1, round(sample_rate * settings.hop_ms / 1000))
+    mel = log_mel(samples, sample_rate, settings.n_mels, window, hop)
+    mean, std = mel.mean(axis=1, keepdims=True), mel.std(axis=1, keepdims=True)
+    return ((mel - mean) / np.maximum(std, 1e-5)).astype(np.float32)
+
+
+def check_length(samples: np.ndarray, rate: int, settings: SpeechConfig, name: str) -> None:
+    seconds = len(samples) / rate
+    if seconds > settings.max_seconds:
+        raise DataError(
+            f"{name}: lasts {seconds:.1f} s, longer than speech.max_seconds {settings.max_seconds:g}; "
+            "cut the clip or raise speech.max_seconds"
+        )
+
+
+def file_features(file: Path, settings: SpeechConfig, sample_rate: int, where: str | None = None) -> np.ndarray:
+    """The features of one WAV file; DataError naming the file (and `where`: its table row) when it
+    cannot be used."""
+    samples, rate = read_wav_of_row(file, where)
+    check_length(samples, rate, settings, f"{where}: {file}" if where else str(file))
+    return clip_features(samples, rate, settings, sample_rate)
+
+
+def clips_features(clips: Clips, settings: SpeechConfig, sample_rate: int) -> list[np.ndarray]:
+    return [file_features(file, settings, sample_rate, clips.where(i)) for i, file in enumerate(clips.files)]
+
+
+def recognizes_speech_table(path: Path, target: str | None = None) -> bool:
+    """For `modelforge init` with no --task: a table with a column of WAV paths whose target (--target, else
+    `text`) is free text — mostly distinct values — rather than a class label."""
+    if not path.is_file() or path.suffix.lower() not in TABLE_SUFFIXES:
+        return False
+    try:
+        frame = sample_rows(path)
+    except (DataError, ValueError, OSError, pd.errors.ParserError):
+        return False
+    name = target or DEFAULT_TARGET
+    if name not in frame.columns or not any(holds_audio_paths(frame[c]) for c in frame.columns if c != name):
+        return False
+    values = frame[name].dropna().astype(str)
+    distinct = values.nunique()
+    return distinct >= FREE_TEXT_MIN_VALUES and distinct >= FREE_TEXT_DISTINCT * len(values)
+
+
+def sample_rows(path: Path, rows: int = 2000) -> pd.DataFrame:
+    """The first rows of a table, cells as text (enough to tell a transcript column from a label)."""
+    suffix = path.suffix.lower()
+    if suffix in {".csv", ".tsv"}:
+        sep = "\t" if suffix == ".tsv" else ","
+        return pd.read_csv(path, sep=sep, nrows=rows, dtype=str, keep_default_na=False, na_values=[""])
+    from modelforge.data.readers import read_data
+
+    return read_data(path).head(rows)
