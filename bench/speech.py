@@ -1,0 +1,308 @@
+"""Connected-digit speech recognition (task: speech-recognition) on FSDD, each figure against its floor.
+
+Utterances are built from the Free Spoken Digit Dataset's recordings (8 kHz, five speakers): 3–7 digits
+of ONE speaker, joined by gaps of 50–300 ms of seeded Gaussian noise at −45 dBFS (one such gap also
+leads and trails), transcribed as the digit words ("three one four"): WER counts digit words, CER
+characters. Training utterances use recordings 5–49 of each digit and speaker, test utterances
+recordings 0–4 (FSDD's own test rule), so no recording is heard in both. The WAVs and their tables
+(audio,text,speaker) are written to WORK/clips/{train,test}.csv.
+
+  own   `modelforge init train.csv --target text`'s config, unchanged (it takes test.csv beside
+        train.csv as data.test and 10 % of train.csv as the validation split), trained on all five
+        speakers' training utterances (default 2,000), scored on 500 test utterances of the same
+        speakers (greedy, the run's speech.beam). Floor: WER ≤ 5 %.
+  loso  leave one speaker out: init's config for the other four speakers' training utterances, scored
+        on the left-out speaker's test utterances; each fold and the mean. Floor: mean WER ≤ 15 %.
+  rtf   after training (own's run, else the first fold's): seconds of decoding (model forward + CTC
+        decoding with the run's speech.beam, from log-mel features) per second of test audio, all test
+        clips in one batch and one clip at a time, with 1 torch thread and 2; best of 2 (of 1 when the first
+        took over 30 s). Floor: ≤ 0.05.
+        Feature extraction (WAV → log-mel) is printed beside it, outside the floor.
+
+`--scale small` (300 utterances, 100 test, epochs capped at 3) proves the pipeline in minutes; `--scale
+full` is the measured run. Data: ../shared/datasets/fsdd beside the repo, else `modelforge datasets
+fetch fsdd` (dataset:fsdd), or `--fsdd FOLDER` holding recordings/<digit>_<speaker>_<index>.wav.
+
+    .venv/bin/python bench/speech.py all --scale small
+    .venv/bin/python bench/speech.py own --scale full --threads 1 --work /tmp/speech-own
+    .venv/bin/python bench/speech.py loso --scale full --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import wave
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from _machine import auto_line, print_header
+
+import modelforge
+from modelforge.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+if (ROOT.parent / "shared" / "datasets").is_dir():
+    os.environ.setdefault("MODELFORGE_DATA", str(ROOT.parent / "shared" / "datasets"))
+
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+RATE = 8000
+TEST_INDEX = 5  # FSDD's own rule: recordings 0–4 of each digit and speaker are test
+DIGITS = (3, 7)  # digits per utterance, inclusive
+GAP_SECONDS = (0.05, 0.30)
+NOISE_DBFS = -45.0  # RMS of the gap noise against a full-scale 1.0
+FLOORS = {"own": 0.05, "loso": 0.15, "rtf": 0.05}
+REPEAT_BUDGET_SECONDS = 30.0  # no second timing of a setting whose first took longer (2 threads on a busy box)
+SCALES = {"small": {"utterances": 300, "test": 100, "max_epochs": 3}, "full": {"utterances": 2000, "test": 500}}
+
+Pool = dict[tuple[str, int, bool], list[np.ndarray]]  # (speaker, digit, held out) → recordings
+
+
+# ----------------------------------------------------------------------------- utterances
+def fsdd_folder(given: Path | None) -> Path:
+    """--fsdd, else the catalog's fsdd folder (../shared/datasets beside the repo when present)."""
+    if given is not None:
+        return given
+    from modelforge.datasets.catalog import resolve_dataset_path
+    from modelforge.errors import ModelforgeError
+
+    try:
+        return resolve_dataset_path("dataset:fsdd")
+    except ModelforgeError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def read_recordings(folder: Path) -> Pool:
+    """Every recordings/<digit>_<speaker>_<index>.wav at 8 kHz, keyed by speaker, digit and test (index < 5)."""
+    from modelforge.data.audio import read_wav, resample
+
+    pool: Pool = defaultdict(list)
+    for path in sorted((folder / "recordings").glob("*.wav")):
+        digit, speaker, index = path.stem.split("_")
+        samples, rate = read_wav(path)
+        pool[(speaker, int(digit), int(index) < TEST_INDEX)].append(resample(samples, rate, RATE))
+    if not pool:
+        raise SystemExit(f"{folder / 'recordings'}: no <digit>_<speaker>_<index>.wav recordings")
+    return pool
+
+
+def utterance(pool: Pool, speaker: str, held_out: bool, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """One speaker's 3–7 random digits between noise gaps, and its transcript in digit words."""
+    digits = rng.integers(0, 10, size=int(rng.integers(DIGITS[0], DIGITS[1] + 1))).tolist()
+    noise = 10 ** (NOISE_DBFS / 20)
+
+    def gap() -> np.ndarray:
+        return rng.normal(0.0, noise, int(RATE * rng.uniform(*GAP_SECONDS))).astype(np.float32)
+
+    pieces = [gap()]
+    for digit in digits:
+        recordings = pool[(speaker, digit, held_out)]
+        pieces += [recordings[int(rng.integers(len(recordings)))], gap()]
+    return np.concatenate(pieces), " ".join(WORDS[d] for d in digits)
+
+
+def write_pcm(path: Path, samples: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(RATE)
+        handle.writeframes((np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes())
+
+
+def write_utterances(pool: Pool, count: int, held_out: bool, clips: Path, seed: int) -> pd.DataFrame:
+    """`count` utterances, the speakers taking turns, as clips/{train,test}/NNNNN.wav and clips/{train,test}.csv."""
+    split = "test" if held_out else "train"
+    speakers = sorted({speaker for speaker, _, _ in pool})
+    rng = np.random.default_rng(seed)
+    (clips / split).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(count):
+        speaker = speakers[i % len(speakers)]
+        samples, text = utterance(pool, speaker, held_out, rng)
+        write_pcm(clips / split / f"{i:05d}.wav", samples)
+        rows.append({"audio": f"{split}/{i:05d}.wav", "text": text, "speaker": speaker, "seconds": len(samples) / RATE})
+    frame = pd.DataFrame(rows)
+    frame[["audio", "text", "speaker"]].to_csv(clips / f"{split}.csv", index=False)
+    return frame
+
+
+def fold_tables(clips: Path, folder: Path, speaker: str) -> Path:
+    """folder/train.csv (the other speakers' training utterances) and folder/test.csv (the speaker's)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, keep in (("train", False), ("test", True)):
+        frame = pd.read_csv(clips / f"{split}.csv")
+        frame = frame[(frame["speaker"] == speaker) == keep]
+        frame = frame.assign(audio=[os.path.relpath(clips / a, folder) for a in frame["audio"]])
+        frame.to_csv(folder / f"{split}.csv", index=False)
+    return folder / "train.csv"
+
+
+# ----------------------------------------------------------------------------- train and score
+def init_and_train(train_csv: Path, run_dir: Path, threads: int, max_epochs: int | None) -> tuple[Any, float]:
+    """Train with `modelforge init TRAIN --target text`'s config (threads set; epochs capped at small
+    scale); the run and the training minutes."""
+    from modelforge.init import starter_config_yaml
+
+    config_path = train_csv.with_name("speech.yaml")
+    config_path.write_text(starter_config_yaml(train_csv, "text", None, config_path))
+    raw = yaml.safe_load(config_path.read_text())
+    assert raw["task"] == "speech-recognition", f"init inferred task {raw['task']!r}"
+    overrides = [f"train.threads={threads}"]
+    if max_epochs is not None:
+        overrides.append(f"train.epochs={min(max_epochs, raw['train']['epochs'])}")
+    config = load_config(config_path, overrides)
+    started = time.time()
+    run = modelforge.train(config, run_dir)
+    return run, (time.time() - started) / 60
+
+
+def trained_line(run: Any, minutes: float, init_epochs: int) -> str:
+    m, model = run.metrics, run.model_info
+    return (
+        f"trained {minutes:.1f} min ({m['epochs']} of init's {init_epochs} epochs, best epoch {m['best_epoch']}, "
+        f"{m['steps']} steps, {m['train_clips']} training clips, {model['type']} width "
+        f"{model['options'].get('width')} layers {model['options'].get('layers')}, {model['parameters']:,} parameters; "
+        f"load {os.getloadavg()[0]:.2f})"
+    )
+
+
+def floor_text(value: float, floor: float, unit: str = "%") -> str:
+    shown = f"{floor:.0%}" if unit == "%" else f"{floor:g}"
+    return f"floor ≤ {shown}: {'met' if value <= floor else 'NOT met'}"
+
+
+def init_epochs(train_csv: Path) -> int:
+    return int(yaml.safe_load(train_csv.with_name("speech.yaml").read_text())["train"]["epochs"])
+
+
+def own(clips: Path, work: Path, threads: int, max_epochs: int | None) -> Path:
+    run, minutes = init_and_train(clips / "train.csv", work / "own-run", threads, max_epochs)
+    m = run.metrics
+    assert m["split"] == "test", f"init did not take test.csv as data.test (scored {m['split']})"
+    print(
+        f"own  5 speakers, {m['n']} held-out utterances: WER {m['wer']:.2%} ({floor_text(m['wer'], FLOORS['own'])}), "
+        f"CER {m['cer']:.2%}, beam {m['beam']}; {trained_line(run, minutes, init_epochs(clips / 'train.csv'))}",
+        flush=True,
+    )
+    print(f"own  {auto_line(work / 'own-run')}", flush=True)
+    return work / "own-run"
+
+
+def loso(clips: Path, work: Path, threads: int, max_epochs: int | None) -> Path:
+    speakers = sorted(pd.read_csv(clips / "train.csv")["speaker"].unique())
+    scores, total_minutes, first = {}, 0.0, None
+    for speaker in speakers:
+        train_csv = fold_tables(clips, work / f"loso-{speaker}", speaker)
+        run_dir = work / f"loso-{speaker}" / "run"
+        run, minutes = init_and_train(train_csv, run_dir, threads, max_epochs)
+        first, total_minutes = first or run_dir, total_minutes + minutes
+        m = run.metrics
+        scores[speaker] = m["wer"]
+        print(
+            f"loso without {speaker:<10} {m['n']} utterances: WER {m['wer']:.2%}, CER {m['cer']:.2%}; "
+            f"{trained_line(run, minutes, init_epochs(train_csv))}",
+            flush=True,
+        )
+        print(f"loso without {speaker:<10} {auto_line(run_dir)}", flush=True)
+    mean = sum(scores.values()) / len(scores)
+    print(
+        f"loso mean WER {mean:.2%} over {len(scores)} speakers ({floor_text(mean, FLOORS['loso'])}); "
+        f"trained {total_minutes:.1f} min in all",
+        flush=True,
+    )
+    assert first is not None
+    return first
+
+
+def real_time_factor(run_dir: Path, test_csv: Path, repeats: int = 2) -> None:
+    """Decoding seconds per audio second on the test clips: one batch of all and batch 1, 1 thread and 2."""
+    from modelforge.speech.data import clips_features, read_clips
+    from modelforge.speech.decode import prefix_beam_search
+    from modelforge.speech.run import frame_log_probs, load_speech_run, settings_of
+
+    run = load_speech_run(run_dir)
+    settings = settings_of(run.config)
+    clips = read_clips(test_csv, "text", None)
+    audio_seconds = 0.0
+    for file in clips.files:
+        with wave.open(str(file), "rb") as handle:
+            audio_seconds += handle.getnframes() / handle.getframerate()
+    started = time.perf_counter()
+    features = clips_features(clips, settings, run.sample_rate)
+    feature_seconds = time.perf_counter() - started
+    print(
+        f"rtf  features (WAV → log-mel, numpy, outside the floor): {feature_seconds / audio_seconds:.4f} "
+        f"({len(features)} clips, {audio_seconds:.0f} s of audio)",
+        flush=True,
+    )
+    previous = torch.get_num_threads()
+    transcripts: dict[tuple[int, int], list[str]] = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for batch in (len(features), 1):
+            seconds: list[float] = []
+            while len(seconds) < repeats and sum(seconds) < REPEAT_BUDGET_SECONDS:
+                started = time.perf_counter()
+                log_probs = frame_log_probs(run.model, features, batch)
+                texts = [run.characters.decode(prefix_beam_search(lp, settings.beam)) for lp in log_probs]
+                seconds.append(time.perf_counter() - started)
+            transcripts[threads, batch] = texts
+            rtf = min(seconds) / audio_seconds
+            print(
+                f"rtf  decode beam {settings.beam}, batch {batch:>3}, {threads} thread{'s' if threads > 1 else ''}: "
+                f"{rtf:.4f} ({floor_text(rtf, FLOORS['rtf'], unit='x')}; best of {len(seconds)}: "
+                f"{', '.join(f'{s:.2f}' for s in seconds)} s; load {os.getloadavg()[0]:.2f})",
+                flush=True,
+            )
+    torch.set_num_threads(previous)
+    same = all(texts == transcripts[1, len(features)] for texts in transcripts.values())
+    print(f"rtf  same transcripts in every batch size and thread count: {same}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", choices=["own", "loso", "all"])
+    parser.add_argument("--scale", choices=list(SCALES), default="full")
+    parser.add_argument("--utterances", type=int, help="training utterances (default: 2,000; small scale 300)")
+    parser.add_argument("--threads", type=int, default=1, help="train.threads of every run")
+    parser.add_argument("--work", type=Path, help="keep the clips and runs here (default: a temporary folder)")
+    parser.add_argument("--fsdd", type=Path, help="folder holding recordings/ (default: the catalog's fsdd)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the utterances (test: seed + 1)")
+    args = parser.parse_args()
+    print_header()
+    scale = SCALES[args.scale]
+    count = args.utterances or scale["utterances"]
+    pool = read_recordings(fsdd_folder(args.fsdd))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        clips = work / "clips"
+        train = write_utterances(pool, count, False, clips, args.seed)
+        test = write_utterances(pool, scale["test"], True, clips, args.seed + 1)
+        print(
+            f"data {len(train)} training utterances ({train['seconds'].sum() / 3600:.2f} h, recordings "
+            f"{TEST_INDEX}–49), {len(test)} test utterances ({test['seconds'].sum() / 3600:.2f} h, recordings "
+            f"0–{TEST_INDEX - 1}), {train['speaker'].nunique()} speakers, {DIGITS[0]}–{DIGITS[1]} digits, gaps "
+            f"{GAP_SECONDS[0] * 1000:.0f}–{GAP_SECONDS[1] * 1000:.0f} ms of {NOISE_DBFS:g} dBFS noise; scale "
+            f"{args.scale}, {args.threads} training thread{'s' if args.threads > 1 else ''}; in {clips}",
+            flush=True,
+        )
+        max_epochs = scale.get("max_epochs")
+        timed = None
+        if args.suite in ("own", "all"):
+            timed = own(clips, work, args.threads, max_epochs), clips / "test.csv"
+        if args.suite in ("loso", "all"):
+            first = loso(clips, work, args.threads, max_epochs)
+            timed = timed or (first, first.parent / "test.csv")
+        assert timed is not None
+        real_time_factor(*timed)
+
+
+if __name__ == "__main__":
+    main()
