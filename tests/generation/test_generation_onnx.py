@@ -39,7 +39,7 @@ def test_onnx_decoder_samples_like_the_run(model: str, tmp_path: Path, cli) -> N
 
 
 def test_serve_with_the_onnx_engine_samples_like_eager(tmp_path: Path) -> None:
-    from modelforge.serve.services import ModelSpec, ServeError, load_generate_service, load_image_service
+    from modelforge.serve.services import ModelSpec, load_image_service
 
     config = {
         "task": "generation",
@@ -52,5 +52,3 @@ def test_serve_with_the_onnx_engine_samples_like_eager(tmp_path: Path) -> None:
     spec = ModelSpec.parse(f"digits={run_dir}")
     eager, onnx = load_image_service(spec, "torch"), load_image_service(spec, "onnx")
     assert onnx.sample(4, "3", 7, 1.0, False) == eager.sample(4, "3", 7, 1.0, False)
-    with pytest.raises(ServeError, match="--engine onnx"):
-        load_generate_service(spec, "onnx")

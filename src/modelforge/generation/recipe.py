@@ -41,7 +41,7 @@ from modelforge.training.checkpoint import (
 )
 from modelforge.training.distributed import Topology
 from modelforge.training.interrupt import StopSignal
-from modelforge.training.loop import LoopHook, StepInfo, end_training, keep_if_best
+from modelforge.training.loop import LoopHook, StepInfo, close_epoch, end_training
 from modelforge.training.optim import build_optimizer
 from modelforge.training.probe import batch_signature, settle_auto
 from modelforge.training.resume import open_run_directory
@@ -162,12 +162,9 @@ def fit_generator(
         row["seconds"] = time.perf_counter() - started
         if chooser.measures:
             row["threads"] = chooser.chosen
-        state.history.append(row)
-        log_epoch(row)
-        keep_if_best(state, model, row.get("valid_loss"), epoch, lower_is_better=True, keep_weights=cfg.keep_best)
-        state.epoch, state.batch, state.sums = epoch + 1, 0, {}
-        for hook in hooks:
-            hook.after_epoch(parts, state, row)
+        close_epoch(
+            parts, state, row, hooks, log_epoch, row.get("valid_loss"), lower_is_better=True, keep_weights=cfg.keep_best
+        )
 
     end_training(model, parts, state, hooks)
     return state

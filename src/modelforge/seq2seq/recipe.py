@@ -47,7 +47,7 @@ from modelforge.seq2seq.tokenize import SideTokenizer, fit_tokenizer, load_side_
 from modelforge.training.checkpoint import Checkpoint, TrainingParts, TrainingState, open_checkpointer, storable_tensors
 from modelforge.training.distributed import Topology
 from modelforge.training.interrupt import StopSignal
-from modelforge.training.loop import LoopHook, StepInfo, TrainingError, end_training, keep_if_best
+from modelforge.training.loop import LoopHook, StepInfo, TrainingError, close_epoch, end_training
 from modelforge.training.optim import SCHEDULES, build_optimizer
 from modelforge.training.probe import batch_signature, settle_auto
 from modelforge.training.resume import open_run_directory
@@ -204,12 +204,9 @@ def fit_seq2seq(
         row["seconds"] = time.perf_counter() - started
         if chooser.measures:
             row["threads"] = chooser.chosen
-        state.history.append(row)
-        log_epoch(row)
-        keep_if_best(state, model, row["valid_bleu"], epoch, lower_is_better=False, keep_weights=cfg.keep_best)
-        state.epoch, state.batch, state.sums, state.seen = epoch + 1, 0, {}, 0
-        for hook in hooks:
-            hook.after_epoch(parts, state, row)
+        close_epoch(
+            parts, state, row, hooks, log_epoch, row["valid_bleu"], lower_is_better=False, keep_weights=cfg.keep_best
+        )
         if cfg.max_steps and state.steps >= cfg.max_steps:
             break
 

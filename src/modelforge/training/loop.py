@@ -237,6 +237,31 @@ def keep_if_best(
     return True
 
 
+def close_epoch(
+    parts: Any,
+    state: TrainingState,
+    row: dict[str, Any],
+    hooks: Sequence[Any],
+    log_epoch: Callable[[dict[str, Any]], None],
+    value: float | None,
+    *,
+    lower_is_better: bool,
+    keep_weights: bool,
+) -> bool:
+    """The end of an epoch in the task loops that log one row an epoch: the row to the history and the
+    log, the best epoch kept (`keep_if_best` on `value`), the epoch's counters reset, then the hooks — in
+    that order, so a checkpoint holds the finished epoch. True when the epoch was the best so far."""
+    state.history.append(row)
+    log_epoch(row)
+    improved = keep_if_best(
+        state, parts.model, value, row["epoch"], lower_is_better=lower_is_better, keep_weights=keep_weights
+    )
+    state.epoch, state.batch, state.sums, state.seen, state.running_loss = row["epoch"] + 1, 0, {}, 0, 0.0
+    for hook in hooks:
+        hook.after_epoch(parts, state, row)
+    return improved
+
+
 def end_training(model: nn.Module, parts: Any, state: Any, hooks: Sequence[Any]) -> None:
     """After the last epoch of any loop: the hooks' after_training, then the best epoch's weights if kept."""
     for hook in hooks:
