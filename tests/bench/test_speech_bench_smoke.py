@@ -43,6 +43,7 @@ def test_speech_bench_small_scale_prints_every_figure(tmp_path: Path) -> None:
     fsdd = write_recordings(tmp_path / "fsdd")
     work = tmp_path / "work"
     command = [sys.executable, str(ROOT / "bench" / "speech.py"), "own", "--scale", "small", "--utterances", "40"]
+    command += ["--decode-budget", "1"]  # 2 threads on a busy 2-core machine decode slowly: time a slice
     result = subprocess.run(
         [*command, "--fsdd", str(fsdd), "--work", str(work)], capture_output=True, text=True, cwd=tmp_path, timeout=300
     )

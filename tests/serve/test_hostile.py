@@ -255,9 +255,9 @@ def test_slow_body_gets_408_and_the_key_is_checked_before_the_body(digits_run: P
 def test_a_stream_waiting_for_a_decoding_row_gets_504(
     gpt_run: Path, serve_live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import modelforge.serve.streams as streams
+    import modelforge.text.generate as generate
 
-    class StuckBatch(streams.DecodeBatch):  # type: ignore[misc,name-defined]
+    class StuckBatch(generate.DecodeBatch):  # the decoder Generator.decode_batch hands the server
         stuck = True
 
         def step(self) -> Any:
@@ -266,7 +266,7 @@ def test_a_stream_waiting_for_a_decoding_row_gets_504(
                 time.sleep(3)
             return super().step()
 
-    monkeypatch.setattr(streams, "DecodeBatch", StuckBatch)
+    monkeypatch.setattr(generate, "DecodeBatch", StuckBatch)
     app = create_app(load_services([f"bard={gpt_run}"]), ServeSettings(max_streams=1, timeout_s=1.0))
 
     async def scenario(url: str) -> tuple[int, httpx.Response, float]:
