@@ -235,11 +235,7 @@ class OnnxDecodeBatch:
             else:
                 logits, cache = self.graph.step(np.array([decoding.history[-1:]]), cache)
             self.caches[id(decoding)] = cache
-            try:
-                out.append((decoding, decoding.take(torch.from_numpy(logits[0, -1]))))
-            except GenerationError as exc:
-                decoding.produced = decoding.sampling.max_new_tokens
-                out.append((decoding, exc))
+            out.append((decoding, decoding.advance(torch.from_numpy(logits[0, -1]))))
             if decoding.finished:
                 self.drop(decoding)
         return out

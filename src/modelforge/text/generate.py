@@ -208,6 +208,15 @@ class Decoding:
         self.produced += 1
         return token
 
+    def advance(self, logits: torch.Tensor) -> int | Exception:
+        """`take` for a decoder stepping many generations: the GenerationError that ends this one (it is
+        then finished) is returned for its stream, not raised into the others'."""
+        try:
+            return self.take(logits)
+        except GenerationError as exc:
+            self.produced = self.sampling.max_new_tokens
+            return exc
+
 
 class DecodeBatch:
     """Generations advanced together, one batched forward pass per token (continuous batching).
@@ -272,11 +281,7 @@ class DecodeBatch:
             logits[id(decoding)] = self._prompt_pass(decoding, decoding.history[-window:])
         out: list[tuple[Decoding, int | Exception]] = []
         for decoding in list(self.active):
-            try:
-                out.append((decoding, decoding.take(logits[id(decoding)])))
-            except GenerationError as exc:
-                decoding.produced = decoding.sampling.max_new_tokens
-                out.append((decoding, exc))
+            out.append((decoding, decoding.advance(logits[id(decoding)])))
             if decoding.finished:
                 self.drop(decoding)
         return out
