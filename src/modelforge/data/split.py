@@ -7,7 +7,23 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from modelforge.config import DataConfig
+from modelforge.errors import DataError
+
 BUCKET_POOL = 50  # batches per length-sorted pool: enough to group lengths, still random
+
+
+def held_out_shares(n: int, data: DataConfig, seed: int, what: str) -> tuple[np.ndarray, int, int]:
+    """A seeded order of `n` rows and how many of its first rows go to valid, then test: none for a split
+    given as its own file (data.valid / data.test), else data.split's share (valid at least one row).
+    DataError when nothing is left to train on; `what` names the rows ("pairs", "clips")."""
+    rng = np.random.default_rng(data.split.seed if data.split.seed is not None else seed)
+    order = rng.permutation(n)
+    n_valid = 0 if data.valid is not None else max(1, round(n * data.split.valid))
+    n_test = 0 if data.test is not None else round(n * data.split.test)
+    if n - n_valid - n_test < 1:
+        raise DataError(f"data.train: {n} {what} leave none to train on after the valid and test shares")
+    return order, n_valid, n_test
 
 
 def split_indices(

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from modelforge.config import DataConfig, ParallelFiles
+from modelforge.data.split import held_out_shares
 from modelforge.errors import DataError, did_you_mean
 
 
@@ -147,12 +148,7 @@ def split_pairs(data: DataConfig, seed: int) -> tuple[Pairs, Pairs, Pairs | None
     """Train, valid and test pairs: data.valid / data.test when given, else seeded shares of data.train
     (data.split.valid, data.split.test). Test is None when neither gives one."""
     pairs = read_pairs(data.train, data)
-    rng = np.random.default_rng(data.split.seed if data.split.seed is not None else seed)
-    order = rng.permutation(len(pairs))
-    n_valid = 0 if data.valid is not None else max(1, round(len(pairs) * data.split.valid))
-    n_test = 0 if data.test is not None else round(len(pairs) * data.split.test)
-    if len(pairs) - n_valid - n_test < 1:
-        raise DataError(f"data.train: {len(pairs)} pairs leave none to train on after the valid and test shares")
+    order, n_valid, n_test = held_out_shares(len(pairs), data, seed, "pairs")
     valid = read_pairs(data.valid, data) if data.valid is not None else pairs.take(order[:n_valid])
     test = read_pairs(data.test, data) if data.test is not None else pairs.take(order[n_valid : n_valid + n_test])
     train = pairs.take(np.sort(order[n_valid + n_test :]))

@@ -23,6 +23,7 @@ import pandas as pd
 
 from modelforge.config import DataConfig, SpeechConfig
 from modelforge.data.audio import AUDIO_SUFFIXES, log_mel, read_wav, resample
+from modelforge.data.split import held_out_shares
 from modelforge.errors import DataError, did_you_mean
 
 DEFAULT_TARGET = "text"
@@ -149,12 +150,7 @@ def split_clips(data: DataConfig, seed: int) -> tuple[Clips, Clips, Clips | None
     # {source, target} files are refused for this task by its registry entry (Task.check_config)
     assert isinstance(data.train, str | list), data.train
     clips = read_table_clips(data.train, data)
-    rng = np.random.default_rng(data.split.seed if data.split.seed is not None else seed)
-    order = rng.permutation(len(clips))
-    n_valid = 0 if data.valid is not None else max(1, round(len(clips) * data.split.valid))
-    n_test = 0 if data.test is not None else round(len(clips) * data.split.test)
-    if len(clips) - n_valid - n_test < 1:
-        raise DataError(f"data.train: {len(clips)} clips leave none to train on after the valid and test shares")
+    order, n_valid, n_test = held_out_shares(len(clips), data, seed, "clips")
     valid = read_table_clips(str(data.valid), data) if data.valid is not None else clips.take(order[:n_valid])
     test = (
         read_table_clips(str(data.test), data)
