@@ -226,17 +226,17 @@ def loso(clips: Path, work: Path, threads: int, max_epochs: int | None) -> Path:
 
 def timed_decode(run: Any, features: list[np.ndarray], batch: int, budget: float) -> tuple[float, list[str]]:
     """Seconds spent decoding the clips `batch` at a time in table order (model forward + CTC decoding with
-    the run's speech.beam), and the transcripts of the clips decoded before `budget` seconds ran out."""
-    from modelforge.speech.decode import prefix_beam_search
+    the run's speech.beam and lexicon), and the transcripts of the clips decoded before `budget` seconds ran out."""
+    from modelforge.speech.decode import Lexicon, prefix_beam_search
     from modelforge.speech.run import frame_log_probs, settings_of
 
-    beam = settings_of(run.config).beam
+    beam, lexicon = settings_of(run.config).beam, Lexicon.of(run.characters)
     texts: list[str] = []
     spent = 0.0
     for begin in range(0, len(features), batch):
         started = time.perf_counter()
         log_probs = frame_log_probs(run.model, features[begin : begin + batch], batch)
-        texts += [run.characters.decode(prefix_beam_search(lp, beam)) for lp in log_probs]
+        texts += [run.characters.decode(prefix_beam_search(lp, beam, lexicon=lexicon)) for lp in log_probs]
         spent += time.perf_counter() - started
         if spent > budget:
             break

@@ -473,6 +473,21 @@ class SpeechConfig(Section):
     max_seconds: float = Field(20.0, gt=0, description="a longer clip is an error naming the file")
     lowercase: bool = Field(True, description="transcripts lower-cased before their characters become tokens")
     beam: int = Field(1, ge=1, description="CTC prefix beam width of evaluate, predict and serve (1: greedy)")
+    lexicon: bool = Field(
+        False,
+        description="decode only words of the training transcripts (a closed vocabulary: digits, commands)",
+    )
+    augment: AudioAugment | None = Field(
+        None,
+        description="training augmentation: waveform copies (speed, gain, noise, ...) and spectrogram warp and "
+        "masks; the keys of an audio feature's augment, without shift and stretch (they would move the words)",
+    )
+
+    @model_validator(mode="after")
+    def _augment_keeps_the_words_in_place(self) -> SpeechConfig:
+        if self.augment is not None and (self.augment.shift or self.augment.stretch):
+            raise ValueError("speech.augment: shift and stretch move frames away from their words; use speed")
+        return self
 
 
 class RunConfig(Section):

@@ -20,11 +20,11 @@ from tones import RATE, render, tiny_config, write_pcm, write_tones
 from cli_runner import modelforge_in_process, newest_step, signal_when
 from modelforge.config import load_config
 from modelforge.errors import ConfigError
-from modelforge.speech.data import read_clips, recognizes_speech_table
-from modelforge.speech.decode import greedy_decode, prefix_beam_search
+from modelforge.speech.data import clips_features, clips_renderings, read_clips, recognizes_speech_table
+from modelforge.speech.decode import Lexicon, greedy_decode, prefix_beam_search
 from modelforge.speech.recipe import train_speech
 from modelforge.speech.run import load_speech_run
-from modelforge.speech.tokens import fit_characters, load_characters, save_characters
+from modelforge.speech.tokens import BLANK, Characters, fit_characters, load_characters, save_characters
 
 
 def one_line_exit_2(*args: str) -> str:
@@ -139,6 +139,35 @@ def test_prefix_beam_search_finds_the_sequence_greedy_splits() -> None:
     assert p_one > p_empty and prefix_beam_search(frames, 4) == [1]
 
 
+def spelled(characters: Characters, text: str, sure: float = 0.9) -> np.ndarray:
+    """Frames × vocab log-probabilities that say `text` one symbol a frame, a blank between symbols."""
+    rows = []
+    for symbol in characters.encode(text):
+        for best in (symbol, BLANK):
+            row = np.full(characters.vocab_size, (1 - sure) / (characters.vocab_size - 1))
+            row[best] = sure
+            rows.append(row)
+    return np.log(np.array(rows))
+
+
+def test_a_lexicon_turns_near_words_into_words() -> None:
+    characters = fit_characters(["one two", "two nine five"], lowercase=True, lexicon=True)
+    lexicon = Lexicon.of(characters)
+    assert lexicon is not None and characters.words == ("five", "nine", "one", "two")
+    frames = spelled(characters, "fivee nin")  # what an unsure acoustic model says
+    assert characters.decode(prefix_beam_search(frames, 4)) == "fivee nin"
+    assert characters.decode(prefix_beam_search(frames, 4, lexicon=lexicon)) == "five nine"
+    clear = spelled(characters, "two one")  # a lexicon changes nothing the model is sure of
+    assert characters.decode(prefix_beam_search(clear, 4, lexicon=lexicon)) == "two one"
+    assert Lexicon.of(fit_characters(["one two"], lowercase=True)) is None  # off unless speech.lexicon
+
+
+def test_the_lexicon_is_saved_with_the_characters(tmp_path: Path) -> None:
+    characters = fit_characters(["One two", "two"], lowercase=True, lexicon=True)
+    save_characters(characters, tmp_path / "tokens.json")
+    assert load_characters(tmp_path / "tokens.json") == characters and characters.words == ("one", "two")
+
+
 def test_beam_is_at_least_as_good_as_greedy(tones_run: Path, fresh_csv: Path) -> None:
     run = load_speech_run(tones_run)
     greedy, beamed = run.evaluate(fresh_csv, beam=1), run.evaluate(fresh_csv, beam=4)
@@ -176,6 +205,15 @@ def test_init_infers_the_task_and_its_config_trains(tones_csv: Path, tmp_path: P
     loaded = load_config(config_path, ["train.epochs=1", "train.threads=1"])  # one epoch: the config is valid as is
     run = train_speech(loaded, tmp_path / "run")
     assert run.metrics["n"] == 20 and math.isfinite(run.metrics["cer"])
+
+
+def test_init_keeps_a_closed_vocabulary_to_its_words() -> None:
+    from modelforge.speech.init import decoding
+
+    digits = [" ".join(np.random.default_rng(i).choice(["one", "two", "three"], size=4)) for i in range(20)]
+    assert decoding(digits) == {"beam": 4, "lexicon": True}  # 3 words heard 80 times
+    sentences = [f"the {i} cats sat on mat {i}" for i in range(100)]  # a new word in every sentence
+    assert decoding(sentences) == {"beam": 1}
 
 
 def test_init_takes_val_and_test_tables_beside_a_train_table(tmp_path: Path) -> None:
@@ -244,6 +282,28 @@ def test_config_keys_the_task_does_not_read_are_errors(tones_csv: Path) -> None:
         load_config({"task": "classification", "data": {"train": "x.csv"}, "speech": {"beam": 2}})
     with pytest.raises(ConfigError, match=r"model.type: task speech-recognition takes ctc_rnn"):
         load_config({**tiny_config(str(tones_csv)), "model": {"type": "mlp"}})
+    shifted = tiny_config(str(tones_csv))
+    shifted["speech"]["augment"] = {"shift": 0.1}
+    with pytest.raises(ConfigError, match=r"speech.augment: shift and stretch move frames away from their words"):
+        load_config(shifted)
+
+
+def test_augmented_renderings_are_seeded_and_differ_from_the_clip(tones_csv: Path) -> None:
+    config = tiny_config(str(tones_csv))
+    config["speech"]["augment"] = {"copies": 2, "speed": 0.1, "gain_db": 10.0}
+    settings = load_config(config).speech
+    assert settings is not None
+    clips = read_clips(tones_csv, "text", None).take(np.arange(3))
+    first = clips_renderings(clips, settings, RATE, seed=0)
+    again, other = clips_renderings(clips, settings, RATE, seed=0), clips_renderings(clips, settings, RATE, seed=1)
+    clean = clips_features(clips, settings, RATE)
+    assert len(first) == 3 and all(len(copies) == 2 for copies in first)
+    flat = lambda renderings: [copy for copies in renderings for copy in copies]  # noqa: E731
+    assert all(np.array_equal(a, b) for a, b in zip(flat(first), flat(again), strict=True))
+    assert not np.array_equal(first[0][0], other[0][0])
+    for copies, clip in zip(first, clean, strict=True):  # sped up or slowed down: other lengths, other values
+        assert all(copy.shape[1] != clip.shape[1] or not np.allclose(copy, clip) for copy in copies)
+    assert clips_renderings(clips, settings.model_copy(update={"augment": None}), RATE, seed=0) == []
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -254,6 +314,8 @@ def test_a_killed_run_resumed_ends_bitwise_equal(tones_csv: Path, tmp_path: Path
 
     config = tiny_config(str(tones_csv), epochs=8, checkpoint_every=5, precision="fp32")
     config["model"]["dropout"] = 0.1  # the dropout masks' random stream is part of what resumes
+    # so are the renderings each row picks and the spectrogram masks
+    config["speech"]["augment"] = {"copies": 1, "speed": 0.05, "warp": 0.05, "freq_masks": 1, "time_masks": 1}
     reference = train_speech(load_config(config), tmp_path / "reference").path
     run_dir = tmp_path / "stopped"
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))

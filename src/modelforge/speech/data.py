@@ -214,6 +214,29 @@ def clips_features(clips: Clips, settings: SpeechConfig, sample_rate: int) -> li
     return [file_features(file, settings, sample_rate, clips.where(i)) for i, file in enumerate(clips.files)]
 
 
+def clips_renderings(clips: Clips, settings: SpeechConfig, sample_rate: int, seed: int) -> list[list[np.ndarray]]:
+    """Per clip, the features of `speech.augment.copies` more recordings of it (speed, gain, noise, band,
+    silence: data/audio_augment.py), or [] when speech.augment renders none. Clip i's copy k is drawn
+    from a generator seeded with (seed, i, k): the same whenever the run is trained or resumed."""
+    from modelforge.data.audio_augment import WaveAugment, augment_waveform
+
+    augment = settings.augment
+    if augment is None or not augment.copies:
+        return []
+    options = WaveAugment(**{key: getattr(augment, key) for key in WaveAugment.__dataclass_fields__})
+    if not options.active:
+        return []
+    renderings = []
+    for index, file in enumerate(clips.files):
+        samples, rate = read_wav_of_row(file, clips.where(index))
+        recordings = [
+            augment_waveform(samples, rate, options, np.random.default_rng([seed, index, copy]))
+            for copy in range(augment.copies)
+        ]
+        renderings.append([clip_features(recording, rate, settings, sample_rate) for recording in recordings])
+    return renderings
+
+
 def recognizes_speech_table(path: Path, target: str | None = None) -> bool:
     """For `modelforge init` with no --task: a table with a column of WAV paths whose target (--target, else
     `text`) is free text — mostly distinct values — rather than a class label."""

@@ -6,9 +6,14 @@ TABLE lists WAV paths (relative to it) and transcripts. Everything is chosen fro
   data.test, else 10 % + 10 % of the clips;
 - the sample rate: the clips' most common one (others are resampled to it); speech.max_seconds: the
   longest clip rounded up, at least 20 s;
-- model: ctc_rnn 128 wide, 2 layers under 5,000 clips; 256 wide, 3 layers above;
+- model: ctc_rnn with 2-D convolutions (filters that slide along the mel bands: voices differ there),
+  128 wide, 2 layers under 5,000 clips; 256 wide, 3 layers above;
 - epochs: about 30,000 clip presentations (15 to 150 epochs), batch 16 under 2,000 clips (else 32),
-  AdamW with a cosine schedule after a warm-up of a twentieth of the steps, gradients clipped at 5.
+  AdamW with a cosine schedule after a warm-up of a twentieth of the steps, gradients clipped at 5;
+- decoding: greedy, or for a closed vocabulary (at most 1,000 distinct words, each heard 20 times on
+  average: digits, commands) a beam of 4 kept to the training transcripts' words (speech.lexicon);
+- augmentation: two more recordings of each training clip (speed ±10 %, gain ±10 dB, silence, noise at
+  10–30 dB SNR, a lower-rate round trip or a telephone band), a band warp of ±10 % and SpecAugment masks.
 """
 
 from __future__ import annotations
@@ -22,6 +27,23 @@ from typing import Any
 from modelforge.speech.data import DEFAULT_TARGET, most_common_rate, read_clips
 
 PRESENTATIONS = 30_000
+CLOSED_VOCABULARY = (1000, 20)  # at most this many distinct words, each heard this many times on average
+# each training clip rendered twice more (speed, gain, silence, noise, band), then band warp and masks per batch:
+# recordings of speakers and rooms the training set lacks
+AUGMENT = {
+    "copies": 2,
+    "speed": 0.1,
+    "gain_db": 10.0,
+    "pad": 0.3,
+    "snr_db": 10.0,
+    "resample": 0.2,
+    "band": 0.2,
+    "warp": 0.1,
+    "freq_masks": 2,
+    "freq_mask_width": 6,
+    "time_masks": 2,
+    "time_mask_width": 8,
+}
 HELD_OUT = {"valid": ("val", "valid", "dev", "validation"), "test": ("test",)}
 
 
@@ -50,6 +72,14 @@ def longest_seconds(files: list[Path]) -> float:
     return longest
 
 
+def decoding(texts: list[str]) -> dict[str, Any]:
+    """speech.beam and speech.lexicon: a lexicon-bound beam for a closed vocabulary, else greedy."""
+    words = [word for text in texts for word in text.lower().split()]
+    distinct, repeats = CLOSED_VOCABULARY
+    closed = 0 < len(set(words)) <= distinct and len(words) >= repeats * len(set(words))
+    return {"beam": 4, "lexicon": True} if closed else {"beam": 1}
+
+
 def speech_config(data: Path, out: Path | None, target: str | None = None) -> dict[str, Any]:
     """A speech-recognition config for a table of WAV paths and transcripts (--target, default `text`)."""
     base = out.resolve().parent if out else Path.cwd()
@@ -74,7 +104,13 @@ def speech_config(data: Path, out: Path | None, target: str | None = None) -> di
         "task": "speech-recognition",
         "seed": 0,
         "data": data_section,
-        "model": {"type": "ctc_rnn", "width": 128 if small else 256, "layers": 2 if small else 3, "dropout": 0.1},
+        "model": {
+            "type": "ctc_rnn",
+            "conv": "2d",
+            "width": 128 if small else 256,
+            "layers": 2 if small else 3,
+            "dropout": 0.1,
+        },
         "train": {
             "epochs": epochs,
             "batch_size": batch_size,
@@ -89,6 +125,7 @@ def speech_config(data: Path, out: Path | None, target: str | None = None) -> di
         "speech": {
             "sample_rate": most_common_rate(clips),
             "max_seconds": float(max(20, math.ceil(longest_seconds(clips.files)))),
-            "beam": 1,
+            **decoding(clips.texts or []),
+            "augment": dict(AUGMENT),
         },
     }

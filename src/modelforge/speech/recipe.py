@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from modelforge.config import RunConfig, TrainConfig
+from modelforge.config import RunConfig, SpeechConfig, TrainConfig
+from modelforge.data.audio import SPECTROGRAM_AUGMENT, audio_augmenter
 from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json
 from modelforge.inference import autocast_context, set_cpu_threads
 from modelforge.models import build_model
 from modelforge.models.speech import SpeechSpec
 from modelforge.run import finish_run_directory, start_run_files
-from modelforge.speech.data import clips_features, most_common_rate, split_clips
+from modelforge.speech.data import Clips, clips_features, clips_renderings, most_common_rate, split_clips
 from modelforge.speech.metrics import speech_metrics
 from modelforge.speech.run import SpeechRun, load_speech_run, pad_features, settings_of, transcribe_features
 from modelforge.speech.tokens import BLANK, Characters, fit_characters, load_characters, save_characters
@@ -50,6 +52,23 @@ POOL_BATCHES = 50  # batches sorted by length together: little padding, still a 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # features, lengths, targets, target lengths
 
 
+@dataclass(frozen=True)
+class SpeechAugment:
+    """speech.augment made ready: each training clip's rendered recordings and the batch spectrogram
+    transform (None: none asked for)."""
+
+    renderings: list[list[np.ndarray]] = field(default_factory=list)
+    spectrogram: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    @classmethod
+    def of(cls, settings: SpeechConfig, train: Clips, sample_rate: int, seed: int) -> SpeechAugment:
+        if settings.augment is None:
+            return cls()
+        options = settings.augment.model_dump()
+        spectrogram = audio_augmenter(**{key: options[key] for key in SPECTROGRAM_AUGMENT})
+        return cls(clips_renderings(train, settings, sample_rate, seed), spectrogram)
+
+
 # ----------------------------------------------------------------------------- data → tensors
 def epoch_batches(lengths: np.ndarray, batch_size: int, generator: torch.Generator) -> list[np.ndarray]:
     """Row indices per batch: a seeded shuffle, pools of POOL_BATCHES batches sorted by length, the
@@ -65,11 +84,22 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, generator: torch.Generat
     return [batches[i] for i in shuffled]
 
 
-def make_batch(features: Sequence[np.ndarray], targets: Sequence[list[int]], rows: Sequence[int]) -> Batch:
-    batch, lengths = pad_features([features[i] for i in rows])
-    target_lengths = torch.tensor([len(targets[i]) for i in rows], dtype=torch.long)
-    flat = torch.tensor([t for i in rows for t in targets[i]], dtype=torch.long)
+def make_batch(features: Sequence[np.ndarray], targets: Sequence[list[int]]) -> Batch:
+    batch, lengths = pad_features(features)
+    target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
+    flat = torch.tensor([token for target in targets for token in target], dtype=torch.long)
     return batch, lengths, flat, target_lengths
+
+
+def recordings_of(
+    rows: np.ndarray, features: Sequence[np.ndarray], renderings: Sequence[list[np.ndarray]]
+) -> list[np.ndarray]:
+    """Per row, its clip or one of the clip's augmented renderings, uniformly (torch's generator, which
+    checkpoints keep); the clips themselves when there are no renderings."""
+    if not renderings:
+        return [features[i] for i in rows]
+    picks = torch.randint(0, len(renderings[0]) + 1, (len(rows),)).tolist()
+    return [features[i] if pick == 0 else renderings[i][pick - 1] for i, pick in zip(rows, picks, strict=True)]
 
 
 def ctc_loss_of(model: nn.Module, batch: Batch) -> torch.Tensor:
@@ -88,13 +118,15 @@ def fit_speech(
     score_valid: Callable[[], dict[str, float]],
     cfg: TrainConfig,
     *,
+    augment: SpeechAugment = SpeechAugment(),
     seed: int,
     log_epoch: Callable[[dict[str, Any]], None],
     topology: Topology,
     resume: Checkpoint | None = None,
     hooks: Sequence[LoopHook] = (),
 ) -> TrainingState:
-    """Train for cfg.epochs; returns the loop state (history, best epoch by valid_cer).
+    """Train for cfg.epochs; returns the loop state (history, best epoch by valid_cer). Each row of a batch
+    is its clip or one of `augment`'s renderings, then `augment`'s spectrogram transform (warp, masks).
 
     Each epoch's batches are drawn from `sampler`; its state at the epoch's start is kept too, so a run
     resumed mid-epoch redraws the same batches."""
@@ -123,7 +155,9 @@ def fit_speech(
                 break
             with chooser.timed(state.steps):
                 rows = batches[index]
-                batch = make_batch(features, targets, rows)
+                batch = make_batch(recordings_of(rows, features, augment.renderings), [targets[i] for i in rows])
+                if augment.spectrogram is not None:
+                    batch = (augment.spectrogram(batch[0][:, None])[:, 0], *batch[1:])
                 lr = cfg.lr * lr_factor(state.steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -188,7 +222,7 @@ def train_speech(
     if checkpoint is not None and (run_dir / "tokens.json").is_file():  # the characters it trained with
         characters = load_characters(run_dir / "tokens.json")
     else:
-        characters = fit_characters(train.texts or [], settings.lowercase)
+        characters = fit_characters(train.texts or [], settings.lowercase, settings.lexicon)
     spec = SpeechSpec(settings.n_mels, characters.vocab_size)
     torch.manual_seed(config.seed)
     model = build_model(config.model.type, spec, spec.vocab, config.model.options())
@@ -247,7 +281,8 @@ def _train_into(
     topology = Topology(device=torch.device("cpu"))
     environment = start_environment(run_dir, config, topology, checkpoint)
     metrics_path = start_run_files(run_dir, config, environment, checkpoint.history if checkpoint else [])
-    first = make_batch(train_features, train_targets, range(min(config.train.batch_size, len(train_features))))
+    first_rows = range(min(config.train.batch_size, len(train_features)))
+    first = make_batch([train_features[i] for i in first_rows], [train_targets[i] for i in first_rows])
     config = settle_auto(
         run_dir, config, model, topology, lambda: ctc_loss_of(model, first), batch_signature(first[:2]),
         environment, show_progress,
@@ -275,6 +310,7 @@ def _train_into(
                 (train_features, train_targets),
                 score_valid,
                 config.train,
+                augment=SpeechAugment.of(settings, train, sample_rate, config.seed),
                 seed=config.seed,
                 log_epoch=log_epoch,
                 topology=topology,

@@ -2,7 +2,7 @@
 
 RUN_DIR/
   config.yaml          resolved config
-  tokens.json          the characters (index 0: the CTC blank), lower-cased or not
+  tokens.json          the characters (index 0: the CTC blank), lower-cased or not; the lexicon's words
   preprocessing.json   audio and transcript columns, sample rate, mel bands, window and hop
   model.safetensors    final weights (the best validation-CER epoch's)
   model.json           type, options, vocabulary, parameters (written last)
@@ -30,7 +30,7 @@ from modelforge.models import build_model
 from modelforge.models.speech import SpeechSpec
 from modelforge.run import RunDirectory, read_finished_run
 from modelforge.speech.data import Clips, clip_features, clips_features, read_clips
-from modelforge.speech.decode import prefix_beam_search
+from modelforge.speech.decode import Lexicon, prefix_beam_search
 from modelforge.speech.tokens import Characters, load_characters
 
 REQUIRED_FILES = ("config.yaml", "tokens.json", "preprocessing.json", "model.safetensors", "model.json")
@@ -71,7 +71,8 @@ def frame_log_probs(
 def transcribe_features(
     model: nn.Module, characters: Characters, features: Sequence[np.ndarray], beam: int
 ) -> list[str]:
-    return [characters.decode(prefix_beam_search(lp, beam)) for lp in frame_log_probs(model, features)]
+    lexicon = Lexicon.of(characters)
+    return [characters.decode(prefix_beam_search(lp, beam, lexicon=lexicon)) for lp in frame_log_probs(model, features)]
 
 
 @dataclass
