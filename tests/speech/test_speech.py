@@ -160,6 +160,9 @@ def test_a_lexicon_turns_near_words_into_words() -> None:
     clear = spelled(characters, "two one")  # a lexicon changes nothing the model is sure of
     assert characters.decode(prefix_beam_search(clear, 4, lexicon=lexicon)) == "two one"
     assert Lexicon.of(fit_characters(["one two"], lowercase=True)) is None  # off unless speech.lexicon
+    commands = fit_characters(["stop", "go", "left"], lowercase=True, lexicon=True)  # one word a clip: no space
+    said = prefix_beam_search(spelled(commands, "lef"), 4, lexicon=Lexicon.of(commands))
+    assert commands.decode(said) == "left"
 
 
 def test_the_lexicon_is_saved_with_the_characters(tmp_path: Path) -> None:

@@ -96,16 +96,11 @@ def seq2seq_config(data: Path, out: Path | None, target: str | None = None) -> d
             raise DataError(f"{data}: no {data.with_suffix('.' + target).name} beside it to pair with (--target)")
         pairs = read_pairs(str(data), DataConfig(train=str(data), target=target))
         data_section = {"train": relative(data), "target": target, "source": pairs.source_name}
-    config = {
-        "task": "seq2seq",
-        "seed": 0,
-        "data": data_section,
-    }
     split_valid = files is None or "valid" not in data_section
     share = held_out_share(len(pairs))
     if split_valid and share < 0.1:
         data_section["split"] = {"valid": share, "test": share}
-    return {**config, **sized_sections(pairs, split_valid)}
+    return {"task": "seq2seq", "seed": 0, "data": data_section, **sized_sections(pairs, split_valid)}
 
 
 def held_out_share(n: int) -> float:

@@ -44,20 +44,22 @@ def _add(a: float, b: float) -> float:
 
 @dataclass(frozen=True)
 class Lexicon:
-    """The words a transcript may hold, as symbol ids, every beginning of one, and the space's id."""
+    """The words a transcript may hold, as symbol ids, every beginning of one, and the space's id (None
+    where no training transcript had two words)."""
 
     words: frozenset[tuple[int, ...]]
     beginnings: frozenset[tuple[int, ...]]
-    space: int
+    space: int | None
 
     @classmethod
     def of(cls, characters: Characters) -> Lexicon | None:
-        """The lexicon of `characters.words`; None when it has none (or no space to part words)."""
-        if not characters.words or " " not in characters.characters:
+        """The lexicon of `characters.words`; None when it has none."""
+        if not characters.words:
             return None
         words = frozenset(tuple(characters.encode(word)) for word in characters.words)
         beginnings = frozenset(word[:end] for word in words for end in range(1, len(word) + 1))
-        return cls(words, beginnings, characters.characters.index(" ") + 1)
+        space = characters.characters.index(" ") + 1 if " " in characters.characters else None
+        return cls(words, beginnings, space)
 
     def last_word(self, prefix: tuple[int, ...]) -> tuple[int, ...]:
         for position in range(len(prefix) - 1, -1, -1):
