@@ -160,6 +160,8 @@ def test_a_lexicon_turns_near_words_into_words() -> None:
     clear = spelled(characters, "two one")  # a lexicon changes nothing the model is sure of
     assert characters.decode(prefix_beam_search(clear, 4, lexicon=lexicon)) == "two one"
     assert Lexicon.of(fit_characters(["one two"], lowercase=True)) is None  # off unless speech.lexicon
+    cut_short = spelled(characters, "one fi")  # the clip ends before "five" can: the unfinished word is left out
+    assert characters.decode(prefix_beam_search(cut_short, 1, lexicon=lexicon)) == "one"
     commands = fit_characters(["stop", "go", "left"], lowercase=True, lexicon=True)  # one word a clip: no space
     said = prefix_beam_search(spelled(commands, "lef"), 4, lexicon=Lexicon.of(commands))
     assert commands.decode(said) == "left"

@@ -83,7 +83,8 @@ def prefix_beam_search(
 ) -> list[int]:
     """The most probable label sequence found keeping `beam` prefixes per frame (symbols whose frame
     log-probability is under `prune` are not tried: they cannot move a beam); with `lexicon`, the most
-    probable sequence of its words found (else, when no beam ends on a whole word, the most probable)."""
+    probable sequence of its words found (when no beam ends on a whole word, the most probable without its
+    unfinished last word)."""
     if beam <= 1 and lexicon is None:
         return greedy_decode(log_probs)
     # prefix → (log P ending in blank, log P ending in its last symbol)
@@ -111,5 +112,10 @@ def prefix_beam_search(
                 extended[1] = _add(extended[1], (p_blank if symbol == last else total) + p)
         ranked = sorted(following.items(), key=lambda item: _add(*item[1]), reverse=True)[:beam]
         beams = {prefix: (scores[0], scores[1]) for prefix, scores in ranked}
-    finished = [item for item in beams.items() if lexicon is None or lexicon.ends(item[0])] or list(beams.items())
-    return list(max(finished, key=lambda item: _add(*item[1]))[0])
+    finished = [item for item in beams.items() if lexicon is None or lexicon.ends(item[0])]
+    if finished:
+        return list(max(finished, key=lambda item: _add(*item[1]))[0])
+    assert lexicon is not None  # without one every beam is finished
+    best = list(max(beams.items(), key=lambda item: _add(*item[1]))[0])  # its words but the last are whole
+    cut = max((i for i, symbol in enumerate(best) if symbol == lexicon.space), default=0)
+    return best[:cut]
