@@ -20,7 +20,7 @@ from tones import RATE, render, tiny_config, write_pcm, write_tones
 from cli_runner import modelforge_in_process, newest_step, signal_when
 from modelforge.config import load_config
 from modelforge.errors import ConfigError
-from modelforge.speech.data import clips_features, clips_renderings, read_clips, recognizes_speech_table
+from modelforge.speech.data import clips_features, read_clips, recognizes_speech_table, training_features
 from modelforge.speech.decode import Lexicon, greedy_decode, prefix_beam_search
 from modelforge.speech.recipe import train_speech
 from modelforge.speech.run import load_speech_run
@@ -299,16 +299,17 @@ def test_augmented_renderings_are_seeded_and_differ_from_the_clip(tones_csv: Pat
     settings = load_config(config).speech
     assert settings is not None
     clips = read_clips(tones_csv, "text", None).take(np.arange(3))
-    first = clips_renderings(clips, settings, RATE, seed=0)
-    again, other = clips_renderings(clips, settings, RATE, seed=0), clips_renderings(clips, settings, RATE, seed=1)
-    clean = clips_features(clips, settings, RATE)
+    clean, first = training_features(clips, settings, RATE, seed=0)
+    again = training_features(clips, settings, RATE, seed=0)[1]
+    other = training_features(clips, settings, RATE, seed=1)[1]
+    assert all(np.array_equal(a, b) for a, b in zip(clean, clips_features(clips, settings, RATE), strict=True))
     assert len(first) == 3 and all(len(copies) == 2 for copies in first)
     flat = lambda renderings: [copy for copies in renderings for copy in copies]  # noqa: E731
     assert all(np.array_equal(a, b) for a, b in zip(flat(first), flat(again), strict=True))
     assert not np.array_equal(first[0][0], other[0][0])
     for copies, clip in zip(first, clean, strict=True):  # sped up or slowed down: other lengths, other values
         assert all(copy.shape[1] != clip.shape[1] or not np.allclose(copy, clip) for copy in copies)
-    assert clips_renderings(clips, settings.model_copy(update={"augment": None}), RATE, seed=0) == []
+    assert training_features(clips, settings.model_copy(update={"augment": None}), RATE, seed=0)[1] == []
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -214,27 +214,33 @@ def clips_features(clips: Clips, settings: SpeechConfig, sample_rate: int) -> li
     return [file_features(file, settings, sample_rate, clips.where(i)) for i, file in enumerate(clips.files)]
 
 
-def clips_renderings(clips: Clips, settings: SpeechConfig, sample_rate: int, seed: int) -> list[list[np.ndarray]]:
-    """Per clip, the features of `speech.augment.copies` more recordings of it (speed, gain, noise, band,
-    silence: data/audio_augment.py), or [] when speech.augment renders none. Clip i's copy k is drawn
-    from a generator seeded with (seed, i, k): the same whenever the run is trained or resumed."""
+def training_features(
+    clips: Clips, settings: SpeechConfig, sample_rate: int, seed: int
+) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
+    """Each training clip's features and, per clip, those of `speech.augment.copies` more recordings of it
+    (speed, gain, noise, band, silence: data/audio_augment.py; [] when speech.augment renders none), each
+    WAV read once. Clip i's copy k is drawn from a generator seeded with (seed, i, k): the same whenever
+    the run is trained or resumed."""
     from modelforge.data.audio_augment import WaveAugment, augment_waveform
 
     augment = settings.augment
-    if augment is None or not augment.copies:
-        return []
-    options = WaveAugment(**{key: getattr(augment, key) for key in WaveAugment.__dataclass_fields__})
-    if not options.active:
-        return []
-    renderings = []
+    fields = WaveAugment.__dataclass_fields__
+    options = None if augment is None else WaveAugment(**{key: getattr(augment, key) for key in fields})
+    copies = augment.copies if augment is not None and options is not None and options.active else 0
+    features, renderings = [], []
     for index, file in enumerate(clips.files):
-        samples, rate = read_wav_of_row(file, clips.where(index))
-        recordings = [
-            augment_waveform(samples, rate, options, np.random.default_rng([seed, index, copy]))
-            for copy in range(augment.copies)
-        ]
-        renderings.append([clip_features(recording, rate, settings, sample_rate) for recording in recordings])
-    return renderings
+        where = clips.where(index)
+        samples, rate = read_wav_of_row(file, where)
+        check_length(samples, rate, settings, f"{where}: {file}")
+        features.append(clip_features(samples, rate, settings, sample_rate))
+        if copies:
+            assert options is not None
+            recordings = [
+                augment_waveform(samples, rate, options, np.random.default_rng([seed, index, copy]))
+                for copy in range(copies)
+            ]
+            renderings.append([clip_features(recording, rate, settings, sample_rate) for recording in recordings])
+    return features, renderings
 
 
 def recognizes_speech_table(path: Path, target: str | None = None) -> bool:

@@ -5,7 +5,7 @@ the training clips' most common), compute every clip's log-mel frames once, coll
 transcripts' characters (index 0 the CTC blank), build the registered model, then for each epoch:
 batches of similar length in a seeded order → forward (bf16 autocast when train.precision resolves to
 bf16) → CTC loss on fp32 log-probabilities (impossible alignments zeroed) → backward → clip → lr
-(warm-up, then train.schedule) → step; at the epoch's end the greedy CER and WER of the validation
+(warm-up, then train.schedule) → step; at the epoch's end the beam-1 CER and WER of the validation
 clips, the best-CER epoch's weights kept. At the end the test split (else valid) is decoded with
 speech.beam and scored, and the run directory is written, model.json last.
 
@@ -34,7 +34,7 @@ from modelforge.inference import autocast_context, set_cpu_threads
 from modelforge.models import build_model
 from modelforge.models.speech import SpeechSpec
 from modelforge.run import finish_run_directory, start_run_files
-from modelforge.speech.data import Clips, clips_features, clips_renderings, most_common_rate, split_clips
+from modelforge.speech.data import clips_features, most_common_rate, split_clips, training_features
 from modelforge.speech.metrics import speech_metrics
 from modelforge.speech.run import SpeechRun, load_speech_run, pad_features, settings_of, transcribe_features
 from modelforge.speech.tokens import BLANK, Characters, fit_characters, load_characters, save_characters
@@ -61,12 +61,11 @@ class SpeechAugment:
     spectrogram: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @classmethod
-    def of(cls, settings: SpeechConfig, train: Clips, sample_rate: int, seed: int) -> SpeechAugment:
+    def of(cls, settings: SpeechConfig, renderings: list[list[np.ndarray]]) -> SpeechAugment:
         if settings.augment is None:
-            return cls()
+            return cls(renderings)
         options = settings.augment.model_dump()
-        spectrogram = audio_augmenter(**{key: options[key] for key in SPECTROGRAM_AUGMENT})
-        return cls(clips_renderings(train, settings, sample_rate, seed), spectrogram)
+        return cls(renderings, audio_augmenter(**{key: options[key] for key in SPECTROGRAM_AUGMENT}))
 
 
 # ----------------------------------------------------------------------------- data → tensors
@@ -274,7 +273,7 @@ def _train_into(
 
     settings = settings_of(config)
     train, valid, test = splits
-    train_features = clips_features(train, settings, sample_rate)
+    train_features, train_renderings = training_features(train, settings, sample_rate, config.seed)
     train_targets = [characters.encode(t) for t in train.texts]
     valid_features = clips_features(valid, settings, sample_rate)
     valid_references = [characters.normalize(t) for t in valid.texts]
@@ -295,7 +294,7 @@ def _train_into(
         if show_progress:
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
 
-    def score_valid() -> dict[str, float]:  # greedy: cheap, and what beam search starts from
+    def score_valid() -> dict[str, float]:  # beam 1 (greedy; kept to the lexicon when the run has one): cheap
         return speech_metrics(transcribe_features(model, characters, valid_features, 1), valid_references)
 
     steps_per_epoch = math.ceil(len(train_features) / config.train.batch_size)
@@ -310,7 +309,7 @@ def _train_into(
                 (train_features, train_targets),
                 score_valid,
                 config.train,
-                augment=SpeechAugment.of(settings, train, sample_rate, config.seed),
+                augment=SpeechAugment.of(settings, train_renderings),
                 seed=config.seed,
                 log_epoch=log_epoch,
                 topology=topology,

@@ -6,7 +6,7 @@ RUN_DIR/
   preprocessing.json   audio and transcript columns, sample rate, mel bands, window and hop
   model.safetensors    final weights (the best validation-CER epoch's)
   model.json           type, options, vocabulary, parameters (written last)
-  metrics.jsonl        one row per epoch: train CTC loss, valid CER and WER (greedy), lr, seconds
+  metrics.jsonl        one row per epoch: train CTC loss, valid CER and WER (beam 1), lr, seconds
   eval.json            test (else valid) WER and CER with the configured beam
   checkpoints/         while training: resumable state (training/checkpoint.py)
 """
