@@ -19,6 +19,7 @@ whose cores other jobs share, two threads' barrier waits can cost more than they
 
     .venv/bin/python bench/detection.py --scale small --threads auto
     .venv/bin/python bench/detection.py --scale full --threads auto --work /tmp/fashion-det
+    .venv/bin/python bench/detection.py --scale full --work /tmp/fashion-det --set model.head_width=64
 """
 
 from __future__ import annotations
@@ -95,24 +96,24 @@ def compose(rng: np.random.Generator, photos: np.ndarray, labels: np.ndarray) ->
     return np.clip(canvas, 0, 255).astype(np.uint8), objects
 
 
-def write_set(folder: Path, n: int, split: str, seed: int) -> Path:
-    """n canvases as PNGs and COCO JSON (category ids 1..10)."""
+def write_set(folder: Path, name: str, n: int, split: str, seed: int) -> Path:
+    """n canvases as PNGs under folder/images/name and COCO JSON folder/name.json (category ids 1..10)."""
     photos, labels = fashion(split)
     rng = np.random.default_rng(seed)
-    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "images" / name).mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     for i in range(n):
         canvas, objects = compose(rng, photos, labels)
-        name = f"images/{i:05d}.png"
-        Image.fromarray(canvas).save(folder / name)
-        images.append({"id": i + 1, "file_name": name, "width": canvas.shape[1], "height": canvas.shape[0]})
+        file_name = f"images/{name}/{i:05d}.png"
+        Image.fromarray(canvas).save(folder / file_name)
+        images.append({"id": i + 1, "file_name": file_name, "width": canvas.shape[1], "height": canvas.shape[0]})
         for label, box in objects:
             annotations.append(
                 {"id": len(annotations) + 1, "image_id": i + 1, "category_id": label + 1, "bbox": box,
                  "area": box[2] * box[3], "iscrowd": 0}
             )  # fmt: skip
     categories = [{"id": k + 1, "name": name} for k, name in enumerate(CLASSES)]
-    path = folder / f"{folder.name}.json"
+    path = folder / f"{name}.json"
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
     return path
 
@@ -142,10 +143,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", choices=["small", "full"], default="small")
     parser.add_argument("--threads", default="2", help="torch threads for training: a number or auto (1 vs all)")
-    parser.add_argument("--train-images", type=int, default=4000)
+    parser.add_argument("--train-images", type=int, help="training canvases (12,000 full, 1,200 small)")
     parser.add_argument("--test-images", type=int, default=1000)
     parser.add_argument("--epochs", type=int, help="cap init's epochs (default: init's at full scale, 3 at small)")
     parser.add_argument("--work", type=Path, help="keep data and runs here (default: a temporary folder)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="a config override (a.b=v)")
     args = parser.parse_args()
     print_header()
 
@@ -156,25 +158,31 @@ def main() -> None:
     threads = args.threads if args.threads == "auto" else int(args.threads)
     work = args.work or Path(tempfile.mkdtemp(prefix="detection-bench-"))
     started = time.perf_counter()
-    train_json = work / "train" / "train.json"
-    test_json = work / "test" / "test.json"
+    train_images = args.train_images or (12_000 if args.scale == "full" else 1_200)
+    folder = work / "fashion"  # train.json, val.json and test.json side by side, as init finds them
+    train_json, test_json = folder / "train.json", folder / "test.json"
     if not train_json.is_file():
-        write_set(work / "train", args.train_images, "train", seed=0)
-        write_set(work / "test", args.test_images, "test", seed=1)
-    print(f"data: {args.train_images} + {args.test_images} canvases in {time.perf_counter() - started:.0f} s ({work})")
+        write_set(folder, "train", train_images, "train", seed=0)
+        write_set(folder, "val", train_images // 10, "train", seed=2)
+        write_set(folder, "test", args.test_images, "test", seed=1)
+    print(
+        f"data: {train_images} training, {train_images // 10} validation (training photos), {args.test_images} test "
+        f"canvases (test photos) in {time.perf_counter() - started:.0f} s ({folder})"
+    )
 
     config = starter_config(train_json, None, None, work / "config.yaml")
     epochs = args.epochs or (config["train"]["epochs"] if args.scale == "full" else 3)
     if epochs < config["train"]["epochs"]:  # a capped run warms up over its own first tenth
-        steps = epochs * -(-int(len(json.loads(train_json.read_text())["images"]) * 0.8) // 32)
+        steps = epochs * -(-len(json.loads(train_json.read_text())["images"]) // 32)
         config["train"].update(epochs=epochs, warmup_steps=min(config["train"]["warmup_steps"], steps // 10))
     config["train"]["threads"] = threads
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    print("config:", json.dumps({k: config[k] for k in ("model", "train", "detection")}))
+    print("config:", json.dumps({k: config[k] for k in ("model", "train", "detection")}), *args.overrides)
 
     started = time.perf_counter()
     out = work / f"run-{int(time.time())}"
-    run = modelforge.train(load_config(work / "config.yaml"), out)
+    trained = load_config(work / "config.yaml", args.overrides)
+    run = modelforge.train(trained, out)
     train_minutes = (time.perf_counter() - started) / 60
     scored = run.evaluate(test_json)
     files = run.read(test_json).files
@@ -187,7 +195,7 @@ def main() -> None:
         "train_minutes": train_minutes,
         **best,
         "inference_by_threads": speeds,
-        "epochs": config["train"]["epochs"],
+        "epochs": trained.train.epochs,
         "ap_per_class": scored["ap_per_class"],
     }
     print(f"training threads {threads}; {auto_line(out)}; load average at end {os.getloadavg()[0]:.1f}")
