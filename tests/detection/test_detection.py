@@ -22,7 +22,7 @@ from shapes import write_shapes, write_yolo
 from cli_runner import modelforge_in_process
 from modelforge.config import DetectionAugment, load_config
 from modelforge.detection.augment import augment, horizontal_flip, scale_translate
-from modelforge.detection.boxes import batched_nms, box_iou
+from modelforge.detection.boxes import batched_nms, box_iou, detection_loss
 from modelforge.detection.recipe import train_detector
 from modelforge.detection.run import DetectorRun
 from modelforge.training.checkpoint import checkpoint_name, list_checkpoints
@@ -278,6 +278,25 @@ def test_nms_keeps_exactly_what_the_brute_force_reference_keeps(seed: int) -> No
     for iou in (0.3, 0.5, 0.7):
         assert batched_nms(boxes, scores, labels, iou).tolist() == brute_force_nms(boxes, scores, labels, iou)
     assert batched_nms(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64), 0.5).tolist() == []
+
+
+def test_the_class_loss_makes_classes_compete_at_the_cells_that_learn_a_box() -> None:
+    n_classes, side = 3, 16  # a 64-pixel input: a 16 × 16 grid of stride-4 cells
+    boxes, labels = [torch.tensor([[20.0, 20.0, 44.0, 40.0]])], [torch.tensor([1])]
+    raw = torch.zeros(1, n_classes + 4, side, side)
+    raw[:, n_classes:] = 1.5  # some box everywhere: the class loss is what differs below
+    _, plain = detection_loss(raw, boxes, labels, n_classes)
+    assert plain["train_class"] == pytest.approx(np.log(n_classes), rel=1e-4)  # uniform logits: log C
+    right, wrong = raw.clone(), raw.clone()
+    right[:, 1], wrong[:, 2] = 3.0, 3.0  # every cell sure of the right / of a wrong class
+    _, sure = detection_loss(right, boxes, labels, n_classes)
+    _, mistaken = detection_loss(wrong, boxes, labels, n_classes)
+    assert sure["train_class"] < 0.2 < plain["train_class"] < mistaken["train_class"]
+    far = raw.clone()
+    far[:, 2, :4, :4] = 9.0  # a wrong class far from the box: the heatmap's loss, not the class loss
+    _, elsewhere = detection_loss(far, boxes, labels, n_classes)
+    assert elsewhere["train_class"] == pytest.approx(plain["train_class"])
+    assert elsewhere["train_heat"] > plain["train_heat"]
 
 
 def bright_box(image: torch.Tensor) -> list[float]:

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from modelforge.models.detector import STRIDE, cell_boxes
 
@@ -70,21 +71,25 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
 
 # ----------------------------------------------------------------------------- training targets
 REGRESSION_FLOOR = 0.05  # cells where a box's Gaussian is below this do not learn its box
+GIOU_WEIGHT = 5.0  # TTFNet's balance of the box loss against the heatmap's
+CLASS_WEIGHT = 1.0  # the class cross-entropy at the cells that learn a box, against the heatmap's loss
 
 
 def training_targets(
     boxes: np.ndarray, labels: np.ndarray, n_classes: int, height: int, width: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One image's targets on the stride-4 grid from x1 y1 x2 y2 boxes in input pixels (TTFNet's).
 
     Returns the class heatmap (C × H × W: an elliptical Gaussian per box around its centre cell, spread
     a sixth of the box side × 0.54, 1 at the centre cell, the maximum where boxes overlap), the box
-    each cell learns (H × W × 4) and that cell's weight (H × W: the Gaussian of its box, inside the box;
-    0 elsewhere). Where two boxes claim a cell the smaller one wins (drawn last).
+    each cell learns (H × W × 4), that cell's weight (H × W: the Gaussian of its box, inside the box;
+    0 elsewhere) and its box's class (H × W; -1 where no box claims it). Where two boxes claim a cell
+    the smaller one wins (drawn last).
     """
     heat = np.zeros((n_classes, height, width), dtype=np.float32)
     target = np.zeros((height, width, 4), dtype=np.float32)
     weight = np.zeros((height, width), dtype=np.float32)
+    owner = np.full((height, width), -1, dtype=np.int64)
     ys, xs = np.arange(height, dtype=np.float32)[:, None], np.arange(width, dtype=np.float32)[None, :]
     centres_x, centres_y = (xs + 0.5) * STRIDE, (ys + 0.5) * STRIDE
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
@@ -104,7 +109,8 @@ def training_targets(
         claimed[iy, ix] = True
         target[claimed] = box
         weight[claimed] = blob[claimed]
-    return heat, target, weight
+        owner[claimed] = label
+    return heat, target, weight, owner
 
 
 def centre_focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -120,7 +126,12 @@ def detection_loss(
     raw: torch.Tensor, boxes: list[torch.Tensor], labels: list[torch.Tensor], n_classes: int
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Focal loss on the centre heatmap + GIoU loss of the box decoded at every cell near a centre,
-    weighted by the cell's Gaussian (5×, TTFNet's balance)."""
+    weighted by the cell's Gaussian (5×, TTFNet's balance) + cross-entropy over the class logits at
+    those same cells, weighted alike.
+
+    The focal loss scores each class's heatmap on its own; the cross-entropy makes the classes compete
+    at an object, as a classifier's do: on Fashion-MNIST composites 84 % of the found objects had the
+    right class without it (shirt, pullover, coat and t-shirt traded places)."""
     height, width = raw.shape[-2:]
     targets = [
         training_targets(b.numpy(), lab.numpy(), n_classes, height, width) for b, lab in zip(boxes, labels, strict=True)
@@ -130,11 +141,14 @@ def detection_loss(
     cells = torch.nonzero(weight > 0)  # K × 3: image, y, x
     if len(cells) == 0:
         zero = raw[:, n_classes:].sum() * 0.0
-        return heat_loss + zero, {"train_heat": heat_loss.item(), "train_giou": 0.0}
+        return heat_loss + zero, {"train_heat": heat_loss.item(), "train_giou": 0.0, "train_class": 0.0}
     truth = torch.from_numpy(np.stack([t[1] for t in targets]))[cells[:, 0], cells[:, 1], cells[:, 2]]
     distances = raw[cells[:, 0], n_classes:, cells[:, 1], cells[:, 2]]  # K × 4
     decoded = cell_boxes(distances, cells[:, 2], cells[:, 1])
     cell_weight = weight[cells[:, 0], cells[:, 1], cells[:, 2]]
     giou_loss = ((1 - generalized_iou(decoded, truth)) * cell_weight).sum() / cell_weight.sum()
-    loss = heat_loss + 5.0 * giou_loss
-    return loss, {"train_heat": heat_loss.item(), "train_giou": giou_loss.item()}
+    owners = torch.from_numpy(np.stack([t[3] for t in targets]))[cells[:, 0], cells[:, 1], cells[:, 2]]
+    class_logits = raw[cells[:, 0], :n_classes, cells[:, 1], cells[:, 2]]  # K × C
+    class_loss = (F.cross_entropy(class_logits, owners, reduction="none") * cell_weight).sum() / cell_weight.sum()
+    loss = heat_loss + GIOU_WEIGHT * giou_loss + CLASS_WEIGHT * class_loss
+    return loss, {"train_heat": heat_loss.item(), "train_giou": giou_loss.item(), "train_class": class_loss.item()}
