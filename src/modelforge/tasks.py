@@ -78,6 +78,7 @@ class Task:
     # "module:function"(run_dir, data, rows, method, out, **options) -> (folder, explanations, lines), for explain
     explain: str = "modelforge.evaluate.explain_output:explain_to_folder"
     compress: str = "modelforge.compress.recipe:compress_run"  # "module:function"(run_dir, out, options) -> out
+    quantize_kinds: tuple[str, ...] = ("int8-dynamic", "int8-static")  # `compress --quantize` values it takes
     export_formats: tuple[str, ...] = ()  # `modelforge export --format` values its runs take
     onnx_export: str | None = None  # "module:function"(run_dir, dest) -> Parity, for --format onnx
     # "module:function"(run_dir, threads) -> predictor (`.run`, `.predict(data)`), for predict --engine onnx
@@ -431,6 +432,7 @@ register_task(
         generate="modelforge.seq2seq.cli:generate_translation",
         explain="modelforge.seq2seq.explain:explain_translations",
         compress="modelforge.seq2seq.compress:compress_seq2seq",
+        quantize_kinds=("int8-dynamic",),
         export_formats=("onnx",),
         onnx_export="modelforge.seq2seq.onnx:export_seq2seq_run",
         onnx_predictor="modelforge.seq2seq.onnx:load_onnx_translator",
@@ -449,7 +451,7 @@ register_task(
         endpoint="predict",
         headline=("map", "map50", "map75"),
         key_metrics=("map",),
-        verbs=frozenset({"evaluate", "predict", "serve", "report", "resume", "tune", "export"}),
+        verbs=frozenset({"evaluate", "predict", "serve", "report", "resume", "tune", "compress", "export"}),
         data_keys=frozenset({"train", "valid", "test", "split"}),
         train_keys=keys(
             "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay schedule "
@@ -462,6 +464,8 @@ register_task(
         models=("detector",),
         epoch_metrics=("valid_map", "valid_map50", "train_loss"),
         report="modelforge.detection.report:detection_report",
+        compress="modelforge.detection.compress:compress_detector",
+        quantize_kinds=("int8-static",),  # convolutions: dynamic int8 would leave them float
         export_formats=("onnx",),
         onnx_export="modelforge.detection.export:export_detector_run",
         starter="modelforge.detection.init:detection_config",

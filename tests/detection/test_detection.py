@@ -23,8 +23,9 @@ from cli_runner import modelforge_in_process
 from modelforge.config import DetectionAugment, load_config
 from modelforge.detection.augment import augment, horizontal_flip, scale_translate
 from modelforge.detection.boxes import batched_nms, box_iou, detection_loss
+from modelforge.detection.compress import calibration_images, int8_detector
 from modelforge.detection.recipe import train_detector
-from modelforge.detection.run import DetectorRun
+from modelforge.detection.run import DetectorRun, load_detector_run
 from modelforge.training.checkpoint import checkpoint_name, list_checkpoints
 
 
@@ -160,6 +161,33 @@ def test_serve_with_onnx_engine_answers_like_torch(trained: DetectorRun, shapes:
         assert [b["label"] for b in ours["boxes"]] == [b["label"] for b in theirs["boxes"]]
         for a, b in zip(ours["boxes"], theirs["boxes"], strict=True):
             assert all(abs(a[k] - b[k]) <= 0.02 for k in ("x", "y", "w", "h", "score")), (a, b)
+
+
+def test_compress_int8_static_keeps_the_boxes_and_reloads_exactly(trained: DetectorRun, tmp_path: Path) -> None:
+    out = tmp_path / "int8"
+    result = modelforge_in_process("compress", str(trained.path), "--out", str(out), "--quantize", "int8-static")
+    assert result.returncode == 0, result.stderr
+    compressed = load_detector_run(out)
+    assert compressed.model_info["quantization"] == "int8-static"
+    metrics = compressed.metrics
+    assert metrics["split"] == "valid" and metrics["original_map50"] == trained.metrics["map50"]
+    assert metrics["map50"] >= trained.metrics["map50"] - 0.1, metrics  # int8 costs little mAP
+    assert (out / "model.safetensors").stat().st_size < 0.5 * (trained.path / "model.safetensors").stat().st_size
+    calibration = calibration_images(trained, None)
+    images = calibration[0][:8]
+    rebuilt = int8_detector(trained.model, calibration)  # what compress quantized, built again in memory
+    assert torch.equal(compressed.model(images), rebuilt(images))  # the saved int8 values, not rounded twice
+    assert not torch.equal(compressed.model(images), trained.model(images))  # and not the float model
+    assert modelforge_in_process("audit", str(out)).returncode == 0
+    refused = modelforge_in_process(
+        "compress", str(trained.path), "--out", str(tmp_path / "d"), "--quantize", "int8-dynamic"
+    )
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        "error: compress: detection runs take --quantize int8-static only, got --quantize int8-dynamic"
+    ]
+    assert not (tmp_path / "d").exists()
+    exported = modelforge_in_process("export", str(out), "--format", "onnx")
+    assert exported.returncode == 2 and "export the float run it was compressed from" in exported.stderr
 
 
 def test_report_draws_boxes_and_per_class_curves(trained: DetectorRun, tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def _runs_on(model: nn.Module, inputs: dict[str, torch.Tensor]) -> bool:
     return True
 
 
-def static_int8(model: nn.Module, calibration: list[dict[str, torch.Tensor]]) -> nn.Module:
+def static_int8(model: nn.Module, calibration: list[Any]) -> nn.Module:
     """Conv/Linear weights and activations int8 (conv+bn+relu fused), activation ranges from calibration."""
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
@@ -240,12 +240,16 @@ def quantized_skeleton(float_model: nn.Module, kind: str, spec: Any) -> nn.Modul
 
 def load_quantized(float_model: nn.Module, weights_path: Path, info: dict[str, Any], spec: Any) -> nn.Module:
     """Rebuild a quantized run's model from its compact safetensors file (exact int8 values)."""
+    return load_quantized_weights(quantized_skeleton(float_model, info["quantization"], spec), weights_path)
+
+
+def load_quantized_weights(model: nn.Module, weights_path: Path) -> nn.Module:
+    """Put a compact safetensors file's exact int8 values (and activation scales) into a quantized skeleton."""
     from safetensors.torch import load_file
 
     from modelforge.errors import RunError
 
     tensors = load_file(str(weights_path))
-    model = quantized_skeleton(float_model, info["quantization"], spec)
     packed_prefixes = []
     try:
         for name, module in _packed_modules(model):

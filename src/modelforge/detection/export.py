@@ -42,6 +42,8 @@ def export_detector_run(run_dir: Path, dest: Path) -> Parity:
     from modelforge.detection.data import load_images
 
     run = load_detector_run(run_dir)
+    if run.model_info.get("quantization"):
+        raise ModelforgeError(f"{run_dir}: an int8 run; export the float run it was compressed from")
     try:
         _, valid, _ = read_splits(run.config)
         pixels, _, _ = load_images(valid.take(np.arange(min(len(valid), SAMPLE_IMAGES))), run.side, run.channels)

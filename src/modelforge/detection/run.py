@@ -209,13 +209,19 @@ def load_detector_run(path: str | Path) -> DetectorRun:
     if not path.is_dir():
         raise RunError(f"{path}: run directory not found")
     config, info = read_finished_run(path)
-    model = build_model(info["type"], DetectionSpec(**info["input_spec"]), 0, info["options"])
+    spec = DetectionSpec(**info["input_spec"])
+    model = build_model(info["type"], spec, 0, info["options"])
+    preprocessing = json.loads((path / "preprocessing.json").read_text())
+    if info.get("quantization"):  # a `modelforge compress` copy: int8 convolutions
+        from modelforge.detection.compress import load_int8_detector
+
+        model = load_int8_detector(model, path / "model.safetensors", spec.channels, spec.size)
+        return DetectorRun(path, config, model, info, preprocessing)
     try:
         model.load_state_dict(load_file(str(path / "model.safetensors")))
     except (RuntimeError, OSError) as exc:
         raise RunError(f"{path / 'model.safetensors'}: weights do not load ({str(exc).splitlines()[0]})") from None
     model.eval()
-    preprocessing = json.loads((path / "preprocessing.json").read_text())
     return DetectorRun(path, config, model, info, preprocessing)
 
 

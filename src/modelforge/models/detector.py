@@ -65,6 +65,10 @@ class Detector(nn.Module):
     ) -> None:
         super().__init__()
         self.n_classes, self.fpn = spec.n_classes, fpn
+        # inputs are a multiple of input_multiple(widths): the pyramid ends on the stride-4 stage; without
+        # it the deepest stage is at stride 4 only when there is one stage. Decided here, not from shapes
+        # in forward, so that the graph traces (torch.fx for int8, ONNX) without data-dependent branches.
+        self.resize_to_stride = not fpn and len(widths) > 1
         self.stem = conv_block(spec.channels, widths[0] // 2 or 1, 2)
         stages, current = [], widths[0] // 2 or 1
         for width in widths:
@@ -89,9 +93,9 @@ class Detector(nn.Module):
         merged = self.lateral[-1](features[-1])
         for lateral, feature in zip(reversed(self.lateral[:-1]), reversed(features[:-1]), strict=True):
             merged = lateral(feature) + F.interpolate(merged, size=feature.shape[-2:], mode="nearest")
-        height, width = images.shape[-2] // STRIDE, images.shape[-1] // STRIDE
-        if merged.shape[-2:] != (height, width):
-            merged = F.interpolate(merged, size=(height, width), mode="bilinear", align_corners=False)
+        if self.resize_to_stride:
+            size = (images.shape[-2] // STRIDE, images.shape[-1] // STRIDE)
+            merged = F.interpolate(merged, size=size, mode="bilinear", align_corners=False)
         merged = self.smooth(merged)
         return torch.cat([self.heatmap(merged), self.box(merged)], dim=1)
 

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from modelforge.errors import ModelforgeError, RunError
@@ -77,32 +76,6 @@ def compress_seq2seq(source: str | Path, out: str | Path, options: Any) -> Path:
 
 def load_int8_weights(float_model: nn.Module, weights_path: Path) -> nn.Module:
     """The int8-dynamic model of a compressed run, rebuilt from its compact safetensors file."""
-    from safetensors.torch import load_file
+    from modelforge.compress.quantize import load_quantized_weights
 
-    from modelforge.compress.quantize import (
-        PER_CHANNEL,
-        _load_plain_tensors,
-        _packed_modules,
-        _set_weights,
-        _weights_of,
-        unpack_quantized,
-    )
-
-    tensors = load_file(str(weights_path))
-    model = dynamic_int8_skeleton(float_model)
-    packed = []
-    try:
-        for name, module in _packed_modules(model):
-            packed.append(f"{name}.")
-            values: dict[str, torch.Tensor | None] = {}
-            for key, current in _weights_of(module).items():
-                full = f"{name}.{key}"
-                if current is not None and current.is_quantized:
-                    values[key] = unpack_quantized(tensors, full, current.qscheme() in PER_CHANNEL)
-                else:
-                    values[key] = tensors.get(full)
-            _set_weights(module, values)
-        _load_plain_tensors(model, tensors, tuple(packed))
-    except (KeyError, RuntimeError) as exc:
-        raise RunError(f"{weights_path}: int8 weights do not load ({str(exc).splitlines()[0]})") from None
-    return model.eval()
+    return load_quantized_weights(dynamic_int8_skeleton(float_model), weights_path)

@@ -1,0 +1,112 @@
+"""`modelforge compress RUN --quantize int8-static` on a detection run: a new run directory whose detector
+computes in int8 — convolution weights per channel, activations with ranges calibrated on images (conv +
+batch norm + ReLU fused; torch.ao's FX mode, x86 backend). Decoding stays float: heatmap peaks, top-k
+and NMS read the dequantized heads. Scored with pycocotools on the original's held-out split
+(eval.json), so `runs compare` shows what int8 costs in mAP.
+
+`--calibration` takes COCO JSON or a YOLO folder (its images, labels unused); without it, the first
+CALIBRATION_IMAGES training images. Pruning, fine-tuning and int8-dynamic are refused in one line: a
+detector is convolutions, which dynamic quantization leaves float.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from modelforge.errors import DataError, ModelforgeError, RunError
+from modelforge.files import atomic_write_bytes
+from modelforge.models.detector import Detector
+from modelforge.run import finish_run_directory, staged_run_directory
+
+QUANTIZATION = "int8-static"
+CALIBRATION_IMAGES = 256
+COPIED_FILES = ("config.yaml", "preprocessing.json")
+
+
+class Int8Detector(nn.Module):
+    """The int8 graph of a detector's convolutions, with the float detector's decoding."""
+
+    decode = Detector.decode
+
+    def __init__(self, graph: nn.Module, n_classes: int) -> None:
+        super().__init__()
+        self.graph, self.n_classes = graph, n_classes
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.graph(images)
+
+
+def int8_detector(model: Detector, calibration: list[torch.Tensor]) -> Int8Detector:
+    """`model` quantized with activation ranges observed on the calibration batches (N × C × S × S floats)."""
+    from modelforge.compress.quantize import static_int8
+
+    return Int8Detector(static_int8(model, calibration), model.n_classes)
+
+
+def load_int8_detector(model: Detector, weights_path: Path, channels: int, side: int) -> Int8Detector:
+    """The int8 model of a compressed run: the quantized structure, then its saved int8 values exactly."""
+    from modelforge.compress.quantize import load_quantized_weights
+
+    skeleton = int8_detector(model, [torch.zeros(1, channels, side, side)])
+    return load_quantized_weights(skeleton, weights_path)  # type: ignore[return-value]
+
+
+def calibration_images(run: Any, path: Path | None) -> list[torch.Tensor]:
+    """Batches of letterboxed images in [0, 1]: the given set's, else the run's training images."""
+    from modelforge.detection.recipe import Split, read_splits
+
+    if path is None:
+        data = read_splits(run.config)[0]
+    else:
+        if not path.exists():
+            raise DataError(f"--calibration {path}: not found")
+        data = run.read(path)
+    data = data.take(list(range(min(len(data), CALIBRATION_IMAGES))))
+    pixels = torch.from_numpy(Split.load(data, run.side, run.channels).pixels).float() / 255.0
+    return list(pixels.split(32))
+
+
+def compress_detector(source: str | Path, out: str | Path, options: Any) -> Path:
+    """Write the int8-static copy of a detection run to `out`; returns `out`."""
+    from safetensors.torch import save
+
+    from modelforge.compress.quantize import compact_state, quantized_parameter_count
+    from modelforge.detection.recipe import read_splits
+    from modelforge.detection.run import load_detector_run
+
+    given = {"--prune": options.prune is not None, "--finetune-epochs": bool(options.finetune_epochs)}
+    unsupported = [flag for flag, used in given.items() if used]
+    if unsupported or options.quantize != QUANTIZATION:
+        shown = ", ".join(unsupported) or f"--quantize {options.quantize}"
+        raise ModelforgeError(f"compress: detection runs take --quantize {QUANTIZATION} only, got {shown}")
+    run = load_detector_run(source)
+    if run.model_info.get("quantization"):
+        raise RunError(f"{source}: already quantized ({run.model_info['quantization']})")
+    calibration = calibration_images(run, options.calibration)
+    _, valid, test = read_splits(run.config)  # before anything is written: a data problem stops it here
+    out = Path(out)
+    quantized = int8_detector(run.model, calibration)
+    with staged_run_directory(out) as dest:
+        for name in COPIED_FILES:
+            shutil.copy2(run.path / name, dest / name)
+        environment = json.loads((run.path / "environment.json").read_text())
+        atomic_write_bytes(dest / "model.safetensors", save(compact_state(quantized)))
+        info = {
+            **run.model_info,
+            "quantization": QUANTIZATION,
+            "parameters": quantized_parameter_count(quantized),
+            "source": str(Path(source).resolve()),
+            "compression": {"quantize": QUANTIZATION, "calibration_images": sum(len(b) for b in calibration)},
+        }
+        run.model = quantized
+        held_out, split = (test, "test") if test is not None else (valid, "valid")
+        evaluation = {**run.evaluate(held_out), "split": split}
+        evaluation.update({f"original_{key}": run.metrics.get(key) for key in ("map", "map50")})
+        finish_run_directory(dest, evaluation, environment, info)
+    return out
