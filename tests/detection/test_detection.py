@@ -203,7 +203,7 @@ def test_init_on_coco_json_and_on_yolo_folders_writes_a_config_that_loads(shapes
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(out.read_text())
     assert config["task"] == "detection" and config["detection"]["image_size"] == 64
-    assert config["model"]["type"] == "detector" and config["train"]["epochs"] >= 12
+    assert config["model"]["type"] == "detector" and config["train"]["epochs"] >= 6
     assert load_config(out).data.train == str(shapes)
 
     root = write_yolo(tmp_path / "yolo", n_images=12)

@@ -8,8 +8,9 @@ Everything is chosen from what the data looks like, nothing from any one data se
 - model: widths from the number of images (up to 2,000: 32-64-128; more: 48-96-192), a feature
   pyramid always, 2 blocks a stage from 5,000 images on, heads 32 wide up to a 160 side (64 above);
 - epochs: about 120,000 image presentations at sides up to 160, fewer for larger inputs (in
-  proportion to the pixels: 12,000 at 512), 12 to 150 epochs; batch 32 (16 above a 384 side), AdamW
-  with a cosine schedule after a short warm-up;
+  proportion to the pixels: 12,000 at 512), 6 to 150 epochs; batch 32 (16 above a 384 side), AdamW
+  with a cosine schedule after a short warm-up. At least 6 passes: from 20,000 images on, the
+  budget grows with the data;
 - split: data.valid / data.test from sibling files (val.json, test.json; images/val, images/test)
   when they exist, else 10% + 10% of the images.
 """
@@ -26,6 +27,7 @@ import numpy as np
 from modelforge.detection.data import DetectionSet, labels_folder, read_detection_set, yolo_images_folder
 
 PRESENTATIONS = 120_000  # images seen in training (augmented), at an input side of 160 or less
+MIN_EPOCHS = 6
 HELD_OUT = {"valid": ("val", "valid", "validation", "dev"), "test": ("test",)}
 
 
@@ -78,7 +80,7 @@ def detection_config(data: Path, out: Path | None) -> dict[str, Any]:
     train_images = n * (1 - split["valid"] - split["test"])
     batch_size = 32 if side <= 384 else 16
     presentations = PRESENTATIONS * min(1.0, (160 / side) ** 2)  # larger inputs: fewer, costlier steps
-    epochs = int(min(150, max(12, math.ceil(presentations / max(train_images, 1)))))
+    epochs = int(min(150, max(MIN_EPOCHS, math.ceil(presentations / max(train_images, 1)))))
     steps = epochs * math.ceil(train_images / batch_size)
     data_section: dict[str, Any] = {"train": relative(data)}
     data_section.update({key: relative(path) for key, path in held_out.items()})
