@@ -37,6 +37,7 @@ def quiet_quantization() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=UserWarning, message=".*quantiz.*")
+        warnings.filterwarnings("ignore", category=UserWarning, message=".*reduce_range.*")  # x86 observers
         warnings.filterwarnings("ignore", category=FutureWarning)
         yield
 
