@@ -24,7 +24,7 @@ from modelforge.config import DetectionAugment, load_config
 from modelforge.detection.augment import augment, horizontal_flip, scale_translate
 from modelforge.detection.boxes import batched_nms, box_iou, detection_loss
 from modelforge.detection.compress import calibration_images, int8_detector
-from modelforge.detection.recipe import train_detector
+from modelforge.detection.recipe import read_splits, train_detector
 from modelforge.detection.run import DetectorRun, load_detector_run
 from modelforge.training.checkpoint import checkpoint_name, list_checkpoints
 
@@ -173,7 +173,7 @@ def test_compress_int8_static_keeps_the_boxes_and_reloads_exactly(trained: Detec
     assert metrics["split"] == "valid" and metrics["original_map50"] == trained.metrics["map50"]
     assert metrics["map50"] >= trained.metrics["map50"] - 0.1, metrics  # int8 costs little mAP
     assert (out / "model.safetensors").stat().st_size < 0.5 * (trained.path / "model.safetensors").stat().st_size
-    calibration = calibration_images(trained, None)
+    calibration = calibration_images(trained, read_splits(trained.config)[0])  # compress's default: training images
     images = calibration[0][:8]
     rebuilt = int8_detector(trained.model, calibration)  # what compress quantized, built again in memory
     assert torch.equal(compressed.model(images), rebuilt(images))  # the saved int8 values, not rounded twice

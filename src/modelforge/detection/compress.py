@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from modelforge.detection.data import DetectionSet
 from modelforge.errors import DataError, ModelforgeError, RunError
 from modelforge.files import atomic_write_bytes
 from modelforge.models.detector import Detector
@@ -57,16 +58,10 @@ def load_int8_detector(model: Detector, weights_path: Path, channels: int, side:
     return load_quantized_weights(skeleton, weights_path)  # type: ignore[return-value]
 
 
-def calibration_images(run: Any, path: Path | None) -> list[torch.Tensor]:
-    """Batches of letterboxed images in [0, 1]: the given set's, else the run's training images."""
-    from modelforge.detection.recipe import Split, read_splits
+def calibration_images(run: Any, data: DetectionSet) -> list[torch.Tensor]:
+    """Batches of up to CALIBRATION_IMAGES of `data`'s images, letterboxed as the run's, in [0, 1]."""
+    from modelforge.detection.recipe import Split
 
-    if path is None:
-        data = read_splits(run.config)[0]
-    else:
-        if not path.exists():
-            raise DataError(f"--calibration {path}: not found")
-        data = run.read(path)
     data = data.take(list(range(min(len(data), CALIBRATION_IMAGES))))
     pixels = torch.from_numpy(Split.load(data, run.side, run.channels).pixels).float() / 255.0
     return list(pixels.split(32))
@@ -88,8 +83,10 @@ def compress_detector(source: str | Path, out: str | Path, options: Any) -> Path
     run = load_detector_run(source)
     if run.model_info.get("quantization"):
         raise RunError(f"{source}: already quantized ({run.model_info['quantization']})")
-    calibration = calibration_images(run, options.calibration)
-    _, valid, test = read_splits(run.config)  # before anything is written: a data problem stops it here
+    train, valid, test = read_splits(run.config)  # before anything is written: a data problem stops it here
+    if options.calibration is not None and not options.calibration.exists():
+        raise DataError(f"--calibration {options.calibration}: not found")
+    calibration = calibration_images(run, train if options.calibration is None else run.read(options.calibration))
     out = Path(out)
     quantized = int8_detector(run.model, calibration)
     with staged_run_directory(out) as dest:
