@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from modelforge.models.gpt import RotateQueriesKeys, apply_rotary, rotary_tables
 from modelforge.models.registry import build_model, model_options
 from modelforge.text.generate import Generator, pick_token
 from modelforge.text.tokenizers import build_tokenizer
@@ -126,3 +127,25 @@ def test_decode_batch_gives_each_generation_what_it_gets_alone() -> None:
             got[owner[id(decoding)]].append(token)
     assert [got[i] for i in range(len(cases))] == expected
     assert sorted(batch.free) == [0, 1, 2]  # every row given back
+
+
+def test_fused_rotary_equals_the_plain_rotary_forward_and_backward() -> None:
+    model = tiny_gpt().double().train()
+    tokens = torch.randint(0, VOCAB, (3, 20))
+    fused = model(tokens)  # no cache: queries and keys rotate in one RotateQueriesKeys node
+    fused_grads = torch.autograd.grad(fused.pow(2).sum(), list(model.parameters()))
+    plain = model(tokens, model.new_cache(3))  # the cache path rotates with apply_rotary
+    plain_grads = torch.autograd.grad(plain.pow(2).sum(), list(model.parameters()))
+    assert torch.allclose(fused, plain, atol=1e-12)
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(fused_grads, plain_grads, strict=True))
+
+
+def test_rotate_queries_keys_backward_is_the_true_gradient() -> None:
+    cos, sin = rotary_tables(5, 8)
+    cos2 = torch.cat((cos, cos), dim=-1)[:, None, None].double()
+    sin2 = torch.cat((-sin, sin), dim=-1)[:, None, None].double()
+    projection = torch.randn(2, 5, 3, 2, 8, dtype=torch.double)
+    slab = projection[:, :, :2].clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: RotateQueriesKeys.apply(t, cos2, sin2), (slab,))
+    queries = RotateQueriesKeys.apply(slab, cos2, sin2)[0]
+    assert torch.allclose(queries, apply_rotary(slab[:, :, 0].transpose(1, 2), cos.double(), sin.double()))
