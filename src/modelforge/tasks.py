@@ -79,6 +79,7 @@ class Task:
     explain: str = "modelforge.evaluate.explain_output:explain_to_folder"
     compress: str = "modelforge.compress.recipe:compress_run"  # "module:function"(run_dir, out, options) -> out
     quantize_kinds: tuple[str, ...] = ("int8-dynamic", "int8-static")  # `compress --quantize` values it takes
+    compress_prunes: bool = True  # whether its compressor takes --prune and --finetune-epochs
     export_formats: tuple[str, ...] = ()  # `modelforge export --format` values its runs take
     onnx_export: str | None = None  # "module:function"(run_dir, dest) -> Parity, for --format onnx
     # "module:function"(run_dir, threads) -> predictor (`.run`, `.predict(data)`), for predict --engine onnx
@@ -433,6 +434,7 @@ register_task(
         explain="modelforge.seq2seq.explain:explain_translations",
         compress="modelforge.seq2seq.compress:compress_seq2seq",
         quantize_kinds=("int8-dynamic",),
+        compress_prunes=False,
         export_formats=("onnx",),
         onnx_export="modelforge.seq2seq.onnx:export_seq2seq_run",
         onnx_predictor="modelforge.seq2seq.onnx:load_onnx_translator",
@@ -466,6 +468,7 @@ register_task(
         report="modelforge.detection.report:detection_report",
         compress="modelforge.detection.compress:compress_detector",
         quantize_kinds=("int8-static",),  # convolutions: dynamic int8 would leave them float
+        compress_prunes=False,
         export_formats=("onnx",),
         onnx_export="modelforge.detection.export:export_detector_run",
         starter="modelforge.detection.init:detection_config",

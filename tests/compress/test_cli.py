@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from modelforge.compress.recipe import CompressOptions, compress_run
-from modelforge.errors import RunError
+from modelforge.errors import ModelforgeError, RunError
 from modelforge.run import load_run
+from modelforge.tasks import TASKS
 
 
 def test_compress_cli_with_report(mlp_run, tmp_path, cli) -> None:
@@ -69,3 +72,34 @@ def test_benchmark_writes_its_own_folder_never_into_a_run(mlp_run, tmp_path, mon
     assert (written / "benchmark.csv").is_file() and (written / "benchmark.md").is_file()
     refused = modelforge_in_process("benchmark", str(mlp_run), "--out", str(mlp_run))
     assert refused.returncode == 2 and "is a run directory" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("task", "options", "refusal"),
+    [
+        ("seq2seq", CompressOptions(prune=0.5), "seq2seq runs take --quantize int8-dynamic only, got --prune"),
+        (
+            "seq2seq",
+            CompressOptions(quantize="int8-static", finetune_epochs=2),
+            "got --quantize int8-static, --finetune-epochs",
+        ),
+        ("seq2seq", CompressOptions(quantize="int8-dynamic", calibration=Path("rows.csv")), "got --calibration"),
+        ("detection", CompressOptions(), "detection runs take --quantize int8-static only, got no --quantize"),
+        (
+            "classification",
+            CompressOptions(quantize="int4"),
+            "runs take --quantize int8-dynamic or --quantize int8-static, got --quantize int4",
+        ),
+        ("seq2seq", CompressOptions(quantize="int8-dynamic"), None),
+        ("detection", CompressOptions(quantize="int8-static", calibration=Path("images.json")), None),
+        ("classification", CompressOptions(prune=0.3, finetune_epochs=1, quantize="int8-static"), None),
+    ],
+)
+def test_options_are_checked_against_what_the_task_takes(
+    task: str, options: CompressOptions, refusal: str | None
+) -> None:
+    if refusal is None:
+        options.check_for_task(TASKS.get(task))
+    else:
+        with pytest.raises(ModelforgeError, match=re.escape(refusal)):
+            options.check_for_task(TASKS.get(task))

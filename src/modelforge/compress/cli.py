@@ -29,7 +29,9 @@ def compress(
     from modelforge.tasks import load_entry, task_of_run
 
     options = CompressOptions(prune, prune_method, prune_scope, finetune_epochs, finetune_lr, quantize, calibration)
-    written = load_entry(task_of_run(run, "compress").compress)(run, out, options)  # the task's own compressor
+    task = task_of_run(run, "compress")
+    options.check_for_task(task)  # what the task's compressor takes, before it loads anything
+    written = load_entry(task.compress)(run, out, options)  # the task's own compressor
     typer.echo(f"wrote {written}")
     if report:
         _benchmark([run, written], "torch", 1, written)

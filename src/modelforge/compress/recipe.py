@@ -36,6 +36,7 @@ from modelforge.compress.variant import (
 from modelforge.errors import DataError, ModelforgeError
 from modelforge.files import append_jsonl, atomic_write_text
 from modelforge.run import Run, staged_run_directory
+from modelforge.tasks import Task
 
 PRUNE_METHODS = ("magnitude", "structured")
 CALIBRATION_ROWS = 512
@@ -50,6 +51,21 @@ class CompressOptions:
     finetune_lr: float | None = None
     quantize: str | None = None
     calibration: Path | None = None
+
+    def check_for_task(self, task: Task) -> None:
+        """Refuse in one line what `task`'s compressor does not take (`Task.quantize_kinds`,
+        `Task.compress_prunes`), before anything is loaded."""
+        kinds = task.quantize_kinds
+        refused = [f"--quantize {self.quantize}"] if self.quantize not in (None, *kinds) else []
+        if not task.compress_prunes:
+            given = {"--prune": self.prune is not None, "--finetune-epochs": bool(self.finetune_epochs)}
+            refused += [flag for flag, used in given.items() if used]
+        if self.calibration is not None and "int8-static" not in kinds:
+            refused.append("--calibration")
+        if refused or (not task.compress_prunes and self.quantize is None):
+            takes = " or ".join(f"--quantize {kind}" for kind in kinds) + ("" if task.compress_prunes else " only")
+            got = ", ".join(refused) or "no --quantize"
+            raise ModelforgeError(f"compress: {task.name} runs take {takes}, got {got}")
 
     def check(self, run: Run) -> None:
         if self.prune is None and self.quantize is None:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from modelforge.detection.data import DetectionSet
-from modelforge.errors import DataError, ModelforgeError, RunError
+from modelforge.errors import DataError, RunError
 from modelforge.files import atomic_write_bytes
 from modelforge.models.detector import Detector
 from modelforge.run import finish_run_directory, staged_run_directory
@@ -68,18 +68,14 @@ def calibration_images(run: Any, data: DetectionSet) -> list[torch.Tensor]:
 
 
 def compress_detector(source: str | Path, out: str | Path, options: Any) -> Path:
-    """Write the int8-static copy of a detection run to `out`; returns `out`."""
+    """Write the int8-static copy of a detection run to `out`; returns `out` (`compress` has checked the
+    options against `Task.quantize_kinds`)."""
     from safetensors.torch import save
 
     from modelforge.compress.quantize import compact_state, quantized_parameter_count
     from modelforge.detection.recipe import read_splits
     from modelforge.detection.run import load_detector_run
 
-    given = {"--prune": options.prune is not None, "--finetune-epochs": bool(options.finetune_epochs)}
-    unsupported = [flag for flag, used in given.items() if used]
-    if unsupported or options.quantize != QUANTIZATION:
-        shown = ", ".join(unsupported) or f"--quantize {options.quantize}"
-        raise ModelforgeError(f"compress: detection runs take --quantize {QUANTIZATION} only, got {shown}")
     run = load_detector_run(source)
     if run.model_info.get("quantization"):
         raise RunError(f"{source}: already quantized ({run.model_info['quantization']})")

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from modelforge.errors import ModelforgeError, RunError
+from modelforge.errors import RunError
 from modelforge.files import atomic_write_bytes, atomic_write_json
 from modelforge.run import finish_run_directory, staged_run_directory
 
@@ -30,7 +30,8 @@ def dynamic_int8_skeleton(model: nn.Module) -> nn.Module:
 
 
 def compress_seq2seq(source: str | Path, out: str | Path, options: Any) -> Path:
-    """Write the int8-dynamic copy of a seq2seq run to `out`; returns `out`."""
+    """Write the int8-dynamic copy of a seq2seq run to `out`; returns `out` (`compress` has checked the
+    options against `Task.quantize_kinds`)."""
     from safetensors.torch import save
 
     from modelforge.compress.quantize import compact_state
@@ -38,18 +39,6 @@ def compress_seq2seq(source: str | Path, out: str | Path, options: Any) -> Path:
     from modelforge.seq2seq.metrics import translation_metrics
     from modelforge.seq2seq.run import load_seq2seq_run
 
-    unsupported = [
-        flag
-        for flag, given in (
-            ("--prune", options.prune is not None),
-            ("--finetune-epochs", bool(options.finetune_epochs)),
-            ("--calibration", options.calibration is not None),
-        )
-        if given
-    ]
-    if unsupported or options.quantize != "int8-dynamic":
-        shown = ", ".join(unsupported) or f"--quantize {options.quantize}"
-        raise ModelforgeError(f"compress: seq2seq runs take --quantize int8-dynamic only, got {shown}")
     run = load_seq2seq_run(source)
     if run.model_info.get("quantization"):
         raise RunError(f"{source}: already quantized ({run.model_info['quantization']})")
