@@ -202,11 +202,17 @@ def check_length(samples: np.ndarray, rate: int, settings: SpeechConfig, name: s
         )
 
 
-def file_features(file: Path, settings: SpeechConfig, sample_rate: int, where: str | None = None) -> np.ndarray:
-    """The features of one WAV file; DataError naming the file (and `where`: its table row) when it
-    cannot be used."""
+def usable_samples(file: Path, settings: SpeechConfig, where: str | None = None) -> tuple[np.ndarray, int]:
+    """One WAV file's samples and rate; DataError naming the file (and `where`: its table row) when it
+    does not decode or runs past speech.max_seconds."""
     samples, rate = read_wav_of_row(file, where)
     check_length(samples, rate, settings, f"{where}: {file}" if where else str(file))
+    return samples, rate
+
+
+def file_features(file: Path, settings: SpeechConfig, sample_rate: int, where: str | None = None) -> np.ndarray:
+    """The features of one WAV file (errors as `usable_samples`')."""
+    samples, rate = usable_samples(file, settings, where)
     return clip_features(samples, rate, settings, sample_rate)
 
 
@@ -229,9 +235,7 @@ def training_features(
     copies = augment.copies if augment is not None and options is not None and options.active else 0
     features, renderings = [], []
     for index, file in enumerate(clips.files):
-        where = clips.where(index)
-        samples, rate = read_wav_of_row(file, where)
-        check_length(samples, rate, settings, f"{where}: {file}")
+        samples, rate = usable_samples(file, settings, clips.where(index))
         features.append(clip_features(samples, rate, settings, sample_rate))
         if copies:
             assert options is not None
