@@ -66,6 +66,38 @@ def test_frozen_encoder_in_training_encodes_each_row_once() -> None:
     assert not uncached.encoders["text"].cache
 
 
+def test_the_settings_probe_times_the_frozen_encoder_and_leaves_its_memo_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelforge.config import TrainConfig
+    from modelforge.data.preprocess import InputSpec
+    from modelforge.models import build_model
+    from modelforge.training import probe
+
+    monkeypatch.setenv(probe.CACHE_ENV, str(tmp_path))
+    tokenizer = load_hf_tokenizer(default_encoder_folder(), 16)
+    ids = torch.tensor([e.ids for e in tokenizer.encode_batch(["a fine film", "dull and slow", "it works"])])
+    spec = InputSpec(text_vocab_size=30522, text_length=16, text_tokenizer="hf")
+    model = build_model("hf_encoder", spec, 2, {"freeze": True, "head_dropout": 0.0}).train()
+    encoder = model.encoders["text"]
+    encoded_rows: list[int] = []
+    encoder.backbone.register_forward_hook(lambda module, args, out: encoded_rows.append(len(args[0])))
+    target = torch.tensor([1, 0, 1])
+    choice = probe.choose_settings(
+        TrainConfig(),
+        model,
+        torch.device("cpu"),
+        lambda: torch.nn.functional.cross_entropy(model({"text": ids}), target),
+        "3x16",
+    )
+    assert choice is not None and len(choice.probe_ms) >= 2
+    steps = len(encoded_rows)
+    assert steps >= 2 * len(choice.probe_ms) and set(encoded_rows) == {3}  # every timed step ran the encoder
+    assert not encoder.cache and encoder.cache_rows > 0  # nothing kept; the memo works again in training
+    model({"text": ids})
+    assert len(encoder.cache) == 3
+
+
 def test_frozen_minilm_trains_and_predicts_via_cli(sst2_csv: Path, tmp_path: Path) -> None:
     config = tiny_config(sst2_csv, freeze=True)
     config["train"]["lr"] = 5e-3  # type: ignore[index]

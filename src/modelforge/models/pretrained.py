@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -288,6 +289,15 @@ class PretrainedTextEncoder(nn.Module):
                 found = dict(zip(missing, fresh, strict=True))
                 return torch.stack([found[i] if i in found else self.cache[key] for i, key in enumerate(keys)])
         return torch.stack([self.cache[key] for key in keys])
+
+    @contextlib.contextmanager
+    def memo_suspended(self) -> Iterator[None]:
+        """Training forwards that run the encoder afresh and keep nothing (`models.memo.Memoizing`)."""
+        rows, self.cache_rows = self.cache_rows, 0
+        try:
+            yield
+        finally:
+            self.cache_rows = rows
 
     def encode(self, ids: torch.Tensor) -> torch.Tensor:
         ids = trim_padding(ids, self.pad_id)  # right padding: drop columns no row uses
