@@ -178,6 +178,12 @@ def test_compress_int8_static_keeps_the_boxes_and_reloads_exactly(trained: Detec
     rebuilt = int8_detector(trained.model, calibration)  # what compress quantized, built again in memory
     assert torch.equal(compressed.model(images), rebuilt(images))  # the saved int8 values, not rounded twice
     assert not torch.equal(compressed.model(images), trained.model(images))  # and not the float model
+    # the heatmap and box heads leave on int8 grids of their own: one quantized cat of both (a single
+    # 8-bit scale for logits and log-distances) cost the boxes their tightness
+    raw = compressed.model(images)
+    heat, box = raw[:, : trained.model.n_classes].unique(), raw[:, trained.model.n_classes :].unique()
+    on_heat_grid = box / heat.diff().min()
+    assert (on_heat_grid - on_heat_grid.round()).abs().max() > 0.05
     assert modelforge_in_process("audit", str(out)).returncode == 0
     refused = modelforge_in_process(
         "compress", str(trained.path), "--out", str(tmp_path / "d"), "--quantize", "int8-dynamic"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +88,18 @@ def _runs_on(model: nn.Module, inputs: dict[str, torch.Tensor]) -> bool:
     return True
 
 
-def static_int8(model: nn.Module, calibration: list[Any]) -> nn.Module:
-    """Conv/Linear weights and activations int8 (conv+bn+relu fused), activation ranges from calibration."""
+def static_int8(model: nn.Module, calibration: list[Any], float_ops: tuple[Callable[..., Any], ...] = ()) -> nn.Module:
+    """Conv/Linear weights and activations int8 (conv+bn+relu fused), activation ranges from calibration;
+    the functions in `float_ops` (e.g. `torch.cat`) take dequantized inputs and compute in float."""
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     torch.backends.quantized.engine = "x86"
+    mapping = get_default_qconfig_mapping("x86")
+    for op in float_ops:
+        mapping.set_object_type(op, None)
     with quiet_quantization(), torch.no_grad():
-        prepared = prepare_fx(
-            copy.deepcopy(model).eval(), get_default_qconfig_mapping("x86"), example_inputs=(calibration[0],)
-        )
+        prepared = prepare_fx(copy.deepcopy(model).eval(), mapping, example_inputs=(calibration[0],))
         for batch in calibration:
             prepared(batch)
         return convert_fx(prepared)
