@@ -487,7 +487,7 @@ register_task(
         endpoint="predict",
         headline=("wer", "cer"),
         key_metrics=("cer",),
-        verbs=frozenset({"evaluate", "predict", "serve", "report", "resume", "tune"}),
+        verbs=frozenset({"evaluate", "predict", "serve", "report", "resume", "tune", "compress"}),
         data_keys=frozenset({"train", "valid", "test", "target", "source", "split", "bad_rows"}),
         train_keys=keys(
             "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay schedule "
@@ -503,5 +503,8 @@ register_task(
         starter="modelforge.speech.init:speech_config",
         recognizes="modelforge.speech.data:recognizes_speech_table",
         predict="modelforge.speech.run:write_transcripts",
+        compress="modelforge.speech.compress:compress_speech",
+        quantize_kinds=("int8-dynamic",),  # the GRU and Linear layers; static int8 has no recurrent kernels
+        compress_prunes=False,
     )
 )

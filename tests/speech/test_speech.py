@@ -63,6 +63,43 @@ def test_predict_writes_row_and_prediction(tones_run: Path, fresh_csv: Path, tmp
     assert "--threshold" in line
 
 
+def test_compress_int8_dynamic_keeps_the_transcripts_and_reloads_exactly(
+    tones_run: Path, fresh_csv: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    from modelforge.speech.compress import dynamic_int8_skeleton
+    from modelforge.speech.run import frame_log_probs, settings_of
+
+    out = tmp_path / "int8"
+    result = modelforge_in_process("compress", str(tones_run), "--out", str(out), "--quantize", "int8-dynamic")
+    assert result.returncode == 0, result.stderr
+    original, compressed = load_speech_run(tones_run), load_speech_run(out)
+    assert compressed.model_info["quantization"] == "int8-dynamic"
+    metrics = compressed.metrics
+    assert metrics["split"] == "test" and metrics["original_cer"] == original.metrics["cer"]
+    assert metrics["cer"] <= original.metrics["cer"] + 0.05, metrics  # int8 weights cost little
+    assert compressed.evaluate(fresh_csv)["cer"] < 0.2
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in compressed.model.modules())
+    clips = compressed.read(fresh_csv, needs_text=False)
+    features = clips_features(clips, settings_of(compressed.config), compressed.sample_rate)[:4]
+    rebuilt = dynamic_int8_skeleton(original.model)  # what compress quantized, built again in memory
+    saved, in_memory = frame_log_probs(compressed.model, features), frame_log_probs(rebuilt, features)
+    assert all(np.array_equal(a, b) for a, b in zip(saved, in_memory, strict=True))  # the saved int8 values
+    floats = frame_log_probs(original.model, features)
+    assert not all(np.array_equal(a, b) for a, b in zip(saved, floats, strict=True))  # and not the float model
+    assert (out / "model.safetensors").stat().st_size < 0.5 * (tones_run / "model.safetensors").stat().st_size
+    assert "rnn.weight_ih_l0" not in load_file(str(out / "model.safetensors"))  # the GRU is stored packed
+    again_refused = one_line_exit_2("compress", str(out), "--out", str(tmp_path / "x"), "--quantize", "int8-dynamic")
+    assert "already quantized" in again_refused
+    static = one_line_exit_2("compress", str(tones_run), "--out", str(tmp_path / "s"), "--quantize", "int8-static")
+    assert (
+        static
+        == "error: compress: speech-recognition runs take --quantize int8-dynamic only, got --quantize int8-static"
+    )
+    assert not (tmp_path / "x").exists() and not (tmp_path / "s").exists()
+
+
 def wav_bytes(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 

@@ -149,11 +149,16 @@ def load_speech_run(path: str | Path) -> SpeechRun:
     characters = load_characters(path / "tokens.json")
     preprocessing = json.loads((path / "preprocessing.json").read_text())
     spec = SpeechSpec(int(preprocessing["n_mels"]), characters.vocab_size)
-    model = build_model(info["type"], spec, spec.vocab, info["options"])
-    try:
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
-    except (RuntimeError, OSError, KeyError) as exc:
-        raise RunError(f"{path / 'model.safetensors'}: weights do not load ({str(exc).splitlines()[0]})") from None
+    model = build_model(info["type"], spec, spec.vocab, info["options"]).eval()
+    if info.get("quantization"):  # a `modelforge compress` copy: int8 GRU and Linear weights
+        from modelforge.speech.compress import load_int8_weights
+
+        model = load_int8_weights(model, path / "model.safetensors")
+    else:
+        try:
+            model.load_state_dict(load_file(str(path / "model.safetensors")))
+        except (RuntimeError, OSError, KeyError) as exc:
+            raise RunError(f"{path / 'model.safetensors'}: weights do not load ({str(exc).splitlines()[0]})") from None
     model.eval()
     return SpeechRun(path, config, model, characters, preprocessing, info)
 
