@@ -195,7 +195,24 @@ def own(clips: Path, work: Path, threads: int, max_epochs: int | None) -> Path:
         flush=True,
     )
     print(f"own  {auto_line(work / 'own-run')}", flush=True)
+    print(f"own  {int8_line(work / 'own-run')}", flush=True)
     return work / "own-run"
+
+
+def int8_line(run_dir: Path) -> str:
+    """`modelforge compress RUN --quantize int8-dynamic` of the trained run: its held-out WER and file size."""
+    from modelforge.compress.recipe import CompressOptions
+    from modelforge.speech.compress import compress_speech
+    from modelforge.speech.run import load_speech_run
+
+    out = compress_speech(run_dir, run_dir.with_name(run_dir.name + "-int8"), CompressOptions(quantize="int8-dynamic"))
+    m = load_speech_run(out).metrics
+    sizes = [(folder / "model.safetensors").stat().st_size / 1e6 for folder in (run_dir, out)]
+    return (
+        f"int8-dynamic (GRU and Linear weights): WER {m['wer']:.2%} (float {m['original_wer']:.2%}), CER "
+        f"{m['cer']:.2%} (float {m['original_cer']:.2%}), decoding {m['decode_seconds']:.1f} s; weights "
+        f"{sizes[1]:.1f} MB against {sizes[0]:.1f} MB"
+    )
 
 
 def loso(clips: Path, work: Path, threads: int, max_epochs: int | None) -> Path:

@@ -52,6 +52,7 @@ def test_speech_bench_small_scale_prints_every_figure(tmp_path: Path) -> None:
     assert out.startswith("machine: "), out[:500]
     assert re.search(r"^own  5 speakers, 100 held-out utterances: WER [\d.]+% \(floor ≤ 5%: (met|NOT met)\)", out, re.M)
     assert re.search(r"^own  auto", out, re.M)
+    assert re.search(r"^own  int8-dynamic \(GRU and Linear weights\): WER [\d.]+% \(float [\d.]+%\)", out, re.M)
     assert len(re.findall(r"^rtf  decode beam 1, batch +\d+, [12] threads?: [\d.]+ \(floor ≤ 0.05", out, re.M)) == 4
 
     train = pd.read_csv(work / "clips" / "train.csv")
