@@ -68,7 +68,7 @@ def test_compress_int8_dynamic_keeps_the_transcripts_and_reloads_exactly(
 ) -> None:
     from safetensors.torch import load_file
 
-    from modelforge.speech.compress import dynamic_int8_skeleton
+    from modelforge.compress.quantize import dynamic_int8
     from modelforge.speech.run import frame_log_probs, settings_of
 
     out = tmp_path / "int8"
@@ -83,7 +83,7 @@ def test_compress_int8_dynamic_keeps_the_transcripts_and_reloads_exactly(
     assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in compressed.model.modules())
     clips = compressed.read(fresh_csv, needs_text=False)
     features = clips_features(clips, settings_of(compressed.config), compressed.sample_rate)[:4]
-    rebuilt = dynamic_int8_skeleton(original.model)  # what compress quantized, built again in memory
+    rebuilt = dynamic_int8(original.model)  # what compress quantized, built again in memory
     saved, in_memory = frame_log_probs(compressed.model, features), frame_log_probs(rebuilt, features)
     assert all(np.array_equal(a, b) for a, b in zip(saved, in_memory, strict=True))  # the saved int8 values
     floats = frame_log_probs(original.model, features)

@@ -191,7 +191,7 @@ class Seq2SeqRun(RunDirectory):
 
 def load_seq2seq_run(path: str | Path) -> Seq2SeqRun:
     """Rebuild config, tokenizers and model from a seq2seq run directory."""
-    from safetensors.torch import load_file
+    from modelforge.compress.dynamic_copy import load_run_weights
 
     path = Path(path)
     if not path.is_dir():
@@ -199,15 +199,8 @@ def load_seq2seq_run(path: str | Path) -> Seq2SeqRun:
     config, info = read_finished_run(path, REQUIRED_FILES)
     spec = Seq2SeqSpec(info["source_vocab"], info["target_vocab"])
     model = build_model(info["type"], spec, spec.target_vocab, info["options"])
-    if info.get("quantization"):  # a `modelforge compress` copy: int8 Linear weights
-        from modelforge.seq2seq.compress import load_int8_weights
-
-        model = load_int8_weights(model, path / "model.safetensors")
-    else:
-        try:
-            model.load_state_dict(load_file(str(path / "model.safetensors")))
-        except (RuntimeError, OSError, KeyError) as exc:
-            raise RunError(f"{path / 'model.safetensors'}: weights do not load ({str(exc).splitlines()[0]})") from None
+    # a `modelforge compress` copy holds int8 weights, rebuilt into the model's quantized skeleton
+    model = load_run_weights(model, path / "model.safetensors", info.get("quantization"))
     model.eval()
     preprocessing = json.loads((path / "preprocessing.json").read_text())
     return Seq2SeqRun(

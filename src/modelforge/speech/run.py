@@ -140,7 +140,7 @@ class SpeechRun(RunDirectory):
 
 def load_speech_run(path: str | Path) -> SpeechRun:
     """Rebuild config, characters and model from a speech-recognition run directory."""
-    from safetensors.torch import load_file
+    from modelforge.compress.dynamic_copy import load_run_weights
 
     path = Path(path)
     if not path.is_dir():
@@ -150,15 +150,8 @@ def load_speech_run(path: str | Path) -> SpeechRun:
     preprocessing = json.loads((path / "preprocessing.json").read_text())
     spec = SpeechSpec(int(preprocessing["n_mels"]), characters.vocab_size)
     model = build_model(info["type"], spec, spec.vocab, info["options"]).eval()
-    if info.get("quantization"):  # a `modelforge compress` copy: int8 GRU and Linear weights
-        from modelforge.speech.compress import load_int8_weights
-
-        model = load_int8_weights(model, path / "model.safetensors")
-    else:
-        try:
-            model.load_state_dict(load_file(str(path / "model.safetensors")))
-        except (RuntimeError, OSError, KeyError) as exc:
-            raise RunError(f"{path / 'model.safetensors'}: weights do not load ({str(exc).splitlines()[0]})") from None
+    # a `modelforge compress` copy holds int8 weights, rebuilt into the model's quantized skeleton
+    model = load_run_weights(model, path / "model.safetensors", info.get("quantization"))
     model.eval()
     return SpeechRun(path, config, model, characters, preprocessing, info)
 
