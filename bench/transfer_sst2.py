@@ -134,8 +134,8 @@ def load_config_dict(path: Path, overrides: Sequence[str] = ()) -> dict[str, Any
     return config
 
 
-def variant_sets(name: str, steps: int, threads: int, train_csv: Path | None) -> list[str]:
-    sets = [*VARIANTS[name][1], f"train.threads={threads}"]
+def variant_sets(name: str, steps: int, threads: int, train_csv: Path | None, seed: int = 0) -> list[str]:
+    sets = [*VARIANTS[name][1], f"train.threads={threads}", f"seed={seed}"]
     if steps:  # one pass over the drawn steps × 32 phrases; 0: the config's own epochs over all of them
         sets += [f"train.max_steps={steps}", f"train.warmup_steps={steps // 10}"]
     if train_csv is not None:
@@ -144,10 +144,12 @@ def variant_sets(name: str, steps: int, threads: int, train_csv: Path | None) ->
 
 
 # ----------------------------------------------------------------------------- ours
-def run_variant(name: str, out: Path, steps: int, threads: int, train_csv: Path | None) -> dict[str, object]:
+def run_variant(
+    name: str, out: Path, steps: int, threads: int, train_csv: Path | None, seed: int = 0
+) -> dict[str, object]:
     config, _ = VARIANTS[name]
     command = [str(ROOT / ".venv" / "bin" / "modelforge"), "train", str(config), "--out", str(out), "--no-progress"]
-    for item in variant_sets(name, steps, threads, train_csv):
+    for item in variant_sets(name, steps, threads, train_csv, seed):
         command += ["--set", item]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -183,9 +185,11 @@ def run_variant(name: str, out: Path, steps: int, threads: int, train_csv: Path 
 
 
 # ----------------------------------------------------------------------------- transformers.Trainer
-def hf_spec(name: str, steps: int, threads: int, train_csv: Path | None, precision: str) -> dict[str, Any]:
+def hf_spec(
+    name: str, steps: int, threads: int, train_csv: Path | None, precision: str, seed: int = 0
+) -> dict[str, Any]:
     """What the HF side needs, read from the same YAML and overrides as ours."""
-    config = load_config_dict(VARIANTS[name][0], variant_sets(name, steps, threads, train_csv))
+    config = load_config_dict(VARIANTS[name][0], variant_sets(name, steps, threads, train_csv, seed))
     train, model = config.get("train", {}), config.get("model", {})
     (feature,) = [f for f in config["features"] if f.get("type") == "text"]
     return {
@@ -409,6 +413,8 @@ def main() -> None:
         default=True,
         help=f"after each of {', '.join(HF_VARIANTS)}: transformers.Trainer in fp32 and bf16 on the same phrases",
     )
+    parser.add_argument("--hf-precisions", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
+    parser.add_argument("--seed", type=int, default=0, help="both sides' training seed (the phrases stay seed 0's)")
     parser.add_argument("--hf-worker", type=Path, help=argparse.SUPPRESS)  # internal: one HF run
     args = parser.parse_args()
     if args.hf_worker is not None:
@@ -426,7 +432,7 @@ def main() -> None:
     rows, comparisons = [], []
     for name in args.only:
         out = args.out / f"{name}-{stamp}"
-        row = run_variant(name, out, args.steps, args.threads, train_csv)
+        row = run_variant(name, out, args.steps, args.threads, train_csv, args.seed)
         rows.append(row)
         print(json.dumps(row), flush=True)
         print(f"{name}: {auto_line(out)}", flush=True)
@@ -437,8 +443,8 @@ def main() -> None:
             print("HF LoRA: peft not installed", flush=True)
             hf_rows.append({"variant": name, "side": "HF lora", "skipped": "peft not installed"})
         else:
-            for precision in ("fp32", "bf16"):
-                spec = hf_spec(name, args.steps, args.threads, train_csv, precision)
+            for precision in args.hf_precisions:
+                spec = hf_spec(name, args.steps, args.threads, train_csv, precision, args.seed)
                 hf_row = run_hf(spec, args.out / f"{name}-hf-{precision}-{stamp}")
                 hf_rows.append(hf_row)
                 print(json.dumps(hf_row), flush=True)
