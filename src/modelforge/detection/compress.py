@@ -11,8 +11,6 @@ detector is convolutions, which dynamic quantization leaves float.
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +18,8 @@ import torch
 from torch import nn
 
 from modelforge.detection.data import DetectionSet
-from modelforge.errors import DataError, RunError
-from modelforge.files import atomic_write_bytes
+from modelforge.errors import DataError
 from modelforge.models.detector import Detector
-from modelforge.run import finish_run_directory, staged_run_directory
 
 QUANTIZATION = "int8-static"
 CALIBRATION_IMAGES = 256
@@ -73,36 +69,28 @@ def calibration_images(run: Any, data: DetectionSet) -> list[torch.Tensor]:
 def compress_detector(source: str | Path, out: str | Path, options: Any) -> Path:
     """Write the int8-static copy of a detection run to `out`; returns `out` (`compress` has checked the
     options against `Task.quantize_kinds`)."""
-    from safetensors.torch import save
-
-    from modelforge.compress.quantize import compact_state, quantized_parameter_count
+    from modelforge.compress.quantize import quantized_parameter_count
+    from modelforge.compress.run_copy import refuse_quantized, write_quantized_copy
     from modelforge.detection.recipe import read_splits
     from modelforge.detection.run import load_detector_run
 
     run = load_detector_run(source)
-    if run.model_info.get("quantization"):
-        raise RunError(f"{source}: already quantized ({run.model_info['quantization']})")
+    refuse_quantized(run, source)
     train, valid, test = read_splits(run.config)  # before anything is written: a data problem stops it here
     if options.calibration is not None and not options.calibration.exists():
         raise DataError(f"--calibration {options.calibration}: not found")
     calibration = calibration_images(run, train if options.calibration is None else run.read(options.calibration))
-    out = Path(out)
     quantized = int8_detector(run.model, calibration)
-    with staged_run_directory(out) as dest:
-        for name in COPIED_FILES:
-            shutil.copy2(run.path / name, dest / name)
-        environment = json.loads((run.path / "environment.json").read_text())
-        atomic_write_bytes(dest / "model.safetensors", save(compact_state(quantized)))
-        info = {
-            **run.model_info,
-            "quantization": QUANTIZATION,
-            "parameters": quantized_parameter_count(quantized),
-            "source": str(Path(source).resolve()),
-            "compression": {"quantize": QUANTIZATION, "calibration_images": sum(len(b) for b in calibration)},
-        }
-        run.model = quantized
-        held_out, split = (test, "test") if test is not None else (valid, "valid")
+    held_out, split = (test, "test") if test is not None else (valid, "valid")
+
+    def score(model: nn.Module) -> dict[str, Any]:
+        run.model = model  # type: ignore[assignment]
         evaluation = {**run.evaluate(held_out), "split": split}
-        evaluation.update({f"original_{key}": run.metrics.get(key) for key in ("map", "map50")})
-        finish_run_directory(dest, evaluation, environment, info)
-    return out
+        return evaluation | {f"original_{key}": run.metrics.get(key) for key in ("map", "map50")}
+
+    info = {
+        "quantization": QUANTIZATION,
+        "parameters": quantized_parameter_count(quantized),
+        "compression": {"quantize": QUANTIZATION, "calibration_images": sum(len(b) for b in calibration)},
+    }
+    return write_quantized_copy(run, source, out, COPIED_FILES, quantized, info, score)

@@ -191,7 +191,7 @@ class Seq2SeqRun(RunDirectory):
 
 def load_seq2seq_run(path: str | Path) -> Seq2SeqRun:
     """Rebuild config, tokenizers and model from a seq2seq run directory."""
-    from modelforge.compress.dynamic_copy import load_run_weights
+    from modelforge.compress.run_copy import load_run_weights
 
     path = Path(path)
     if not path.is_dir():

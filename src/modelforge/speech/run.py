@@ -140,7 +140,7 @@ class SpeechRun(RunDirectory):
 
 def load_speech_run(path: str | Path) -> SpeechRun:
     """Rebuild config, characters and model from a speech-recognition run directory."""
-    from modelforge.compress.dynamic_copy import load_run_weights
+    from modelforge.compress.run_copy import load_run_weights
 
     path = Path(path)
     if not path.is_dir():

@@ -1,12 +1,12 @@
-"""The int8-dynamic copy of a run directory, for the tasks whose compressor is int8-dynamic alone
-(seq2seq, speech recognition): the run's files, its Linear/LSTM/GRU weights int8 in a compact
-safetensors file, and an eval.json the task scores on its own held-out split."""
+"""The quantized copy of a run directory, for the tasks with a compressor of their own (seq2seq, speech
+recognition: int8-dynamic; detection: int8-static): the run's files, the quantized weights in a compact
+safetensors file, model.json saying how they were quantized, and an eval.json the task scores on its
+own held-out split; and how those runs load their weights back."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,37 +14,39 @@ from typing import Any
 from torch import nn
 
 from modelforge.errors import RunError
-from modelforge.files import atomic_write_bytes, atomic_write_json
+from modelforge.files import atomic_write_bytes
 from modelforge.run import finish_run_directory, staged_run_directory
 
 
-def write_int8_dynamic_copy(
+def refuse_quantized(run: Any, source: str | Path) -> None:
+    """RunError when `run` is already a quantized copy."""
+    if run.model_info.get("quantization"):
+        raise RunError(f"{source}: already quantized ({run.model_info['quantization']})")
+
+
+def write_quantized_copy(
     run: Any,
     source: str | Path,
     out: str | Path,
     copied_files: tuple[str, ...],
+    quantized: nn.Module,
+    info: dict[str, Any],
     score: Callable[[nn.Module], dict[str, Any]],
 ) -> Path:
-    """Write `run`'s int8-dynamic copy to `out` (staged: a failure leaves nothing); eval.json is
-    `score(quantized model)` plus its `decode_seconds`. Returns `out`."""
+    """Write `run`'s copy with the `quantized` model to `out` (staged: a failure leaves nothing):
+    `copied_files`, the compact weights, model.json = the run's with `info` and the source over it,
+    eval.json = `score(quantized)`. Returns `out`."""
     from safetensors.torch import save
 
-    from modelforge.compress.quantize import compact_state, dynamic_int8
+    from modelforge.compress.quantize import compact_state
 
-    if run.model_info.get("quantization"):
-        raise RunError(f"{source}: already quantized ({run.model_info['quantization']})")
-    quantized = dynamic_int8(run.model)  # without example batches: embeddings stay float
     with staged_run_directory(Path(out)) as dest:
         for name in copied_files:
             shutil.copy2(run.path / name, dest / name)
         environment = json.loads((run.path / "environment.json").read_text())
         atomic_write_bytes(dest / "model.safetensors", save(compact_state(quantized)))
-        info = {**run.model_info, "quantization": "int8-dynamic", "source": str(Path(source).resolve())}
-        atomic_write_json(dest / "environment.json", environment)
-        started = time.perf_counter()
-        evaluation = score(quantized)
-        evaluation["decode_seconds"] = round(time.perf_counter() - started, 3)
-        finish_run_directory(dest, evaluation, environment, info)
+        model_info = {**run.model_info, **info, "source": str(Path(source).resolve())}
+        finish_run_directory(dest, score(quantized), environment, model_info)
     return Path(out)
 
 
