@@ -14,6 +14,7 @@ clips padded or cut to one duration, no waveform augmentation) for the side-by-s
     .venv/bin/python bench/audio_robustness.py                                  # both protocols
     .venv/bin/python bench/audio_robustness.py --only own --front-end legacy
     .venv/bin/python bench/audio_robustness.py --epochs 12 --set model.convs_per_block=1 --jobs 2
+    .venv/bin/python bench/audio_robustness.py --only speakers --feature floor_db=50   # an audio feature option
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 from _machine import auto_line, print_header
 
 import modelforge
@@ -40,20 +42,21 @@ SHIFTS = "silence,gain,speed,noise"
 LEGACY = {"trim_db": None, "gain": "peak", "length": "pad", "augment": {"copies": 0}}  # the audio feature's keys
 
 
-def bench_config(files: Path, overrides: list[str], legacy: bool) -> RunConfig:
-    """The example with `--set` overrides; the audio feature as the front end before this one with `legacy`."""
+def bench_config(files: Path, overrides: list[str], feature_options: dict[str, Any]) -> RunConfig:
+    """The example with `--set` overrides, its audio feature's options (and `augment`'s) updated."""
     config = load_config(EXAMPLE, [f"data.train={files}", *overrides])
-    if not legacy:
+    if not feature_options:
         return config
     raw = config.model_dump()
     feature = raw["features"][0]
-    raw["features"][0] = {**feature, **LEGACY, "augment": {**feature["augment"], **LEGACY["augment"]}}
+    augment = {**feature["augment"], **feature_options.get("augment", {})}
+    raw["features"][0] = {**feature, **feature_options, "augment": augment}
     return RunConfig.model_validate(raw)
 
 
-def train_and_probe(files: Path, overrides: list[str], legacy: bool, out: Path) -> dict[str, Any]:
+def train_and_probe(files: Path, overrides: list[str], feature_options: dict[str, Any], out: Path) -> dict[str, Any]:
     """Train on the rows of `files` not marked test; the accuracy on the test rows, clean and shifted."""
-    config = bench_config(files, overrides, legacy)
+    config = bench_config(files, overrides, feature_options)
     started = time.time()
     run = modelforge.train(config, out, show_progress=False)
     trained = time.time() - started
@@ -75,13 +78,18 @@ def main() -> None:
     parser.add_argument("--front-end", choices=["robust", "legacy"], default="robust")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra config override")
     parser.add_argument("--jobs", type=int, default=1, help="speaker folds trained at once (one process each)")
+    parser.add_argument(
+        "--feature", action="append", default=[], metavar="KEY=VALUE", help="audio feature option, e.g. floor_db=50"
+    )
     parser.add_argument("--keep", type=Path, help="folder to keep the trained runs in (default: a temporary one)")
     args = parser.parse_args()
-    overrides, legacy = list(args.overrides), args.front_end == "legacy"
+    overrides = list(args.overrides)
+    feature_options = dict(LEGACY) if args.front_end == "legacy" else {}
+    feature_options.update({k: yaml.safe_load(v) for k, v in (option.split("=", 1) for option in args.feature)})
     if args.epochs:
         overrides.append(f"train.epochs={args.epochs}")
     print_header()
-    print(f"front end: {args.front_end}; overrides: {' '.join(overrides) or 'none'}", flush=True)
+    print(f"front end: {args.front_end}; overrides: {' '.join(overrides + args.feature) or 'none'}", flush=True)
     frame = pd.read_csv(FSDD / "files.csv")
     frame["path"] = [str(FSDD / p) for p in frame["path"]]
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,7 +98,7 @@ def main() -> None:
         if args.only in (None, "own"):
             files = work / "own.csv"
             frame.to_csv(files, index=False)
-            print(row("own split", train_and_probe(files, overrides, legacy, work / "own")), flush=True)
+            print(row("own split", train_and_probe(files, overrides, feature_options, work / "own")), flush=True)
         if args.only in (None, "speakers"):
             folds = {}
             for speaker in sorted(frame["speaker"].unique()):
@@ -102,7 +110,7 @@ def main() -> None:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
                 running = {
-                    pool.submit(train_and_probe, files, overrides, legacy, work / f"fold-{speaker}"): speaker
+                    pool.submit(train_and_probe, files, overrides, feature_options, work / f"fold-{speaker}"): speaker
                     for speaker, files in folds.items()
                 }
                 for done in as_completed(running):

@@ -26,17 +26,19 @@ fetch fsdd` (dataset:fsdd), or `--fsdd FOLDER` holding recordings/<digit>_<speak
 
     .venv/bin/python bench/speech.py all --scale small
     .venv/bin/python bench/speech.py own --scale full --threads 1 --work /tmp/speech-own
-    .venv/bin/python bench/speech.py loso --scale full --threads 1
+    .venv/bin/python bench/speech.py loso --scale full --threads 1 --jobs 2 --set speech.floor_db=50
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import tempfile
 import time
 import wave
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +150,11 @@ def fold_tables(clips: Path, folder: Path, speaker: str) -> Path:
 
 
 # ----------------------------------------------------------------------------- train and score
-def init_and_train(train_csv: Path, run_dir: Path, threads: int, max_epochs: int | None) -> tuple[Any, float]:
+def init_and_train(
+    train_csv: Path, run_dir: Path, threads: int, max_epochs: int | None, extra: list[str]
+) -> tuple[Any, float]:
     """Train with `modelforge init TRAIN --target text`'s config (threads set; epochs capped at small
-    scale); the run and the training minutes."""
+    scale; `extra` overrides, `--set`'s); the run and the training minutes."""
     from modelforge.init import starter_config_yaml
 
     config_path = train_csv.with_name("speech.yaml")
@@ -160,7 +164,7 @@ def init_and_train(train_csv: Path, run_dir: Path, threads: int, max_epochs: int
     overrides = [f"train.threads={threads}"]
     if max_epochs is not None:
         overrides.append(f"train.epochs={min(max_epochs, raw['train']['epochs'])}")
-    config = load_config(config_path, overrides)
+    config = load_config(config_path, [*overrides, *extra])
     started = time.time()
     run = modelforge.train(config, run_dir)
     return run, (time.time() - started) / 60
@@ -185,8 +189,8 @@ def init_epochs(train_csv: Path) -> int:
     return int(yaml.safe_load(train_csv.with_name("speech.yaml").read_text())["train"]["epochs"])
 
 
-def own(clips: Path, work: Path, threads: int, max_epochs: int | None) -> Path:
-    run, minutes = init_and_train(clips / "train.csv", work / "own-run", threads, max_epochs)
+def own(clips: Path, work: Path, threads: int, max_epochs: int | None, extra: list[str]) -> Path:
+    run, minutes = init_and_train(clips / "train.csv", work / "own-run", threads, max_epochs, extra)
     m = run.metrics
     assert m["split"] == "test", f"init did not take test.csv as data.test (scored {m['split']})"
     print(
@@ -215,30 +219,38 @@ def int8_line(run_dir: Path) -> str:
     )
 
 
-def loso(clips: Path, work: Path, threads: int, max_epochs: int | None) -> Path:
+def loso_fold(
+    clips: Path, work: Path, speaker: str, threads: int, max_epochs: int | None, extra: list[str]
+) -> tuple[float, list[str]]:
+    """Train without `speaker` and score on their test utterances: the WER and the lines to print."""
+    train_csv = fold_tables(clips, work / f"loso-{speaker}", speaker)
+    run_dir = work / f"loso-{speaker}" / "run"
+    run, minutes = init_and_train(train_csv, run_dir, threads, max_epochs, extra)
+    m = run.metrics
+    return m["wer"], [
+        f"loso without {speaker:<10} {m['n']} utterances: WER {m['wer']:.2%}, CER {m['cer']:.2%}; "
+        f"{trained_line(run, minutes, init_epochs(train_csv))}",
+        f"loso without {speaker:<10} {auto_line(run_dir)}",
+    ]
+
+
+def loso(clips: Path, work: Path, threads: int, max_epochs: int | None, extra: list[str], jobs: int) -> Path:
     speakers = sorted(pd.read_csv(clips / "train.csv")["speaker"].unique())
-    scores, total_minutes, first = {}, 0.0, None
-    for speaker in speakers:
-        train_csv = fold_tables(clips, work / f"loso-{speaker}", speaker)
-        run_dir = work / f"loso-{speaker}" / "run"
-        run, minutes = init_and_train(train_csv, run_dir, threads, max_epochs)
-        first, total_minutes = first or run_dir, total_minutes + minutes
-        m = run.metrics
-        scores[speaker] = m["wer"]
-        print(
-            f"loso without {speaker:<10} {m['n']} utterances: WER {m['wer']:.2%}, CER {m['cer']:.2%}; "
-            f"{trained_line(run, minutes, init_epochs(train_csv))}",
-            flush=True,
-        )
-        print(f"loso without {speaker:<10} {auto_line(run_dir)}", flush=True)
+    scores, started = {}, time.time()
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        running = {
+            pool.submit(loso_fold, clips, work, speaker, threads, max_epochs, extra): speaker for speaker in speakers
+        }
+        for done in as_completed(running):
+            scores[running[done]], lines = done.result()
+            print("\n".join(lines), flush=True)
     mean = sum(scores.values()) / len(scores)
     print(
         f"loso mean WER {mean:.2%} over {len(scores)} speakers ({floor_text(mean, FLOORS['loso'])}); "
-        f"trained {total_minutes:.1f} min in all",
+        f"{(time.time() - started) / 60:.1f} min, {jobs} fold{'s' if jobs > 1 else ''} at a time",
         flush=True,
     )
-    assert first is not None
-    return first
+    return work / f"loso-{speakers[0]}" / "run"
 
 
 def timed_decode(run: Any, features: list[np.ndarray], batch: int, budget: float) -> tuple[float, list[str]]:
@@ -317,6 +329,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="keep the clips and runs here (default: a temporary folder)")
     parser.add_argument("--fsdd", type=Path, help="folder holding recordings/ (default: the catalog's fsdd)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the utterances (test: seed + 1)")
+    parser.add_argument("--jobs", type=int, default=1, help="loso: folds trained at once (one process each)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra config override")
     parser.add_argument(
         "--decode-budget",
         type=float,
@@ -344,9 +358,9 @@ def main() -> None:
         max_epochs = scale.get("max_epochs")
         timed = None
         if args.suite in ("own", "all"):
-            timed = own(clips, work, args.threads, max_epochs), clips / "test.csv"
+            timed = own(clips, work, args.threads, max_epochs, args.overrides), clips / "test.csv"
         if args.suite in ("loso", "all"):
-            first = loso(clips, work, args.threads, max_epochs)
+            first = loso(clips, work, args.threads, max_epochs, args.overrides, args.jobs)
             timed = timed or (first, first.parent / "test.csv")
         assert timed is not None
         real_time_factor(*timed, args.decode_budget)

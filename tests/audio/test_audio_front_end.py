@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from modelforge.config import AudioFeature
-from modelforge.data.audio import AudioEncoder, read_wav, write_wav
+from modelforge.data.audio import AudioEncoder, log_mel, read_wav, write_wav
 from modelforge.data.audio_augment import (
     PERTURBATIONS,
     WaveAugment,
@@ -52,6 +52,30 @@ def test_trimming_is_exact_under_digital_silence_and_gain_only_scales() -> None:
     np.testing.assert_allclose(louder, normalize_loudness(trim_silence(clip, RATE, 35, 25)), atol=1e-6)
     assert np.sqrt(np.mean(louder.astype(np.float64) ** 2)) == pytest.approx(0.1, rel=1e-4)
     assert trim_silence(np.zeros(800, np.float32), RATE, 35, 25).size == 800 + 400  # all silence: kept
+
+
+def test_the_floor_makes_a_recordings_noise_floor_read_the_same() -> None:
+    """Digital silence and a hiss 70 dB below the words: far apart under the fixed floor, equal under floor_db."""
+    clip = np.concatenate([word(), np.zeros(1600, np.float32), word(hz=1200.0)])
+    hiss = clip + np.random.default_rng(0).normal(0, 0.3 * 10 ** (-70 / 20), len(clip)).astype(np.float32)
+    fixed = [log_mel(c, RATE, 16, 200, 80) for c in (clip, hiss)]
+    floored = [log_mel(c, RATE, 16, 200, 80, floor_db=50.0) for c in (clip, hiss)]
+    assert np.abs(fixed[0] - fixed[1]).max() > 2.0
+    assert np.abs(floored[0] - floored[1]).max() < 0.05
+    assert floored[0].max() == pytest.approx(fixed[0].max(), abs=1e-4)  # the words themselves are untouched
+    assert floored[0].min() == pytest.approx(floored[0].max() - 50 * np.log(10) / 10, abs=0.01)
+
+
+def test_bands_at_the_floor_in_every_clip_are_not_stretched(tmp_path: Path) -> None:
+    """Pure tones leave most bands at the floor in every training clip; noise in one of those bands must not
+    read as dozens of deviations (it did, and training on noisy renderings collapsed)."""
+    tones = [word(hz=hz, level=level) for hz in (400.0, 1600.0) for level in (0.1, 0.3)]
+    paths = pd.Series([str(write_wav(tmp_path / f"tone{i}.wav", t, RATE)) for i, t in enumerate(tones)])
+    encoder = robust_encoder().fit(paths)
+    assert min(encoder.std_) >= 1.0
+    noisy = add_noise(tones[0], 20.0, seed=0)
+    features = encoder.transform(pd.Series([str(write_wav(tmp_path / "noisy.wav", noisy, RATE))]))
+    assert np.abs(features).max() < 10.0
 
 
 def robust_encoder() -> AudioEncoder:

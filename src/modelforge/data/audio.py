@@ -28,6 +28,7 @@ from modelforge.errors import DataError, NotFittedError
 
 AUDIO_SUFFIXES = {".wav", ".wave"}
 LOG_FLOOR = 1e-6
+MIN_BAND_STD = 1.0  # log power: 4.3 dB
 TRIM_MARGIN_MS = 25.0  # kept either side of the voiced span: the soft onset of a consonant
 SPECTROGRAM_AUGMENT = (
     "shift",
@@ -145,8 +146,13 @@ def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
     return matrix.astype(np.float32)
 
 
-def log_mel(samples: np.ndarray, sample_rate: int, n_mels: int, window: int, hop: int) -> np.ndarray:
-    """n_mels × frames log power, frames = 1 + len // hop (centered windows, zero padded)."""
+def log_mel(
+    samples: np.ndarray, sample_rate: int, n_mels: int, window: int, hop: int, floor_db: float | None = None
+) -> np.ndarray:
+    """n_mels × frames log power, frames = 1 + len // hop (centered windows, zero padded).
+
+    `floor_db`: power `floor_db` below the clip's loudest band and frame is added before the log, so
+    what lies under it (a recording's noise floor, or digital silence) reads the same in every clip."""
     n_fft = 1 << max(0, (window - 1).bit_length())
     padded = np.pad(samples, (n_fft // 2, n_fft // 2))
     n_frames = 1 + (len(padded) - n_fft) // hop
@@ -156,7 +162,8 @@ def log_mel(samples: np.ndarray, sample_rate: int, n_mels: int, window: int, hop
     taper[start : start + window] = np.hanning(window)
     power = np.abs(np.fft.rfft(padded[index] * taper, axis=1)) ** 2
     mel = mel_filterbank(n_mels, n_fft, sample_rate) @ power.T
-    return np.log(mel + LOG_FLOOR).astype(np.float32)
+    floor = LOG_FLOOR if floor_db is None else max(LOG_FLOOR, float(mel.max(initial=0.0)) * 10.0 ** (-floor_db / 10))
+    return np.log(mel + floor).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- encoder
@@ -183,6 +190,7 @@ class AudioEncoder:
         length: str = "pad",
         frames: int | None = None,
         max_duration: float | None = None,
+        floor_db: float | None = None,
     ) -> None:
         # the defaults here are what runs saved before the front end did; the config's defaults turn it on
         self.name, self.root, self.sample_rate, self.duration = name, root, sample_rate, duration
@@ -190,7 +198,7 @@ class AudioEncoder:
         self.window_ms, self.hop_ms, self.normalize = window_ms, hop_ms, normalize
         self.augment = augment or {}
         self.gain, self.trim_db, self.max_duration = gain, trim_db, max_duration
-        self.length, self.frames = length, frames
+        self.length, self.frames, self.floor_db = length, frames, floor_db
         self.sample_rate_: int | None = None
         self.samples_: int | None = None
         self.frames_: int | None = None
@@ -277,7 +285,10 @@ class AudioEncoder:
         if self.normalize == "utterance":
             features = self._remove_utterance_mean(features, waves)
         self.mean_ = features.mean(axis=(0, 2)).tolist()
-        self.std_ = [s or 1.0 for s in features.std(axis=(0, 2)).tolist()]
+        spread = features.std(axis=(0, 2))
+        if self.representation == "logmel":  # a band that barely moves across the clips (one at the floor in all
+            spread = np.maximum(spread, MIN_BAND_STD)  # of them) would read a few dB of noise as many deviations
+        self.std_ = [s or 1.0 for s in spread.tolist()]
         return self
 
     def _features(self, waves: list[np.ndarray]) -> np.ndarray:
@@ -287,14 +298,16 @@ class AudioEncoder:
         fixed = np.zeros((len(waves), length), dtype=np.float32)
         for row, samples in enumerate(waves):
             fixed[row, : min(length, len(samples))] = samples[:length]
-        out = np.stack([log_mel(s, self.sample_rate_, self.n_mels, self._window, self._hop) for s in fixed])  # type: ignore[arg-type]
+        out = np.stack(
+            [log_mel(s, self.sample_rate_, self.n_mels, self._window, self._hop, self.floor_db) for s in fixed]
+        )  # type: ignore[arg-type]
         if self.representation == "mfcc":
             out = np.einsum("km,nmt->nkt", dct_matrix(self.n_mfcc, self.n_mels), out)
         return out.astype(np.float32)
 
     def _stretched(self, samples: np.ndarray) -> np.ndarray:
         """The clip's own spectrogram, linearly resampled along time to `frames_` frames."""
-        own = log_mel(samples, self.sample_rate_, self.n_mels, self._window, self._hop)  # type: ignore[arg-type]
+        own = log_mel(samples, self.sample_rate_, self.n_mels, self._window, self._hop, self.floor_db)  # type: ignore[arg-type]
         if self.representation == "mfcc":
             own = dct_matrix(self.n_mfcc, self.n_mels) @ own
         return stretch_frames(own, int(self.frames_))  # type: ignore[arg-type]
@@ -369,6 +382,7 @@ class AudioEncoder:
             "length": self.length,
             "frames": self.frames,
             "max_duration": self.max_duration,
+            "floor_db": self.floor_db,
             "sample_rate_": self.sample_rate_,
             "samples_": self.samples_,
             "frames_": self.frames_,

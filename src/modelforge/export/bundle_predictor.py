@@ -220,7 +220,9 @@ def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
     return matrix.astype(np.float32)
 
 
-def log_mel(samples: np.ndarray, sample_rate: int, n_mels: int, window: int, hop: int) -> np.ndarray:
+def log_mel(
+    samples: np.ndarray, sample_rate: int, n_mels: int, window: int, hop: int, floor_db: float | None = None
+) -> np.ndarray:
     n_fft = 1 << max(0, (window - 1).bit_length())
     padded = np.pad(samples, (n_fft // 2, n_fft // 2))
     n_frames = 1 + (len(padded) - n_fft) // hop
@@ -230,7 +232,8 @@ def log_mel(samples: np.ndarray, sample_rate: int, n_mels: int, window: int, hop
     taper[start : start + window] = np.hanning(window)
     power = np.abs(np.fft.rfft(padded[index] * taper, axis=1)) ** 2
     mel = mel_filterbank(n_mels, n_fft, sample_rate) @ power.T
-    return np.log(mel + LOG_FLOOR).astype(np.float32)
+    floor = LOG_FLOOR if floor_db is None else max(LOG_FLOOR, float(mel.max(initial=0.0)) * 10.0 ** (-floor_db / 10))
+    return np.log(mel + floor).astype(np.float32)
 
 
 def trim_silence(samples: np.ndarray, rate: int, below_peak_db: float, margin_ms: float = 25.0) -> np.ndarray:
@@ -294,7 +297,7 @@ def audio_feature(name: str, state: dict[str, Any], folder: Path) -> Callable[[l
         return samples
 
     def spectrogram(samples: np.ndarray) -> np.ndarray:
-        own = log_mel(samples, rate, state["n_mels"], window, hop)
+        own = log_mel(samples, rate, state["n_mels"], window, hop, state.get("floor_db"))
         if state["representation"] == "mfcc":
             own = dct_matrix(state["n_mfcc"], state["n_mels"]) @ own
         return stretch_frames(own, int(state["frames_"]))
@@ -309,7 +312,7 @@ def audio_feature(name: str, state: dict[str, Any], folder: Path) -> Callable[[l
         fixed = np.zeros((len(waves), length), dtype=np.float32)
         for row, samples in enumerate(waves):
             fixed[row, : min(length, len(samples))] = samples[:length]
-        features = np.stack([log_mel(s, rate, state["n_mels"], window, hop) for s in fixed])
+        features = np.stack([log_mel(s, rate, state["n_mels"], window, hop, state.get("floor_db")) for s in fixed])
         if state["representation"] == "mfcc":
             features = np.einsum("km,nmt->nkt", dct_matrix(state["n_mfcc"], state["n_mels"]), features)
         features = features.astype(np.float32)

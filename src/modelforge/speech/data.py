@@ -188,7 +188,7 @@ def clip_features(samples: np.ndarray, rate: int, settings: SpeechConfig, sample
     samples = resample(samples, rate, sample_rate)
     window = max(2, round(sample_rate * settings.window_ms / 1000))
     hop = max(1, round(sample_rate * settings.hop_ms / 1000))
-    mel = log_mel(samples, sample_rate, settings.n_mels, window, hop)
+    mel = log_mel(samples, sample_rate, settings.n_mels, window, hop, settings.floor_db)
     mean, std = mel.mean(axis=1, keepdims=True), mel.std(axis=1, keepdims=True)
     return ((mel - mean) / np.maximum(std, 1e-5)).astype(np.float32)
 
