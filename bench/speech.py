@@ -26,7 +26,7 @@ fetch fsdd` (dataset:fsdd), or `--fsdd FOLDER` holding recordings/<digit>_<speak
 
     .venv/bin/python bench/speech.py all --scale small
     .venv/bin/python bench/speech.py own --scale full --threads 1 --work /tmp/speech-own
-    .venv/bin/python bench/speech.py loso --scale full --threads 1 --jobs 2 --set speech.floor_db=50
+    .venv/bin/python bench/speech.py loso --scale full --threads 1 --jobs 2 --set speech.beam=8
 """
 
 from __future__ import annotations

@@ -476,9 +476,6 @@ class SpeechConfig(Section):
     n_mels: int = Field(40, ge=8, description="log-mel bands per frame")
     window_ms: float = Field(25.0, gt=0, description="analysis window")
     hop_ms: float = Field(10.0, gt=0, description="frame step")
-    floor_db: float | None = Field(
-        None, gt=0, description="log-mel floor this many dB below the clip's loudest band and frame; null: fixed"
-    )
     max_seconds: float = Field(20.0, gt=0, description="a longer clip is an error naming the file")
     lowercase: bool = Field(True, description="transcripts lower-cased before their characters become tokens")
     beam: int = Field(1, ge=1, description="CTC prefix beam width of evaluate, predict and serve (1: greedy)")

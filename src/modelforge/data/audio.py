@@ -298,9 +298,8 @@ class AudioEncoder:
         fixed = np.zeros((len(waves), length), dtype=np.float32)
         for row, samples in enumerate(waves):
             fixed[row, : min(length, len(samples))] = samples[:length]
-        out = np.stack(
-            [log_mel(s, self.sample_rate_, self.n_mels, self._window, self._hop, self.floor_db) for s in fixed]
-        )  # type: ignore[arg-type]
+        rate = int(self.sample_rate_)  # type: ignore[arg-type]
+        out = np.stack([log_mel(s, rate, self.n_mels, self._window, self._hop, self.floor_db) for s in fixed])
         if self.representation == "mfcc":
             out = np.einsum("km,nmt->nkt", dct_matrix(self.n_mfcc, self.n_mels), out)
         return out.astype(np.float32)

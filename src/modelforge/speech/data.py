@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from modelforge.config import DataConfig, SpeechConfig
-from modelforge.data.audio import AUDIO_SUFFIXES, MIN_BAND_STD, log_mel, read_wav, resample
+from modelforge.data.audio import AUDIO_SUFFIXES, log_mel, read_wav, resample
 from modelforge.data.split import held_out_shares
 from modelforge.errors import DataError, did_you_mean
 
@@ -188,11 +188,9 @@ def clip_features(samples: np.ndarray, rate: int, settings: SpeechConfig, sample
     samples = resample(samples, rate, sample_rate)
     window = max(2, round(sample_rate * settings.window_ms / 1000))
     hop = max(1, round(sample_rate * settings.hop_ms / 1000))
-    mel = log_mel(samples, sample_rate, settings.n_mels, window, hop, settings.floor_db)
+    mel = log_mel(samples, sample_rate, settings.n_mels, window, hop)
     mean, std = mel.mean(axis=1, keepdims=True), mel.std(axis=1, keepdims=True)
-    # under floor_db a band can sit at the floor the whole clip: its few dB of noise must not become unit variance
-    least = 1e-5 if settings.floor_db is None else MIN_BAND_STD
-    return ((mel - mean) / np.maximum(std, least)).astype(np.float32)
+    return ((mel - mean) / np.maximum(std, 1e-5)).astype(np.float32)
 
 
 def check_length(samples: np.ndarray, rate: int, settings: SpeechConfig, name: str) -> None:

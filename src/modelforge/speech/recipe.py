@@ -239,7 +239,6 @@ def train_speech(
         "n_mels": settings.n_mels,
         "window_ms": settings.window_ms,
         "hop_ms": settings.hop_ms,
-        "floor_db": settings.floor_db,
         "normalize": "utterance",
     }
     run_dir.mkdir(parents=True, exist_ok=True)
