@@ -149,7 +149,7 @@ def load_speech_run(path: str | Path) -> SpeechRun:
     characters = load_characters(path / "tokens.json")
     preprocessing = json.loads((path / "preprocessing.json").read_text())
     spec = SpeechSpec(int(preprocessing["n_mels"]), characters.vocab_size)
-    model = build_model(info["type"], spec, spec.vocab, info["options"]).eval()
+    model = build_model(info["type"], spec, spec.vocab, info["options"])
     # a `modelforge compress` copy holds int8 weights, rebuilt into the model's quantized skeleton
     model = load_run_weights(model, path / "model.safetensors", info.get("quantization"))
     model.eval()
