@@ -234,8 +234,15 @@ def loso_fold(
     ]
 
 
-def loso(clips: Path, work: Path, threads: int, max_epochs: int | None, extra: list[str], jobs: int) -> Path:
+def loso(
+    clips: Path, work: Path, threads: int, max_epochs: int | None, extra: list[str], jobs: int, only: list[str]
+) -> Path:
     speakers = sorted(pd.read_csv(clips / "train.csv")["speaker"].unique())
+    if only:
+        unknown = sorted(set(only) - set(speakers))
+        if unknown:
+            raise SystemExit(f"--speakers: {', '.join(unknown)} not among {', '.join(speakers)}")
+        speakers = sorted(only)
     scores, started = {}, time.time()
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         running = {
@@ -330,6 +337,7 @@ def main() -> None:
     parser.add_argument("--fsdd", type=Path, help="folder holding recordings/ (default: the catalog's fsdd)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the utterances (test: seed + 1)")
     parser.add_argument("--jobs", type=int, default=1, help="loso: folds trained at once (one process each)")
+    parser.add_argument("--speakers", nargs="+", default=[], help="loso: only these folds (default: every speaker)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra config override")
     parser.add_argument(
         "--decode-budget",
@@ -360,7 +368,7 @@ def main() -> None:
         if args.suite in ("own", "all"):
             timed = own(clips, work, args.threads, max_epochs, args.overrides), clips / "test.csv"
         if args.suite in ("loso", "all"):
-            first = loso(clips, work, args.threads, max_epochs, args.overrides, args.jobs)
+            first = loso(clips, work, args.threads, max_epochs, args.overrides, args.jobs, args.speakers)
             timed = timed or (first, first.parent / "test.csv")
         assert timed is not None
         real_time_factor(*timed, args.decode_budget)

@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from tones import RATE, render, tiny_config, write_pcm, write_tones
 
 from cli_runner import modelforge_in_process, newest_step, signal_when
 from modelforge.config import load_config
 from modelforge.errors import ConfigError
+from modelforge.models.speech import SpeechSpec, ctc_rnn, subsampled_lengths
 from modelforge.speech.data import clips_features, read_clips, recognizes_speech_table, training_features
 from modelforge.speech.decode import Lexicon, greedy_decode, prefix_beam_search
 from modelforge.speech.recipe import train_speech
@@ -380,3 +382,24 @@ def test_write_tones_is_deterministic(tmp_path: Path) -> None:
     second = write_tones(tmp_path / "b", n=3, seed=4)
     assert first.read_text() == second.read_text()
     assert (first.parent / "wav" / "4-0.wav").read_bytes() == (second.parent / "wav" / "4-0.wav").read_bytes()
+
+
+# ----------------------------------------------------------------------------- model
+def test_a_second_conv_per_stage_keeps_the_frames_and_the_one_conv_layout() -> None:
+    spec, lengths = SpeechSpec(n_mels=40, vocab=7), torch.tensor([50, 33, 9])
+    features = torch.randn(3, 40, 50, generator=torch.Generator().manual_seed(0))
+    one = ctc_rnn(spec, 7, conv="2d", width=16, layers=1)
+    two = ctc_rnn(spec, 7, conv="2d", width=16, layers=1, convs_per_stage=2)
+    logits, frames = two(features, lengths)
+    assert logits.shape == (3, 13, 7) and frames.tolist() == subsampled_lengths(lengths).tolist()
+    # runs saved before the option existed load: the one-conv layout's names are what they were
+    assert [k for k in one.state_dict() if k.startswith("convolutions")] == [
+        "convolutions.0.weight",
+        "convolutions.0.bias",
+        "convolutions.2.weight",
+        "convolutions.2.bias",
+    ]
+    convs = [m for m in two.convolutions if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride for c in convs] == [(2, 2), (1, 1), (2, 2), (1, 1)]
+    with pytest.raises(ConfigError, match=r"model.convs_per_stage: 2 needs conv: 2d"):
+        ctc_rnn(spec, 7, conv="1d", convs_per_stage=2)
