@@ -6,8 +6,8 @@ TABLE lists WAV paths (relative to it) and transcripts. Everything is chosen fro
   data.test, else 10 % + 10 % of the clips;
 - the sample rate: the clips' most common one (others are resampled to it); speech.max_seconds: the
   longest clip rounded up, at least 20 s;
-- model: ctc_rnn with 2-D convolutions (filters that slide along the mel bands: voices differ there),
-  128 wide, 2 layers under 5,000 clips; 256 wide, 3 layers above;
+- model: ctc_rnn with 2-D convolutions, two at each stride (filters that slide along the mel bands:
+  voices differ there), 128 wide, 2 layers under 5,000 clips; 256 wide, 3 layers above;
 - epochs: about 30,000 clip presentations (15 to 150 epochs), batch 16 under 2,000 clips (else 32),
   AdamW with a cosine schedule after a warm-up of a twentieth of the steps, gradients clipped at 5;
 - decoding: greedy, or for a closed vocabulary (at most 1,000 distinct words, each heard 20 times on
@@ -107,6 +107,7 @@ def speech_config(data: Path, out: Path | None, target: str | None = None) -> di
         "model": {
             "type": "ctc_rnn",
             "conv": "2d",
+            "convs_per_stage": 2,
             "width": 128 if small else 256,
             "layers": 2 if small else 3,
             "dropout": 0.1,
