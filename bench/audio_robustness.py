@@ -1,6 +1,7 @@
 """Audio robustness on the Free Spoken Digit Dataset (five speakers): accuracy under recording shifts.
 
-Trains `examples/fsdd.yaml` (plus any `--set` overrides) and reports, on the held-out clips, the
+Trains `examples/fsdd.yaml` (or, `--config init`, what `modelforge init` writes for each training
+table; plus any `--set` overrides) and reports, on the held-out clips, the
 accuracy on the clean clips and under each shift `evaluate --perturb` knows (0.3 s of silence at
 each end, ±10 dB gain, speed 0.9 / 1.1, white noise at 20 and 10 dB SNR):
 
@@ -15,6 +16,7 @@ clips padded or cut to one duration, no waveform augmentation) for the side-by-s
     .venv/bin/python bench/audio_robustness.py --only own --front-end legacy
     .venv/bin/python bench/audio_robustness.py --epochs 12 --set model.convs_per_block=1 --jobs 2
     .venv/bin/python bench/audio_robustness.py --only speakers --feature floor_db=50   # an audio feature option
+    .venv/bin/python bench/audio_robustness.py --only speakers --config init --jobs 2  # as a stranger starts
 """
 
 from __future__ import annotations
@@ -42,9 +44,26 @@ SHIFTS = "silence,gain,speed,noise"
 LEGACY = {"trim_db": None, "gain": "peak", "length": "pad", "augment": {"copies": 0}}  # the audio feature's keys
 
 
-def bench_config(files: Path, overrides: list[str], feature_options: dict[str, Any]) -> RunConfig:
-    """The example with `--set` overrides, its audio feature's options (and `augment`'s) updated."""
-    config = load_config(EXAMPLE, [f"data.train={files}", *overrides])
+def init_config(files: Path) -> Path:
+    """What `modelforge init TABLE --target label` writes for the rows of `files` not marked test (a
+    path,label table beside it), as a stranger would start: the config file's path."""
+    from modelforge.init import starter_config_yaml
+
+    frame = pd.read_csv(files)
+    table = files.with_name(files.stem + "-init.csv")
+    frame.loc[frame["split"] != "test", ["path", "label"]].to_csv(table, index=False)
+    config = table.with_suffix(".yaml")
+    config.write_text(starter_config_yaml(table, "label", None, config))
+    return config
+
+
+def bench_config(files: Path, overrides: list[str], feature_options: dict[str, Any], start: str) -> RunConfig:
+    """The example (or init's config, `start`) with `--set` overrides, its audio feature's options (and
+    `augment`'s) updated."""
+    if start == "init":
+        config = load_config(init_config(files), overrides)
+    else:
+        config = load_config(EXAMPLE, [f"data.train={files}", *overrides])
     if not feature_options:
         return config
     raw = config.model_dump()
@@ -54,9 +73,11 @@ def bench_config(files: Path, overrides: list[str], feature_options: dict[str, A
     return RunConfig.model_validate(raw)
 
 
-def train_and_probe(files: Path, overrides: list[str], feature_options: dict[str, Any], out: Path) -> dict[str, Any]:
+def train_and_probe(
+    files: Path, overrides: list[str], feature_options: dict[str, Any], start: str, out: Path
+) -> dict[str, Any]:
     """Train on the rows of `files` not marked test; the accuracy on the test rows, clean and shifted."""
-    config = bench_config(files, overrides, feature_options)
+    config = bench_config(files, overrides, feature_options, start)
     started = time.time()
     run = modelforge.train(config, out, show_progress=False)
     trained = time.time() - started
@@ -76,6 +97,12 @@ def main() -> None:
     parser.add_argument("--only", choices=["own", "speakers"], help="run one protocol only")
     parser.add_argument("--epochs", type=int, help="train.epochs (default: the example's)")
     parser.add_argument("--front-end", choices=["robust", "legacy"], default="robust")
+    parser.add_argument(
+        "--config",
+        choices=["example", "init"],
+        default="example",
+        help="train examples/fsdd.yaml, or what `modelforge init` writes for each training table (path,label)",
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra config override")
     parser.add_argument("--jobs", type=int, default=1, help="speaker folds trained at once (one process each)")
     parser.add_argument(
@@ -89,7 +116,11 @@ def main() -> None:
     if args.epochs:
         overrides.append(f"train.epochs={args.epochs}")
     print_header()
-    print(f"front end: {args.front_end}; overrides: {' '.join(overrides + args.feature) or 'none'}", flush=True)
+    print(
+        f"config: {args.config}; front end: {args.front_end}; "
+        f"overrides: {' '.join(overrides + args.feature) or 'none'}",
+        flush=True,
+    )
     frame = pd.read_csv(FSDD / "files.csv")
     frame["path"] = [str(FSDD / p) for p in frame["path"]]
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,7 +129,10 @@ def main() -> None:
         if args.only in (None, "own"):
             files = work / "own.csv"
             frame.to_csv(files, index=False)
-            print(row("own split", train_and_probe(files, overrides, feature_options, work / "own")), flush=True)
+            print(
+                row("own split", train_and_probe(files, overrides, feature_options, args.config, work / "own")),
+                flush=True,
+            )
         if args.only in (None, "speakers"):
             folds = {}
             for speaker in sorted(frame["speaker"].unique()):
@@ -110,7 +144,9 @@ def main() -> None:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
                 running = {
-                    pool.submit(train_and_probe, files, overrides, feature_options, work / f"fold-{speaker}"): speaker
+                    pool.submit(
+                        train_and_probe, files, overrides, feature_options, args.config, work / f"fold-{speaker}"
+                    ): speaker
                     for speaker, files in folds.items()
                 }
                 for done in as_completed(running):
