@@ -626,8 +626,10 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
     check_task_keys(config)
     config = with_task_defaults(config)
     check_task_model(config)
-    check_model_options(config)
+    # features first: a model that cannot take the inputs is the problem to name, not the options a
+    # starter config wrote for the model it chose (init's audio_cnn options under model.type=mlp)
     check_declared_features(config)
+    check_model_options(config)
     return config
 
 

@@ -124,9 +124,7 @@ def test_a_listed_feature_the_model_cannot_take_is_refused_in_one_line(
     tmp_path: Path, assert_one_line_error: OneLineError
 ) -> None:
     config = init_config(wav_table(tmp_path), ["--target", "y"], tmp_path)
-    written = yaml.safe_load(config.read_text())
-    config.write_text(yaml.safe_dump({**written, "model": {"type": "mlp"}}))  # init's features, another model
-    result = modelforge_in_process("train", str(config), "--out", str(tmp_path / "run"))
+    result = modelforge_in_process("train", str(config), "--set", "model.type=mlp", "--out", str(tmp_path / "run"))
     assert_one_line_error(result, "features[0] (clip, audio): model mlp does not accept audio features")
     assert "models that do: audio_cnn, audio_transformer" in result.stderr and not (tmp_path / "run").exists()
 
