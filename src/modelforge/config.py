@@ -247,6 +247,13 @@ class TrainConfig(Section):
     )
     early_stopping: EarlyStopping | None = None
     keep_best: bool = Field(True, description="end with the weights of the best validation epoch")
+    average_from: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="stochastic weight averaging: from this share of the steps on, each epoch scores (and the run "
+        "keeps) the mean of the weights after every step; holds up better on data unlike the training set",
+    )
     eval_every: int | None = Field(None, ge=1, description="language modeling: steps between evals")
     eval_batches: int = Field(20, ge=1)
     checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints")
@@ -271,6 +278,12 @@ class TrainConfig(Section):
         "stop", description="non-finite loss: stop naming the step and last checkpoint, or skip the batch"
     )
     freeze: list[str] = Field(default_factory=list, description="parameter name prefixes kept fixed in training")
+
+    @model_validator(mode="after")
+    def _average_unsharded(self) -> TrainConfig:
+        if self.average_from is not None and self.strategy == "fsdp":
+            raise ValueError("average_from keeps a whole copy of the weights; use strategy ddp or single with it")
+        return self
 
 
 # ----------------------------------------------------------------------------- tune

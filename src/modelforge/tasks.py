@@ -236,7 +236,7 @@ _TABLE_DATA = frozenset({"train", "valid", "test", "target", "split", "bad_rows"
 _SUPERVISED_TRAIN = keys(
     "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay l1 loss "
     "label_smoothing schedule warmup_steps step_size gamma grad_clip grad_accum bucket_by_length "
-    "precision class_weights early_stopping keep_best checkpoint_every keep_checkpoints "
+    "precision class_weights early_stopping keep_best average_from checkpoint_every keep_checkpoints "
     "checkpoint_budget compile threads device strategy on_nonfinite freeze"
 )
 _SUPERVISED_VERBS = frozenset(RUN_VERBS) - {"generate"}
@@ -491,8 +491,8 @@ register_task(
         data_keys=frozenset({"train", "valid", "test", "target", "source", "split", "bad_rows"}),
         train_keys=keys(
             "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay schedule "
-            "warmup_steps step_size gamma grad_clip keep_best checkpoint_every keep_checkpoints checkpoint_budget "
-            "threads precision"
+            "warmup_steps step_size gamma grad_clip keep_best average_from checkpoint_every keep_checkpoints "
+            "checkpoint_budget threads precision"
         ),
         sections=frozenset({"speech", "tune"}),
         report="modelforge.evaluate.report:summary_report",

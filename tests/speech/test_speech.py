@@ -361,6 +361,7 @@ def test_a_killed_run_resumed_ends_bitwise_equal(tones_csv: Path, tmp_path: Path
     config["model"]["dropout"] = 0.1  # the dropout masks' random stream is part of what resumes
     # so are the renderings each row picks and the spectrogram masks
     config["speech"]["augment"] = {"copies": 1, "speed": 0.05, "warp": 0.05, "freq_masks": 1, "time_masks": 1}
+    config["train"]["average_from"] = 0.25  # and the weight average, begun at step 20, before the kill
     reference = train_speech(load_config(config), tmp_path / "reference").path
     run_dir = tmp_path / "stopped"
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))

@@ -38,6 +38,7 @@ from modelforge.speech.data import clips_features, most_common_rate, split_clips
 from modelforge.speech.metrics import speech_metrics
 from modelforge.speech.run import SpeechRun, load_speech_run, pad_features, settings_of, transcribe_features
 from modelforge.speech.tokens import BLANK, Characters, fit_characters, load_characters, save_characters
+from modelforge.training.average import WeightAverage, scored_model
 from modelforge.training.checkpoint import Checkpoint, TrainingParts, TrainingState, open_checkpointer, storable_tensors
 from modelforge.training.distributed import Topology
 from modelforge.training.interrupt import StopSignal
@@ -114,7 +115,7 @@ def ctc_loss_of(model: nn.Module, batch: Batch) -> torch.Tensor:
 def fit_speech(
     model: nn.Module,
     train: tuple[list[np.ndarray], list[list[int]]],
-    score_valid: Callable[[], dict[str, float]],
+    score_valid: Callable[[nn.Module], dict[str, float]],
     cfg: TrainConfig,
     *,
     augment: SpeechAugment = SpeechAugment(),
@@ -133,10 +134,12 @@ def fit_speech(
     lengths = np.array([f.shape[1] for f in features])
     optimizer = build_optimizer(model, cfg)
     sampler, epoch_start = torch.Generator().manual_seed(seed), torch.Generator()
-    parts = TrainingParts(model, optimizer, generators={"sampler": sampler, "epoch_start": epoch_start})
-    state = resume.restore(parts, topology) if resume is not None else TrainingState()
     batches_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total = cfg.max_steps or batches_per_epoch * cfg.epochs
+    average = WeightAverage.for_config(cfg, model, total)
+    generators = {"sampler": sampler, "epoch_start": epoch_start}
+    parts = TrainingParts(model, optimizer, generators=generators, average=average)
+    state = resume.restore(parts, topology) if resume is not None else TrainingState()
     lr_factor = SCHEDULES.get(cfg.schedule)(cfg, total, batches_per_epoch)
     chooser = ThreadChooser.for_config(cfg, torch.device("cpu"))
     autocast = autocast_context(cfg.precision, torch.device("cpu"))  # bf16 when the probe found it pays
@@ -175,6 +178,8 @@ def fit_speech(
                 state.sums["train_loss"] = state.sums.get("train_loss", 0.0) + loss_value
                 state.seen += 1
                 state.batch, state.steps = index + 1, state.steps + 1
+                if average is not None:
+                    average.update(model, state.steps)
                 for hook in hooks:
                     hook.after_step(parts, state, StepInfo(loss_value, None, len(rows), lr))
 
@@ -183,7 +188,7 @@ def fit_speech(
             "step": state.steps,
             "train_loss": state.sums.get("train_loss", 0.0) / max(state.seen, 1),
         }
-        scores = score_valid()
+        scores = score_valid(scored_model(model, average))
         row["valid_cer"], row["valid_wer"] = scores["cer"], scores["wer"]
         row["lr"] = optimizer.param_groups[0]["lr"]
         row["seconds"] = time.perf_counter() - started
@@ -294,8 +299,8 @@ def _train_into(
         if show_progress:
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
 
-    def score_valid() -> dict[str, float]:  # beam 1 (greedy; kept to the lexicon when the run has one): cheap
-        return speech_metrics(transcribe_features(model, characters, valid_features, 1), valid_references)
+    def score_valid(scored: nn.Module) -> dict[str, float]:  # beam 1 (greedy; kept to the lexicon if any): cheap
+        return speech_metrics(transcribe_features(scored, characters, valid_features, 1), valid_references)
 
     steps_per_epoch = math.ceil(len(train_features) / config.train.batch_size)
     with StopSignal() as stop:

@@ -2,7 +2,7 @@
 
     RUN_DIR/checkpoints/step-000000120.safetensors
 
-One file per checkpoint. Tensors (model, optimizer moments, best weights, torch/CUDA RNG
+One file per checkpoint. Tensors (model, optimizer moments, best weights, weight average, torch/CUDA RNG
 states, the epoch's running loss) are safetensors; everything else (epoch and batch index,
 step, metric history, best metric, scheduler, optimizer hyperparameters, python and numpy
 RNG) is JSON in the safetensors header, with a sha256 over both. Nothing is pickled.
@@ -98,6 +98,7 @@ class TrainingParts:
     generators: dict[str, torch.Generator] = field(default_factory=dict)  # e.g. the LM's batch sampler
     # optimizers beside `optimizer`, each stepping its own parameters (a GAN's generator); not under FSDP
     extra_optimizers: list[torch.optim.Optimizer] = field(default_factory=list)
+    average: Any = None  # a training.average.WeightAverage (train.average_from), or None
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -243,6 +244,9 @@ class Checkpoint:
         torch.set_rng_state(tensors[f"rank{rank}/torch_rng"])
         if topology.device.type == "cuda" and f"rank{rank}/cuda_rng" in tensors:
             torch.cuda.set_rng_state(tensors[f"rank{rank}/cuda_rng"], topology.device)
+        average = {name[len("average/") :]: value for name, value in tensors.items() if name.startswith("average/")}
+        if parts.average is not None and average:
+            parts.average.load_state_dict(average)
         best = {name[len("best/") :]: value for name, value in tensors.items() if name.startswith("best/")}
         return TrainingState(
             **meta["state"],
@@ -297,6 +301,8 @@ def capture(
     for name, values in per_rank.items():
         tensors.update({f"rank{rank}/{name}": value for rank, value in enumerate(values)})
     tensors.update({f"generator/{name}": generator.get_state() for name, generator in parts.generators.items()})
+    if parts.average is not None:
+        tensors.update({f"average/{name}": value for name, value in parts.average.state_dict().items()})
     meta = {
         "state": state.progress(),
         "optimizer": encode(optimizer_state, "optimizer", tensors),

@@ -1,7 +1,7 @@
 """The supervised training loop, readable top to bottom.
 
-autocast → forward → loss → backward → accumulate → clip → step → hooks (checkpoint, track)
-→ log → evaluate → keep best → early stop → final hooks. Data are in-memory tensors; each epoch's row order
+autocast → forward → loss → backward → accumulate → clip → step → weight average → hooks (checkpoint,
+track) → log → evaluate → keep best → early stop → final hooks. Data are in-memory tensors; each epoch's row order
 is a pure function of (seed, epoch), so a run resumed from a checkpoint (epoch, batch index,
 weights, optimizer, scheduler, RNG) replays exactly what the uninterrupted run would have done.
 Under torchrun each rank takes its share of every global batch (see training/distributed.py).
@@ -23,6 +23,7 @@ from modelforge.config import TrainConfig
 from modelforge.data.split import balanced_order, balanced_rows, batch_order
 from modelforge.errors import ModelforgeError
 from modelforge.inference import autocast_context, pick_device
+from modelforge.training.average import WeightAverage, scored_model
 from modelforge.training.checkpoint import Checkpoint, TrainingParts, TrainingState
 from modelforge.training.distributed import Topology, wrap_model
 from modelforge.training.optim import build_optimizer, build_schedule
@@ -107,7 +108,8 @@ def fit(
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
     scheduler = build_schedule(optimizer, cfg, total_steps, steps_per_epoch)
-    parts = TrainingParts(model, optimizer, scheduler)
+    average = WeightAverage.for_config(cfg, model, total_steps)
+    parts = TrainingParts(model, optimizer, scheduler, average=average)
     state = TrainingState()
     if resume is not None:
         state = resume.restore(parts, topology)
@@ -161,6 +163,8 @@ def fit(
                     if scheduler is not None:
                         scheduler.step()
                     state.steps += 1
+                    if average is not None:
+                        average.update(model, state.steps)
                     step = StepInfo(loss_value, grad_norm, len(global_rows), optimizer.param_groups[0]["lr"])
                     for hook in hooks:
                         hook.after_step(parts, state, step)
@@ -178,8 +182,9 @@ def fit(
             row["threads"] = chooser.chosen
         if state.skipped:
             row.update(skipped_batches=state.skipped)
+        scored = scored_model(model, average)  # the weight average once it has begun
         if valid_set is not None:
-            row.update(score(model, valid_set))
+            row.update(score(scored, valid_set))
         row.update(lr=optimizer.param_groups[0]["lr"])
         row.update(samples_per_second=rows_done * topology.world / max(elapsed, 1e-9))
         row.update(seconds=elapsed)
@@ -189,7 +194,7 @@ def fit(
         log_epoch(row)
 
         improved = keep_if_best(
-            state, model, row.get(metric), epoch, lower_is_better=mode == "min", keep_weights=cfg.keep_best
+            state, scored, row.get(metric), epoch, lower_is_better=mode == "min", keep_weights=cfg.keep_best
         )
         state.epochs_without_gain = 0 if improved else state.epochs_without_gain + 1
         state.stopped_early = bool(cfg.early_stopping and state.epochs_without_gain >= cfg.early_stopping.patience)
@@ -238,7 +243,7 @@ def keep_if_best(
 
 
 def close_epoch(
-    parts: Any,
+    parts: TrainingParts,
     state: TrainingState,
     row: dict[str, Any],
     hooks: Sequence[Any],
@@ -249,12 +254,18 @@ def close_epoch(
     keep_weights: bool,
 ) -> bool:
     """The end of an epoch in the task loops that log one row an epoch: the row to the history and the
-    log, the best epoch kept (`keep_if_best` on `value`), the epoch's counters reset, then the hooks — in
-    that order, so a checkpoint holds the finished epoch. True when the epoch was the best so far."""
+    log, the best epoch kept (`keep_if_best` on `value`; the weight average's weights once it has begun),
+    the epoch's counters reset, then the hooks — in that order, so a checkpoint holds the finished epoch.
+    True when the epoch was the best so far."""
     state.history.append(row)
     log_epoch(row)
     improved = keep_if_best(
-        state, parts.model, value, row["epoch"], lower_is_better=lower_is_better, keep_weights=keep_weights
+        state,
+        scored_model(parts.model, parts.average),
+        value,
+        row["epoch"],
+        lower_is_better=lower_is_better,
+        keep_weights=keep_weights,
     )
     state.epoch, state.batch, state.sums, state.seen, state.running_loss = row["epoch"] + 1, 0, {}, 0, 0.0
     for hook in hooks:
@@ -262,12 +273,15 @@ def close_epoch(
     return improved
 
 
-def end_training(model: nn.Module, parts: Any, state: Any, hooks: Sequence[Any]) -> None:
-    """After the last epoch of any loop: the hooks' after_training, then the best epoch's weights if kept."""
+def end_training(model: nn.Module, parts: TrainingParts, state: TrainingState, hooks: Sequence[Any]) -> None:
+    """After the last epoch of any loop: the hooks' after_training, then the best epoch's weights if kept,
+    else the weight average (train.average_from) once it has begun."""
     for hook in hooks:
         hook.after_training(parts, state)
     if state.best_weights is not None:
         model.load_state_dict(state.best_weights)
+    elif parts.average is not None and parts.average.count:
+        model.load_state_dict(parts.average.module.state_dict())
 
 
 def gradient_norm(model: nn.Module) -> torch.Tensor:
