@@ -33,6 +33,7 @@ from torch import nn
 from modelforge.config import TrainConfig
 from modelforge.errors import ModelforgeError
 from modelforge.files import atomic_write_bytes
+from modelforge.training.average import WeightAverage
 from modelforge.training.distributed import Topology, full_model_state, full_optimizer_state, load_full_state
 from modelforge.training.interrupt import StopSignal
 
@@ -98,7 +99,7 @@ class TrainingParts:
     generators: dict[str, torch.Generator] = field(default_factory=dict)  # e.g. the LM's batch sampler
     # optimizers beside `optimizer`, each stepping its own parameters (a GAN's generator); not under FSDP
     extra_optimizers: list[torch.optim.Optimizer] = field(default_factory=list)
-    average: Any = None  # a training.average.WeightAverage (train.average_from), or None
+    average: WeightAverage | None = None  # the mean of the weights (train.average_from)
 
 
 # ----------------------------------------------------------------------------- encoding
