@@ -15,7 +15,7 @@ from torch import nn
 from training_runs import gpt_config, mlp_config
 
 from modelforge.config import ConfigError, TrainConfig, load_config
-from modelforge.training.average import WeightAverage
+from modelforge.training.average import WeightAverage, scored_model
 from modelforge.training.checkpoint import TrainingParts, TrainingState
 from modelforge.training.interrupt import TrainingInterrupted
 from modelforge.training.loop import StepInfo, fit
@@ -41,8 +41,9 @@ def test_the_mean_covers_the_steps_after_the_start_with_batch_norm_statistics() 
             torch.testing.assert_close(mean, expected)
         else:  # the batch count is the latest step's
             assert torch.equal(mean, snapshots[-1][name])
-    assert average.scored(model) is average.module
-    assert WeightAverage(model, start=2).scored(model) is model  # nothing averaged yet: the model itself
+    assert scored_model(model, average) is average.module
+    assert scored_model(model, WeightAverage(model, start=2)) is model  # nothing averaged yet: the model itself
+    assert scored_model(model, None) is model
 
 
 def test_fit_scores_the_average_once_it_begins_and_ends_with_it() -> None:

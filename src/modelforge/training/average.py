@@ -49,10 +49,6 @@ class WeightAverage:
             else:  # the first step averaged is copied exactly (lerp by 1 is not bit-exact)
                 mean.copy_(current[name])
 
-    def scored(self, model: nn.Module) -> nn.Module:
-        """What an epoch's evaluation scores: the mean once a step is averaged, else the model itself."""
-        return self.module if self.count else model
-
     def state_dict(self) -> dict[str, torch.Tensor]:
         """For a checkpoint: the mean's tensors and the count (a tensor, so it travels with them)."""
         return {**self.module.state_dict(), "__count__": torch.tensor(self.count, dtype=torch.int64)}
@@ -64,5 +60,6 @@ class WeightAverage:
 
 
 def scored_model(model: nn.Module, average: WeightAverage | None) -> nn.Module:
-    """The module an epoch scores and keep_best copies: the weight average when there is one."""
-    return average.scored(model) if average is not None else model
+    """The module an epoch scores and keep_best copies: the weight average once a step is averaged, else
+    the model itself."""
+    return average.module if average is not None and average.count else model

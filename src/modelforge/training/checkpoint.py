@@ -163,6 +163,11 @@ def _digest(meta_text: str, tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def unprefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors whose names start with `prefix`, named without it."""
+    return {name[len(prefix) :]: value for name, value in tensors.items() if name.startswith(prefix)}
+
+
 # ----------------------------------------------------------------------------- files
 def write_checkpoint(path: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
     """One self-checking file, written atomically; on failure the error names the cause."""
@@ -231,7 +236,7 @@ class Checkpoint:
     def restore(self, parts: TrainingParts, topology: Topology) -> TrainingState:
         """Load weights, optimizer, scheduler and this rank's RNG into `parts`; return the loop state."""
         meta, tensors = self.meta, self.tensors
-        weights = {name[len("model/") :]: value for name, value in tensors.items() if name.startswith("model/")}
+        weights = unprefixed(tensors, "model/")
         load_full_state(parts.model, parts.optimizer, weights, decode(meta["optimizer"], tensors))
         if parts.scheduler is not None:
             parts.scheduler.load_state_dict(decode(meta["scheduler"], tensors))
@@ -245,10 +250,10 @@ class Checkpoint:
         torch.set_rng_state(tensors[f"rank{rank}/torch_rng"])
         if topology.device.type == "cuda" and f"rank{rank}/cuda_rng" in tensors:
             torch.cuda.set_rng_state(tensors[f"rank{rank}/cuda_rng"], topology.device)
-        average = {name[len("average/") :]: value for name, value in tensors.items() if name.startswith("average/")}
+        average = unprefixed(tensors, "average/")
         if parts.average is not None and average:
             parts.average.load_state_dict(average)
-        best = {name[len("best/") :]: value for name, value in tensors.items() if name.startswith("best/")}
+        best = unprefixed(tensors, "best/")
         return TrainingState(
             **meta["state"],
             running_loss=float(tensors[f"rank{rank}/running_loss"]),
