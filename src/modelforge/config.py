@@ -229,6 +229,11 @@ class TrainConfig(Section):
         None, description="default by task; focal: cross-entropy scaled by (1 - p)^2, for rare classes"
     )
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    mixup: float = Field(
+        0.0,
+        ge=0,
+        description="mixup α: blend pairs of rows (numeric, image, audio inputs) and their losses by λ ~ Beta(α, α)",
+    )
     schedule: Literal["constant", "step", "cosine", "onecycle"] = "constant"
     warmup_steps: int = Field(0, ge=0)
     step_size: int = Field(10, ge=1, description="step schedule: epochs between decays")

@@ -235,7 +235,7 @@ def task_of_run(path: str | Path, verb: str | None = None) -> Task:
 _TABLE_DATA = frozenset({"train", "valid", "test", "target", "split", "bad_rows", "drop", "hash"})
 _SUPERVISED_TRAIN = keys(
     "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay l1 loss "
-    "label_smoothing schedule warmup_steps step_size gamma grad_clip grad_accum bucket_by_length "
+    "label_smoothing mixup schedule warmup_steps step_size gamma grad_clip grad_accum bucket_by_length "
     "precision class_weights early_stopping keep_best average_from checkpoint_every keep_checkpoints "
     "checkpoint_budget compile threads device strategy on_nonfinite freeze"
 )

@@ -1,6 +1,6 @@
 """The supervised training loop, readable top to bottom.
 
-autocast → forward → loss → backward → accumulate → clip → step → weight average → hooks (checkpoint,
+mixup → autocast → forward → loss → backward → accumulate → clip → step → weight average → hooks (checkpoint,
 track) → log → evaluate → keep best → early stop → final hooks. Data are in-memory tensors; each epoch's row order
 is a pure function of (seed, epoch), so a run resumed from a checkpoint (epoch, batch index,
 weights, optimizer, scheduler, RNG) replays exactly what the uninterrupted run would have done.
@@ -26,6 +26,7 @@ from modelforge.inference import autocast_context, pick_device
 from modelforge.training.average import WeightAverage, scored_model
 from modelforge.training.checkpoint import Checkpoint, TrainingParts, TrainingState
 from modelforge.training.distributed import Topology, wrap_model
+from modelforge.training.mixup import blend_inputs, blended_loss, draw_blend
 from modelforge.training.optim import build_optimizer, build_schedule
 from modelforge.training.progress import EpochProgress
 from modelforge.training.threads import ThreadChooser
@@ -136,8 +137,12 @@ def fit(
                 target = batch.pop("target")
                 if augment is not None:
                     batch = augment(batch)
+                blend = draw_blend(len(target), cfg.mixup, device) if cfg.mixup else None
+                if blend is not None:
+                    batch = blend_inputs(batch, blend)
                 with autocast:
-                    loss = loss_fn(trained(batch), target)
+                    output = trained(batch)
+                    loss = loss_fn(output, target) if blend is None else blended_loss(loss_fn, output, target, blend)
                 if cfg.l1:
                     loss = loss + cfg.l1 * l1_penalty(model)
                 loss_value = loss.item()  # the step's one host sync: the non-finite check and the epoch's sum

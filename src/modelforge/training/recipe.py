@@ -292,6 +292,11 @@ def train(
     loss_fn = LOSSES.get(loss_name)(weight=weight, label_smoothing=config.train.label_smoothing)
     output_dim = output_size(config.task, n_classes, loss_name)
     spec = preprocessor.input_spec()
+    if config.train.mixup and not (spec.numeric_dim or spec.image_shape or spec.audio_shape):
+        unblended = [
+            name for name, used in (("categories", spec.category_cardinalities), ("text", spec.text_vocab_size)) if used
+        ]
+        raise DataError(f"train.mixup: blends numeric, image or audio inputs; this run's are {' and '.join(unblended)}")
     seed_everything(config.seed)
     model = build_model(config.model.type, spec, output_dim, config.model.options())
     start_from(model, config.init_from, config.train.freeze)  # fine-tuning: other weights, fixed layers

@@ -1,0 +1,43 @@
+"""mixup (Zhang et al., 2018, "mixup: Beyond Empirical Risk Minimization"), `train.mixup: α`.
+
+Each training batch is blended with a shuffled copy of itself, row i with its partner row p(i), by
+one weight λ ~ Beta(α, α), and the loss is blended by the same λ. The model learns to answer
+in between its training examples rather than only at them, which is what a speaker, a camera or a
+customer it never saw asks of it. Only float inputs (numbers, images, spectrograms) are blended;
+token ids and category indices stay the row's own. The draws come from torch's global generator,
+which checkpoints save, so an interrupted run resumes with the same blends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+BLENDED_INPUTS = frozenset({"numeric", "image", "audio"})  # the batch keys holding float inputs
+
+
+@dataclass(frozen=True)
+class Blend:
+    partner: torch.Tensor  # for each row, the row it is blended with
+    own: float  # λ: each row's own share of the blend, and of the loss
+
+
+def draw_blend(rows: int, alpha: float, device: torch.device) -> Blend:
+    """A shuffle of the batch's rows and λ ~ Beta(α, α)."""
+    own = float(torch.distributions.Beta(torch.tensor(alpha), torch.tensor(alpha)).sample())
+    return Blend(torch.randperm(rows, device=device), own)
+
+
+def blend_inputs(batch: dict[str, torch.Tensor], blend: Blend) -> dict[str, torch.Tensor]:
+    """Float inputs blended with their partner rows; the other inputs as they are."""
+    return {
+        name: value * blend.own + value[blend.partner] * (1.0 - blend.own) if value.is_floating_point() else value
+        for name, value in batch.items()
+    }
+
+
+def blended_loss(loss_fn: nn.Module, output: torch.Tensor, target: torch.Tensor, blend: Blend) -> torch.Tensor:
+    """The loss against each row's own target and its partner's, weighed as the inputs were."""
+    return blend.own * loss_fn(output, target) + (1.0 - blend.own) * loss_fn(output, target[blend.partner])
