@@ -3,21 +3,18 @@ steps on, resumes with it exactly, and tasks whose loops do not average refuse t
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from test_exact_resume import assert_same_weights
+from test_exact_resume import assert_interrupted_run_resumes_bitwise
 from torch import nn
 from training_runs import gpt_config, mlp_config
 
 from modelforge.config import ConfigError, TrainConfig, load_config
 from modelforge.training.average import WeightAverage, scored_model
 from modelforge.training.checkpoint import TrainingParts, TrainingState
-from modelforge.training.interrupt import TrainingInterrupted
 from modelforge.training.loop import StepInfo, fit
 from modelforge.training.recipe import train
 
@@ -101,16 +98,7 @@ def test_fit_scores_the_average_once_it_begins_and_ends_with_it() -> None:
 
 def test_a_run_interrupted_while_averaging_resumes_bitwise(tmp_path: Path, breast_cancer_csv: Path) -> None:
     config = load_config(mlp_config(breast_cancer_csv, epochs=3, average_from=0.4))  # averages from step 30 of 75
-    reference = train(config, tmp_path / "reference", show_progress=False).path
-
-    def interrupt_after_epoch_two(row: dict[str, Any]) -> None:
-        if row["epoch"] == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    with pytest.raises(TrainingInterrupted):
-        train(config, tmp_path / "stopped", show_progress=False, on_epoch=interrupt_after_epoch_two)
-    resumed = train(config, tmp_path / "stopped", show_progress=False, resume="auto")
-    assert_same_weights(reference, resumed.path)
+    reference = assert_interrupted_run_resumes_bitwise(config, tmp_path)
     plain = train(load_config(mlp_config(breast_cancer_csv, epochs=3)), tmp_path / "plain", show_progress=False)
     assert (plain.path / "model.safetensors").read_bytes() != (reference / "model.safetensors").read_bytes()
 

@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -33,6 +34,21 @@ def assert_same_weights(expected: Path, actual: Path) -> None:
     different = [name for name in first if not torch.equal(first[name], second[name])]
     assert not different, f"weights differ from the uninterrupted run: {different}"
     assert (expected / "model.safetensors").read_bytes() == (actual / "model.safetensors").read_bytes()
+
+
+def assert_interrupted_run_resumes_bitwise(config: Any, folder: Path, epoch: int = 2) -> Path:
+    """Trains `config` whole, then again with Ctrl-C after `epoch` and `resume: auto`: the same weights.
+    The uninterrupted run's directory."""
+    reference = train(config, folder / "reference", show_progress=False).path
+
+    def interrupt(row: dict[str, Any]) -> None:
+        if row["epoch"] == epoch:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted):
+        train(config, folder / "stopped", show_progress=False, on_epoch=interrupt)
+    assert_same_weights(reference, train(config, folder / "stopped", show_progress=False, resume="auto").path)
+    return reference
 
 
 def assert_same_history(expected: Path, actual: Path) -> None:

@@ -3,21 +3,18 @@ blends, and runs with nothing to blend (or loops that do not blend) refuse the k
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 import torch
-from test_exact_resume import assert_same_weights
+from test_exact_resume import assert_interrupted_run_resumes_bitwise
 from torch import nn
 from training_runs import gpt_config, mlp_config
 
+from modelforge.api import load_run
 from modelforge.config import ConfigError, load_config
 from modelforge.errors import DataError
-from modelforge.training.interrupt import TrainingInterrupted
 from modelforge.training.mixup import blend_inputs, blended_loss, draw_blend
 from modelforge.training.recipe import train
 
@@ -44,16 +41,7 @@ def test_a_mixup_run_interrupted_resumes_bitwise_and_differs_from_a_plain_one(
     tmp_path: Path, breast_cancer_csv: Path
 ) -> None:
     config = load_config(mlp_config(breast_cancer_csv, epochs=3, mixup=0.4))
-    reference = train(config, tmp_path / "reference", show_progress=False)
-
-    def interrupt_after_epoch_two(row: dict[str, Any]) -> None:
-        if row["epoch"] == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    with pytest.raises(TrainingInterrupted):
-        train(config, tmp_path / "stopped", show_progress=False, on_epoch=interrupt_after_epoch_two)
-    resumed = train(config, tmp_path / "stopped", show_progress=False, resume="auto")
-    assert_same_weights(reference.path, resumed.path)
+    reference = load_run(assert_interrupted_run_resumes_bitwise(config, tmp_path))
     plain = train(load_config(mlp_config(breast_cancer_csv, epochs=3)), tmp_path / "plain", show_progress=False)
     # blended rows are harder to fit: the training loss stays above the plain run's
     assert reference.history[-1]["train_loss"] > plain.history[-1]["train_loss"]
