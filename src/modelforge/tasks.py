@@ -491,7 +491,7 @@ register_task(
         data_keys=frozenset({"train", "valid", "test", "target", "source", "split", "bad_rows"}),
         train_keys=keys(
             "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay schedule "
-            "warmup_steps step_size gamma grad_clip keep_best average_from checkpoint_every keep_checkpoints "
+            "warmup_steps step_size gamma grad_clip keep_best average_from mixup checkpoint_every keep_checkpoints "
             "checkpoint_budget threads precision"
         ),
         sections=frozenset({"speech", "tune"}),

@@ -24,9 +24,10 @@ from modelforge.errors import ConfigError
 from modelforge.models.speech import SpeechSpec, ctc_rnn, subsampled_lengths
 from modelforge.speech.data import clips_features, read_clips, recognizes_speech_table, training_features
 from modelforge.speech.decode import Lexicon, greedy_decode, prefix_beam_search
-from modelforge.speech.recipe import train_speech
+from modelforge.speech.recipe import ctc_loss, ctc_loss_of, train_speech
 from modelforge.speech.run import load_speech_run
 from modelforge.speech.tokens import BLANK, Characters, fit_characters, load_characters, save_characters
+from modelforge.training.mixup import Blend
 
 
 def one_line_exit_2(*args: str) -> str:
@@ -362,6 +363,7 @@ def test_a_killed_run_resumed_ends_bitwise_equal(tones_csv: Path, tmp_path: Path
     # so are the renderings each row picks and the spectrogram masks
     config["speech"]["augment"] = {"copies": 1, "speed": 0.05, "warp": 0.05, "freq_masks": 1, "time_masks": 1}
     config["train"]["average_from"] = 0.25  # and the weight average, begun at step 20, before the kill
+    config["train"]["mixup"] = 0.4  # and the blends each batch draws
     reference = train_speech(load_config(config), tmp_path / "reference").path
     run_dir = tmp_path / "stopped"
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
@@ -383,6 +385,23 @@ def test_write_tones_is_deterministic(tmp_path: Path) -> None:
     second = write_tones(tmp_path / "b", n=3, seed=4)
     assert first.read_text() == second.read_text()
     assert (first.parent / "wav" / "4-0.wav").read_bytes() == (second.parent / "wav" / "4-0.wav").read_bytes()
+
+
+def test_mixup_blends_the_spectrograms_over_the_longer_clip_and_the_losses_of_both_transcripts() -> None:
+    torch.manual_seed(0)
+    model = ctc_rnn(SpeechSpec(n_mels=8, vocab=5), 5, width=8, layers=1).eval()  # no dropout: one answer
+    features, lengths = torch.randn(3, 8, 40), torch.tensor([40, 24, 31])
+    features[1, :, 24:] = 0.0  # padding, as make_batch leaves it
+    features[2, :, 31:] = 0.0
+    targets, target_lengths = torch.tensor([1, 2, 3, 4, 4, 1, 2, 3]), torch.tensor([3, 2, 3])
+    blend = Blend(torch.tensor([2, 0, 1]), 0.7)
+    mixed = 0.7 * features + 0.3 * features[[2, 0, 1]]
+    logits, frames = model(mixed, torch.tensor([40, 40, 31]))
+    plain = lambda t, n: ctc_loss(logits, frames, t, n)  # noqa: E731
+    expected = 0.7 * plain(targets, target_lengths) + 0.3 * plain(
+        torch.tensor([1, 2, 3, 1, 2, 3, 4, 4]), torch.tensor([3, 3, 2])
+    )
+    torch.testing.assert_close(ctc_loss_of(model, (features, lengths, targets, target_lengths), blend), expected)
 
 
 # ----------------------------------------------------------------------------- model

@@ -43,6 +43,7 @@ from modelforge.training.checkpoint import Checkpoint, TrainingParts, TrainingSt
 from modelforge.training.distributed import Topology
 from modelforge.training.interrupt import StopSignal
 from modelforge.training.loop import LoopHook, StepInfo, TrainingError, close_epoch, end_training
+from modelforge.training.mixup import Blend, draw_blend
 from modelforge.training.optim import SCHEDULES, build_optimizer
 from modelforge.training.probe import batch_signature, settle_auto
 from modelforge.training.resume import open_run_directory
@@ -102,10 +103,29 @@ def recordings_of(
     return [features[i] if pick == 0 else renderings[i][pick - 1] for i, pick in zip(rows, picks, strict=True)]
 
 
-def ctc_loss_of(model: nn.Module, batch: Batch) -> torch.Tensor:
-    """Mean CTC loss per target character; the forward under the caller's autocast, the loss in fp32."""
+def ctc_loss_of(model: nn.Module, batch: Batch, blend: Blend | None = None) -> torch.Tensor:
+    """Mean CTC loss per target character; the forward under the caller's autocast, the loss in fp32.
+
+    With a `blend` (train.mixup) each row's spectrogram is mixed with its partner's over the longer of
+    the two, and the loss is the blend of the CTC losses against both transcripts."""
     features, lengths, targets, target_lengths = batch
-    logits, frames = model(features, lengths)
+    if blend is None:
+        logits, frames = model(features, lengths)
+        return ctc_loss(logits, frames, targets, target_lengths)
+    partner = blend.partner
+    mixed = features * blend.own + features[partner] * (1.0 - blend.own)  # padding is 0: the normalized mean
+    logits, frames = model(mixed, torch.maximum(lengths, lengths[partner.to(lengths.device)]))
+    by_row = torch.split(targets, target_lengths.tolist())
+    partner_targets = torch.cat([by_row[j] for j in partner.tolist()])
+    own = ctc_loss(logits, frames, targets, target_lengths)
+    return blend.own * own + (1.0 - blend.own) * ctc_loss(
+        logits, frames, partner_targets, target_lengths[partner.cpu()]
+    )
+
+
+def ctc_loss(
+    logits: torch.Tensor, frames: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor
+) -> torch.Tensor:
     with torch.autocast(logits.device.type, enabled=False):
         log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # T × B × vocab, as ctc_loss reads it
         return F.ctc_loss(log_probs, targets, frames, target_lengths, blank=BLANK, zero_infinity=True)
@@ -163,8 +183,9 @@ def fit_speech(
                 lr = cfg.lr * lr_factor(state.steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+                blend = draw_blend(len(rows), cfg.mixup, batch[0].device) if cfg.mixup else None
                 with autocast:
-                    loss = ctc_loss_of(model, batch)
+                    loss = ctc_loss_of(model, batch, blend)
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     raise TrainingError(
