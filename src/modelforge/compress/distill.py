@@ -89,6 +89,7 @@ def distill(
     from modelforge.inference import forward_in_batches
     from modelforge.models import build_model
     from modelforge.training.loop import fit
+    from modelforge.training.mixup import check_blendable
     from modelforge.training.optim import LOSSES, default_loss
     from modelforge.training.recipe import make_scorer, seed_everything
 
@@ -100,6 +101,7 @@ def distill(
     config = student_config(teacher, student_cfg, overrides or [])
     splits = run_splits(teacher)
     spec = teacher.preprocessor.input_spec()
+    check_blendable(config.train.mixup, spec)
     output_dim = int(teacher.model_info["output_dim"])
     seed_everything(config.seed)
     student = build_model(config.model.type, spec, output_dim, config.model.options())

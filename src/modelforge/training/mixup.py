@@ -11,17 +11,26 @@ which checkpoints save, so an interrupted run resumes with the same blends.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-BLENDED_INPUTS = frozenset({"numeric", "image", "audio"})  # the batch keys holding float inputs
+from modelforge.errors import DataError
 
 
 @dataclass(frozen=True)
 class Blend:
     partner: torch.Tensor  # for each row, the row it is blended with
     own: float  # λ: each row's own share of the blend, and of the loss
+
+
+def check_blendable(alpha: float, spec: Any) -> None:
+    """DataError when mixup is asked of a model with no float inputs (`spec`: its InputSpec)."""
+    if alpha and not (spec.numeric_dim or spec.image_shape or spec.audio_shape):
+        kinds = (("categories", spec.category_cardinalities), ("text", spec.text_vocab_size))
+        only = " and ".join(name for name, used in kinds if used)
+        raise DataError(f"train.mixup: blends numeric, image or audio inputs; this run's are {only}")
 
 
 def draw_blend(rows: int, alpha: float, device: torch.device) -> Blend:

@@ -58,6 +58,7 @@ from modelforge.training.distributed import Topology, full_model_state, is_shard
 from modelforge.training.distributed import setup as setup_distributed
 from modelforge.training.interrupt import StopSignal
 from modelforge.training.loop import Tensors, TrainingError, fit
+from modelforge.training.mixup import check_blendable
 from modelforge.training.optim import LOSSES, default_loss, output_size
 from modelforge.training.probe import batch_signature, settle_auto
 from modelforge.training.resume import check_same_run, find_run_to_resume
@@ -292,11 +293,7 @@ def train(
     loss_fn = LOSSES.get(loss_name)(weight=weight, label_smoothing=config.train.label_smoothing)
     output_dim = output_size(config.task, n_classes, loss_name)
     spec = preprocessor.input_spec()
-    if config.train.mixup and not (spec.numeric_dim or spec.image_shape or spec.audio_shape):
-        unblended = [
-            name for name, used in (("categories", spec.category_cardinalities), ("text", spec.text_vocab_size)) if used
-        ]
-        raise DataError(f"train.mixup: blends numeric, image or audio inputs; this run's are {' and '.join(unblended)}")
+    check_blendable(config.train.mixup, spec)
     seed_everything(config.seed)
     model = build_model(config.model.type, spec, output_dim, config.model.options())
     start_from(model, config.init_from, config.train.freeze)  # fine-tuning: other weights, fixed layers
