@@ -22,9 +22,6 @@ RARE_SHARE = 0.2  # a two-class target whose rarer class is below this share get
 # cheap end: audio_cnn with two convolutions a block, 32-64-128 wide, held out FSDD speakers 0.890
 # against 0.840 with its defaults (bench/audio_robustness.py --config init, docs/site/benchmarks.md)
 STARTER_MODEL_OPTIONS: dict[str, dict[str, Any]] = {"audio_cnn": {"channels": [32, 64, 128], "convs_per_block": 2}}
-# train keys a starter config adds for an input kind, where measured to pay: mixup for audio, held-out FSDD
-# speakers 0.889 / 0.902 / 0.892 → 0.903 / 0.904 / 0.896 at seeds 0–2 (bench/audio_robustness.py --config init)
-STARTER_TRAIN_OPTIONS: dict[str, dict[str, Any]] = {"audio": {"mixup": 0.6}}
 
 
 def starter_config(data: Path, target: str | None, task: str | None, out: Path | None) -> dict[str, Any]:
@@ -109,7 +106,6 @@ def train_budget(rows: int, inputs: set[str]) -> dict[str, Any]:
         "weight_decay": 1.0e-4,
         "schedule": "onecycle",
         "early_stopping": {"metric": "valid_loss", "patience": min(max(3, epochs // 3), 10)},
-        **{key: value for kind in sorted(inputs) for key, value in STARTER_TRAIN_OPTIONS.get(kind, {}).items()},
     }
 
 
