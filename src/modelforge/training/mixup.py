@@ -1,9 +1,9 @@
 """mixup (Zhang et al., 2018, "mixup: Beyond Empirical Risk Minimization"), `train.mixup: α`.
 
 Each training batch is blended with a shuffled copy of itself, row i with its partner row p(i), by
-one weight λ ~ Beta(α, α), and the loss is blended by the same λ. The model learns to answer
-in between its training examples rather than only at them, which is what a speaker, a camera or a
-customer it never saw asks of it. Only float inputs (numbers, images, spectrograms) are blended;
+one weight λ ~ Beta(α, α), and the loss is blended by the same λ: the model is trained between its
+examples as well as at them, a regularizer against memorizing the training rows (on FSDD's held-out
+speakers it did not pay: docs/site/benchmarks.md). Only float inputs (numbers, images, spectrograms) are blended;
 token ids and category indices stay the row's own. The draws come from torch's global generator,
 which checkpoints save, so an interrupted run resumes with the same blends.
 """
@@ -11,12 +11,15 @@ which checkpoints save, so an interrupted run resumes with the same blends.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from modelforge.errors import DataError
+
+if TYPE_CHECKING:
+    from modelforge.data.preprocess import InputSpec
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,8 @@ class Blend:
     own: float  # λ: each row's own share of the blend, and of the loss
 
 
-def check_blendable(alpha: float, spec: Any) -> None:
-    """DataError when mixup is asked of a model with no float inputs (`spec`: its InputSpec)."""
+def check_blendable(alpha: float, spec: InputSpec) -> None:
+    """DataError when mixup is asked of a model with no float inputs."""
     if alpha and not (spec.numeric_dim or spec.image_shape or spec.audio_shape):
         kinds = (("categories", spec.category_cardinalities), ("text", spec.text_vocab_size))
         only = " and ".join(name for name, used in kinds if used)
