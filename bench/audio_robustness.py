@@ -17,6 +17,10 @@ clips padded or cut to one duration, no waveform augmentation) for the side-by-s
     .venv/bin/python bench/audio_robustness.py --epochs 12 --set model.convs_per_block=1 --jobs 2
     .venv/bin/python bench/audio_robustness.py --only speakers --feature floor_db=50   # an audio feature option
     .venv/bin/python bench/audio_robustness.py --only speakers --config init --jobs 2  # as a stranger starts
+    .venv/bin/python bench/audio_robustness.py --only speakers --config init --jobs 2 --voices 160  # + espeak-ng
+
+`--voices N` adds each digit spoken by N synthetic voices (Debian's espeak-ng, bench/_voices.py) to every
+training table; the held-out speaker's clips stay real recordings.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "fsdd.yaml"
 FSDD = ROOT.parent / "shared" / "datasets" / "fsdd"
 SHIFTS = "silence,gain,speed,noise"
+SYNTHETIC_RATE = 8000  # FSDD's
 LEGACY = {"trim_db": None, "gain": "peak", "length": "pad", "augment": {"copies": 0}}  # the audio feature's keys
 
 
@@ -86,6 +91,21 @@ def train_and_probe(
     return {**shifted, "seconds": trained, "auto": auto_line(run.path)}
 
 
+def synthetic_clips(count: int, folder: Path) -> pd.DataFrame:
+    """Each digit spoken by `count` espeak-ng voices, as WAVs in `folder`: training rows of files.csv's shape."""
+    from _voices import WORDS, speak, voices, write_pcm
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for voice in voices(count):
+        for digit in range(len(WORDS)):
+            path = folder / f"{digit}_{voice.name}.wav"
+            write_pcm(str(path), speak(voice, digit, SYNTHETIC_RATE), SYNTHETIC_RATE)
+            rows.append({"path": str(path), "label": digit, "speaker": f"espeak {voice.name}", "split": "train"})
+    print(f"synthetic voices: {count} (espeak-ng), {len(rows)} clips added to every training table", flush=True)
+    return pd.DataFrame(rows)
+
+
 def row(name: str, result: dict[str, Any]) -> str:
     shifts = "  ".join(f"{k} {v:.3f}" for k, v in result.items() if k not in ("metric", "seconds", "auto"))
     line = f"{name:<18} {shifts}  ({result['seconds']:.0f} s training)"
@@ -108,6 +128,12 @@ def main() -> None:
     parser.add_argument(
         "--feature", action="append", default=[], metavar="KEY=VALUE", help="audio feature option, e.g. floor_db=50"
     )
+    parser.add_argument(
+        "--voices",
+        type=int,
+        default=0,
+        help="add each digit spoken by this many synthetic voices (espeak-ng, up to 160) to every training table",
+    )
     parser.add_argument("--keep", type=Path, help="folder to keep the trained runs in (default: a temporary one)")
     args = parser.parse_args()
     overrides = list(args.overrides)
@@ -126,9 +152,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
+        extra = synthetic_clips(args.voices, work / "voices") if args.voices else frame.iloc[:0]
         if args.only in (None, "own"):
             files = work / "own.csv"
-            frame.to_csv(files, index=False)
+            pd.concat([frame, extra]).to_csv(files, index=False)
             print(
                 row("own split", train_and_probe(files, overrides, feature_options, args.config, work / "own")),
                 flush=True,
@@ -137,9 +164,8 @@ def main() -> None:
             folds = {}
             for speaker in sorted(frame["speaker"].unique()):
                 folds[speaker] = work / f"without-{speaker}.csv"
-                frame.assign(split=["test" if s == speaker else "train" for s in frame["speaker"]]).to_csv(
-                    folds[speaker], index=False
-                )
+                held_out = frame.assign(split=["test" if s == speaker else "train" for s in frame["speaker"]])
+                pd.concat([held_out, extra]).to_csv(folds[speaker], index=False)
             results = {}
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:

@@ -149,15 +149,17 @@ def main() -> None:
             f"(floor {REFERENCE_VAL_LOSS}) -> {'met' if ours['val_loss'] <= REFERENCE_VAL_LOSS else 'NOT met'}"
         )
 
-        threads_used = json.loads((run.path / "environment.json").read_text()).get("auto", {}).get("threads")
-        torch.set_num_threads(threads_used or default_threads)
-        cached = load_generator(run.path)
-        recompute = Generator(cached.model, cached.tokenizer, use_cache=False)
-        fast, slow = generation_speed(cached, args.generate_tokens), generation_speed(recompute, args.generate_tokens)
-        print(
-            f"generation ({args.generate_tokens} tokens, greedy, {torch.get_num_threads()} thread(s)): "
-            f"KV cache {fast:,.0f} tokens/s, full recompute {slow:,.0f} tokens/s, {fast / slow:.2f}x"
-        )
+        if args.generate_tokens > 0:
+            threads_used = json.loads((run.path / "environment.json").read_text()).get("auto", {}).get("threads")
+            torch.set_num_threads(threads_used or default_threads)
+            cached = load_generator(run.path)
+            recompute = Generator(cached.model, cached.tokenizer, use_cache=False)
+            fast = generation_speed(cached, args.generate_tokens)
+            slow = generation_speed(recompute, args.generate_tokens)
+            print(
+                f"generation ({args.generate_tokens} tokens, greedy, {torch.get_num_threads()} thread(s)): "
+                f"KV cache {fast:,.0f} tokens/s, full recompute {slow:,.0f} tokens/s, {fast / slow:.2f}x"
+            )
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 

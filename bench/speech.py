@@ -27,6 +27,11 @@ fetch fsdd` (dataset:fsdd), or `--fsdd FOLDER` holding recordings/<digit>_<speak
     .venv/bin/python bench/speech.py all --scale small
     .venv/bin/python bench/speech.py own --scale full --threads 1 --work /tmp/speech-own
     .venv/bin/python bench/speech.py loso --scale full --threads 1 --jobs 2 --set speech.beam=8
+    .venv/bin/python bench/speech.py loso --scale full --threads 1 --jobs 2 --voices 160
+
+`--voices N` adds training utterances (half as many as the recordings', `--voice-utterances`) whose digits
+N synthetic voices speak (Debian's espeak-ng, bench/_voices.py; the issue allows such voices for a small
+vocabulary): they train in every fold and are never held out or tested.
 """
 
 from __future__ import annotations
@@ -114,15 +119,16 @@ def utterance(pool: Pool, speaker: str, held_out: bool, rng: np.random.Generator
 
 
 def write_pcm(path: Path, samples: np.ndarray) -> None:
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(RATE)
-        handle.writeframes((np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes())
+    from _voices import write_pcm as write_at
+
+    write_at(str(path), samples, RATE)
 
 
-def write_utterances(pool: Pool, count: int, held_out: bool, clips: Path, seed: int) -> pd.DataFrame:
-    """`count` utterances, the speakers taking turns, as clips/{train,test}/NNNNN.wav and clips/{train,test}.csv."""
+def write_utterances(
+    pool: Pool, count: int, held_out: bool, clips: Path, seed: int, prefix: str = "", before: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """`count` utterances, the speakers taking turns, as clips/{train,test}/{prefix}NNNNN.wav, listed after
+    `before`'s rows in clips/{train,test}.csv; all the rows."""
     split = "test" if held_out else "train"
     speakers = sorted({speaker for speaker, _, _ in pool})
     rng = np.random.default_rng(seed)
@@ -131,11 +137,23 @@ def write_utterances(pool: Pool, count: int, held_out: bool, clips: Path, seed: 
     for i in range(count):
         speaker = speakers[i % len(speakers)]
         samples, text = utterance(pool, speaker, held_out, rng)
-        write_pcm(clips / split / f"{i:05d}.wav", samples)
-        rows.append({"audio": f"{split}/{i:05d}.wav", "text": text, "speaker": speaker, "seconds": len(samples) / RATE})
-    frame = pd.DataFrame(rows)
+        name = f"{split}/{prefix}{i:05d}.wav"
+        write_pcm(clips / name, samples)
+        rows.append({"audio": name, "text": text, "speaker": speaker, "seconds": len(samples) / RATE})
+    frame = pd.concat([before, pd.DataFrame(rows)], ignore_index=True) if before is not None else pd.DataFrame(rows)
     frame[["audio", "text", "speaker"]].to_csv(clips / f"{split}.csv", index=False)
     return frame
+
+
+def synthetic_pool(count: int) -> Pool:
+    """Each digit spoken once by each of `count` espeak-ng voices (bench/_voices.py), as training recordings."""
+    from _voices import WORDS, speak, voices
+
+    return {
+        (f"espeak {voice.name}", digit, False): [speak(voice, digit, RATE)]
+        for voice in voices(count)
+        for digit in range(len(WORDS))
+    }
 
 
 def fold_tables(clips: Path, folder: Path, speaker: str) -> Path:
@@ -237,7 +255,7 @@ def loso_fold(
 def loso(
     clips: Path, work: Path, threads: int, max_epochs: int | None, extra: list[str], jobs: int, only: list[str]
 ) -> Path:
-    speakers = sorted(pd.read_csv(clips / "train.csv")["speaker"].unique())
+    speakers = sorted(pd.read_csv(clips / "test.csv")["speaker"].unique())  # real voices; synthetic ones only train
     if only:
         unknown = sorted(set(only) - set(speakers))
         if unknown:
@@ -338,6 +356,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the utterances (test: seed + 1)")
     parser.add_argument("--jobs", type=int, default=1, help="loso: folds trained at once (one process each)")
     parser.add_argument("--speakers", nargs="+", default=[], help="loso: only these folds (default: every speaker)")
+    parser.add_argument(
+        "--voices", type=int, default=0, help="synthetic training voices (espeak-ng, up to 160; default none)"
+    )
+    parser.add_argument(
+        "--voice-utterances", type=int, help="--voices: training utterances they speak (default: half --utterances)"
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra config override")
     parser.add_argument(
         "--decode-budget",
@@ -354,6 +378,12 @@ def main() -> None:
         work = args.work or Path(tmp)
         clips = work / "clips"
         train = write_utterances(pool, count, False, clips, args.seed)
+        if args.voices:
+            synthetic = args.voice_utterances if args.voice_utterances is not None else count // 2
+            train = write_utterances(
+                synthetic_pool(args.voices), synthetic, False, clips, args.seed + 2, "voice-", train
+            )
+            print(f"data {synthetic} more training utterances from {args.voices} espeak-ng voices", flush=True)
         test = write_utterances(pool, scale["test"], True, clips, args.seed + 1)
         print(
             f"data {len(train)} training utterances ({train['seconds'].sum() / 3600:.2f} h, recordings "
