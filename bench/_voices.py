@@ -34,8 +34,8 @@ MAX_VOICES = len(ACCENTS) * len(VARIANTS)
 @dataclass(frozen=True)
 class Voice:
     name: str  # espeak-ng's -v argument: accent+variant
-    pitch: list[int]  # per digit word
-    rate: list[int]  # per digit word, words a minute
+    pitch: tuple[int, ...]  # per digit word
+    rate: tuple[int, ...]  # per digit word, words a minute
 
 
 def voices(count: int) -> list[Voice]:
@@ -50,7 +50,7 @@ def voices(count: int) -> list[Voice]:
         for variant in VARIANTS:
             pitch_rate = [(draws.randint(25, 75), draws.randint(130, 190)) for _ in WORDS]
             every[(accent, variant)] = Voice(
-                f"{accent}+{variant}", [p for p, _ in pitch_rate], [r for _, r in pitch_rate]
+                f"{accent}+{variant}", tuple(p for p, _ in pitch_rate), tuple(r for _, r in pitch_rate)
             )
     order = [(ACCENTS[i % len(ACCENTS)], VARIANTS[i // len(ACCENTS)]) for i in range(MAX_VOICES)]
     return [every[key] for key in order[:count]]

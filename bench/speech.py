@@ -52,6 +52,7 @@ import pandas as pd
 import torch
 import yaml
 from _machine import auto_line, print_header
+from _voices import WORDS, speak, voices, write_pcm
 
 import modelforge
 from modelforge.config import load_config
@@ -60,7 +61,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if (ROOT.parent / "shared" / "datasets").is_dir():
     os.environ.setdefault("MODELFORGE_DATA", str(ROOT.parent / "shared" / "datasets"))
 
-WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 RATE = 8000
 TEST_INDEX = 5  # FSDD's own rule: recordings 0–4 of each digit and speaker are test
 DIGITS = (3, 7)  # digits per utterance, inclusive
@@ -118,12 +118,6 @@ def utterance(pool: Pool, speaker: str, held_out: bool, rng: np.random.Generator
     return np.concatenate(pieces), " ".join(WORDS[d] for d in digits)
 
 
-def write_pcm(path: Path, samples: np.ndarray) -> None:
-    from _voices import write_pcm as write_at
-
-    write_at(str(path), samples, RATE)
-
-
 def write_utterances(
     pool: Pool, count: int, held_out: bool, clips: Path, seed: int, prefix: str = "", before: pd.DataFrame | None = None
 ) -> pd.DataFrame:
@@ -138,7 +132,7 @@ def write_utterances(
         speaker = speakers[i % len(speakers)]
         samples, text = utterance(pool, speaker, held_out, rng)
         name = f"{split}/{prefix}{i:05d}.wav"
-        write_pcm(clips / name, samples)
+        write_pcm(str(clips / name), samples, RATE)
         rows.append({"audio": name, "text": text, "speaker": speaker, "seconds": len(samples) / RATE})
     frame = pd.concat([before, pd.DataFrame(rows)], ignore_index=True) if before is not None else pd.DataFrame(rows)
     frame[["audio", "text", "speaker"]].to_csv(clips / f"{split}.csv", index=False)
@@ -147,8 +141,6 @@ def write_utterances(
 
 def synthetic_pool(count: int) -> Pool:
     """Each digit spoken once by each of `count` espeak-ng voices (bench/_voices.py), as training recordings."""
-    from _voices import WORDS, speak, voices
-
     return {
         (f"espeak {voice.name}", digit, False): [speak(voice, digit, RATE)]
         for voice in voices(count)
