@@ -701,18 +701,27 @@ def config_to_dict(config: RunConfig) -> dict[str, Any]:
 
 
 def check_model_options(config: RunConfig) -> None:
-    """Model options must be parameters of the chosen model's builder."""
-    from modelforge.models.registry import model_options
+    """Model options must be parameters of the chosen model's builder, or keys the task reads for any model."""
+    from modelforge.models.registry import SHARED_MODEL_KEYS, model_options
+    from modelforge.tasks import TASKS
 
     try:
         allowed = model_options(config.model.type)
     except Exception as exc:  # RegistryError with the close-match hint
         raise ConfigError(f"model.type: {exc}") from None
-    problems = [
-        f"model.{key}: unknown option for {config.model.type}{did_you_mean(key, allowed)}"
-        for key in config.model.options()
-        if key not in allowed
-    ]
+    task_keys = TASKS.get(config.task).model_keys
+    problems = []
+    for key in config.model.options():
+        if key in task_keys:
+            continue
+        if key in SHARED_MODEL_KEYS:
+            readers = ", ".join(name for name in TASKS.names() if key in TASKS.get(name).model_keys)
+            problems.append(f"model.{key}: read by tasks {readers}, not by task {config.task}")
+        elif key not in allowed:
+            problems.append(f"model.{key}: unknown option for {config.model.type}{did_you_mean(key, allowed)}")
+    members = config.model.options().get("members", 1)
+    if "members" in task_keys and (isinstance(members, bool) or not isinstance(members, int) or members < 1):
+        problems.append(f"model.members: a whole number of models to ensemble, at least 1; got {members!r}")
     if problems:
         raise ConfigError("; ".join(problems))
 

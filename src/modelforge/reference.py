@@ -101,14 +101,16 @@ def task_reference() -> str:
     from modelforge.tasks import RUN_VERBS, TASKS
 
     lines = [
-        "| task | what it predicts | verbs beside train, audit, runs | train.* keys it reads |",
-        "|---|---|---|---|",
+        "| task | what it predicts | verbs beside train, audit, runs | train.* keys it reads "
+        "| model.* keys beside the model's |",
+        "|---|---|---|---|---|",
     ]
     for name in TASKS.names():
         task = TASKS.get(name)
         verbs = ", ".join(v for v in RUN_VERBS if task.supports(v))
         keys = ", ".join(sorted(task.train_keys))
-        lines.append(f"| `{name}` | {task.summary} | {verbs} | {keys} |")
+        model_keys = ", ".join(sorted(task.model_keys))
+        lines.append(f"| `{name}` | {task.summary} | {verbs} | {keys} | {model_keys} |")
     return "\n".join(lines)
 
 

@@ -71,6 +71,7 @@ class Task:
     train_choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # train.* keys read with fewer values
     default_model: str = "mlp"  # model.type when the config names none
     models: tuple[str, ...] = ()  # the only model types it takes; () = any model no other task claims
+    model_keys: frozenset[str] = frozenset()  # model.* keys it reads beside the model type's own options
     target_kind: str | None = None  # "label", "labels" (a set per row) or "value": a target column per row
     epoch_metrics: tuple[str, ...] = ()  # per-epoch metrics `tune` may optimize
     report: str = "modelforge.evaluate.report:supervised_report"  # "module:function"(run_dir, **options) -> html
@@ -240,6 +241,7 @@ _SUPERVISED_TRAIN = keys(
     "checkpoint_budget compile threads device strategy on_nonfinite freeze"
 )
 _SUPERVISED_VERBS = frozenset(RUN_VERBS) - {"generate"}
+_SUPERVISED_MODEL = frozenset({"members"})  # an ensemble of the model (models/ensemble.py)
 
 for _name, _summary, _headline, _keys, _kind, _epoch, _sections, _train in (
     (
@@ -276,6 +278,7 @@ for _name, _summary, _headline, _keys, _kind, _epoch, _sections, _train in (
             verbs=_SUPERVISED_VERBS,
             data_keys=_TABLE_DATA,
             train_keys=_SUPERVISED_TRAIN | _train,
+            model_keys=_SUPERVISED_MODEL,
             sections=frozenset({"features", "init_from", "tune", *_sections}),
             target_kind=_kind,
             export_formats=("onnx", "torchscript", "bundle"),
@@ -297,6 +300,7 @@ register_task(
         verbs=frozenset({"evaluate", "predict", "serve", "report", "resume"}),
         data_keys=_TABLE_DATA,
         train_keys=_SUPERVISED_TRAIN - {"class_weights", "loss", "label_smoothing"},
+        model_keys=_SUPERVISED_MODEL,
         sections=frozenset({"features", "init_from", "decision"}),  # decision: one threshold per label
         target_kind="labels",
         epoch_metrics=("valid_loss", "valid_micro_f1", "train_loss"),

@@ -39,6 +39,10 @@ FAMILIES = (
 # the model input each feature type (features[].type) feeds: numeric and category columns share one
 FEATURE_INPUTS = {"numeric": "tabular", "category": "tabular", "text": "text", "image": "image", "audio": "audio"}
 
+# model.* keys every model type takes, read by `build_model` rather than the builder (tasks.Task.model_keys
+# says which tasks read each): members, an ensemble of that many
+SHARED_MODEL_KEYS = ("members",)
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -88,7 +92,12 @@ def model_options(name: str) -> list[str]:
 
 
 def build_model(name: str, spec: Any, output_dim: int, options: dict[str, Any] | None = None) -> Any:
-    return get_model(name).builder(spec, output_dim, **(options or {}))
+    """The model `name` with its options; `members: k` (k > 1) makes an ensemble of k (models/ensemble.py)."""
+    from modelforge.models.ensemble import build_members
+
+    options = dict(options or {})
+    members = options.pop("members", 1)
+    return build_members(get_model(name).builder, members, spec, output_dim, **options)
 
 
 def models_taking(inputs: Collection[str]) -> list[str]:

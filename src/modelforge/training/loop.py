@@ -23,6 +23,7 @@ from modelforge.config import TrainConfig
 from modelforge.data.split import balanced_order, balanced_rows, batch_order
 from modelforge.errors import ModelforgeError
 from modelforge.inference import autocast_context, pick_device
+from modelforge.models.ensemble import ensemble_loss
 from modelforge.training.average import WeightAverage, scored_model
 from modelforge.training.checkpoint import Checkpoint, TrainingParts, TrainingState
 from modelforge.training.distributed import Topology, wrap_model
@@ -97,7 +98,7 @@ def fit(
     device = topology.device
     model.to(device)
     train_set = {k: v.to(device) for k, v in train_set.items()}
-    loss_fn.to(device)
+    loss_fn = ensemble_loss(model, loss_fn).to(device)  # an ensemble's members each learn on their own loss
     trained = wrap_model(model, cfg.strategy, topology, cfg.precision)  # DDP / FSDP under torchrun
     optimizer = build_optimizer(model, cfg)
     n_rows = len(train_set["target"])

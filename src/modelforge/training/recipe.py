@@ -41,6 +41,7 @@ from modelforge.finetune.lora import save_adapter
 from modelforge.finetune.weights import parameter_counts, start_from
 from modelforge.inference import forward_in_batches, outputs_to_predictions, pick_device, set_cpu_threads
 from modelforge.models import build_model
+from modelforge.models.ensemble import ensemble_loss
 from modelforge.models.registry import check_model_features
 from modelforge.run import (
     Run,
@@ -400,7 +401,7 @@ def _train_into(
         config,
         model,
         topology,
-        lambda: loss_fn.to(topology.device)(model(first), target),
+        lambda: ensemble_loss(model, loss_fn).to(topology.device)(model(first), target),
         batch_signature(first),
         environment,
         show_progress,
