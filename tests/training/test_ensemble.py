@@ -12,10 +12,11 @@ from torch import nn
 from training_runs import gpt_config, mlp_config
 
 from modelforge.api import load_run
-from modelforge.config import ConfigError, load_config
+from modelforge.config import ConfigError, TrainConfig, load_config
 from modelforge.export.onnx import export_supervised_run
 from modelforge.models.ensemble import Ensemble, ensemble_loss
 from modelforge.models.registry import build_model
+from modelforge.training.loop import fit
 
 
 class Head(nn.Module):
@@ -27,7 +28,7 @@ class Head(nn.Module):
         return self.layer(batch["x"])  # type: ignore[no-any-return]
 
 
-def test_members_start_apart_predict_their_mean_and_each_learns_on_its_own_loss() -> None:
+def test_members_start_apart_predict_their_mean_and_each_learns_on_its_own_rows() -> None:
     torch.manual_seed(0)
     ensemble = Ensemble([Head(), Head(), Head()])
     first, second = (member.layer.weight for member in ensemble.members[:2])
@@ -36,22 +37,65 @@ def test_members_start_apart_predict_their_mean_and_each_learns_on_its_own_loss(
     ensemble.eval()
     expected = torch.stack([member(batch) for member in ensemble.members]).mean(0)
     torch.testing.assert_close(ensemble(batch), expected)
+    # in evaluation the ensemble's loss scores the mean output as any model's
+    scored = ensemble_loss(ensemble, nn.CrossEntropyLoss())(ensemble(batch), target)
+    torch.testing.assert_close(scored, nn.functional.cross_entropy(expected, target))
 
+    # training: the loop's batch holds each member's rows one after another (three rows each here)
     alone = [copy.deepcopy(member) for member in ensemble.members]
+    rows, targets = torch.randn(9, 4), torch.tensor([0, 1, 2, 2, 1, 0, 1, 1, 2])
     ensemble.train()
-    output = ensemble(batch)
-    assert output.shape == (15, 3)
-    loss = ensemble_loss(ensemble, nn.CrossEntropyLoss())(output, target)
-    own_losses = [nn.functional.cross_entropy(member(batch), target) for member in alone]
+    output = ensemble({"x": rows})
+    assert output.shape == (9, 3)
+    loss = ensemble_loss(ensemble, nn.CrossEntropyLoss())(output, targets)
+    own_losses = [
+        nn.functional.cross_entropy(member({"x": rows[3 * i : 3 * i + 3]}), targets[3 * i : 3 * i + 3])
+        for i, member in enumerate(alone)
+    ]
     torch.testing.assert_close(loss, torch.stack(own_losses).mean())
     loss.backward()
     for member, single, own in zip(ensemble.members, alone, own_losses, strict=True):
-        own.backward()
+        own.backward()  # each member's gradient is its own rows' loss's, as if it trained alone
         torch.testing.assert_close(member.layer.weight.grad, single.layer.weight.grad)
-    # in evaluation the same loss scores the mean output as any model's
-    ensemble.eval()
-    scored = ensemble_loss(ensemble, nn.CrossEntropyLoss())(ensemble(batch), target)
-    torch.testing.assert_close(scored, nn.functional.cross_entropy(expected, target))
+
+
+class RowRecorder(nn.Module):
+    """Predicts nothing useful; records which rows (their ids in column 0) it trained on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(2, 2)
+        self.seen: list[int] = []
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.training:
+            self.seen += batch["x"][:, 0].long().tolist()
+        return self.layer(batch["x"])  # type: ignore[no-any-return]
+
+
+def no_scores(model: nn.Module, data: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {}
+
+
+def ignore(row: dict[str, object]) -> None:
+    pass
+
+
+def test_the_loop_gives_each_member_every_row_once_an_epoch_in_its_own_order() -> None:
+    ensemble = Ensemble([RowRecorder(), RowRecorder(), RowRecorder()])
+    rows = torch.stack([torch.arange(40.0), torch.zeros(40)], dim=1)
+    train_set = {"x": rows, "target": torch.arange(40) % 2}
+    config = TrainConfig(epochs=2, batch_size=8, threads=1, precision="fp32")
+    fit(ensemble, train_set, None, config, nn.CrossEntropyLoss(), no_scores, seed=0, log_epoch=ignore)
+    orders = [member.seen for member in ensemble.members]
+    for order in orders:
+        assert len(order) == 80
+        assert sorted(order[:40]) == list(range(40)) and sorted(order[40:]) == list(range(40))
+    assert orders[0] != orders[1] and orders[1] != orders[2] and orders[0] != orders[2]
+    # the first member takes the order a single model of the same seed would
+    single = RowRecorder()
+    fit(single, train_set, None, config, nn.CrossEntropyLoss(), no_scores, seed=0, log_epoch=ignore)
+    assert single.seen == orders[0]
 
 
 def test_an_ensemble_run_resumes_bitwise_exports_and_predicts_with_the_members_mean(

@@ -23,7 +23,7 @@ from modelforge.config import TrainConfig
 from modelforge.data.split import balanced_order, balanced_rows, batch_order
 from modelforge.errors import ModelforgeError
 from modelforge.inference import autocast_context, pick_device
-from modelforge.models.ensemble import ensemble_loss
+from modelforge.models.ensemble import ensemble_loss, ensemble_size
 from modelforge.training.average import WeightAverage, scored_model
 from modelforge.training.checkpoint import Checkpoint, TrainingParts, TrainingState
 from modelforge.training.distributed import Topology, wrap_model
@@ -78,6 +78,16 @@ def monitored(cfg: TrainConfig) -> tuple[str, str]:
     return metric, mode or ("min" if metric.endswith(("loss", "mse", "rmse", "mae")) else "max")
 
 
+def epoch_order(
+    sampled: torch.Tensor | None, cfg: TrainConfig, seed: int, epoch: int, n_rows: int, lengths: torch.Tensor | None
+) -> torch.Tensor:
+    """The rows of one epoch in training order: class-balanced with `train.sampling`, else shuffled
+    (bucketed by length with `train.bucket_by_length`)."""
+    if sampled is not None and cfg.sampling:
+        return balanced_order(sampled, cfg.sampling, seed, epoch)
+    return batch_order(n_rows, True, seed, epoch, lengths, cfg.batch_size)
+
+
 def fit(
     model: nn.Module,
     train_set: Tensors,
@@ -98,7 +108,8 @@ def fit(
     device = topology.device
     model.to(device)
     train_set = {k: v.to(device) for k, v in train_set.items()}
-    loss_fn = ensemble_loss(model, loss_fn).to(device)  # an ensemble's members each learn on their own loss
+    loss_fn = ensemble_loss(model, loss_fn).to(device)
+    members = ensemble_size(model)
     trained = wrap_model(model, cfg.strategy, topology, cfg.precision)  # DDP / FSDP under torchrun
     optimizer = build_optimizer(model, cfg)
     n_rows = len(train_set["target"])
@@ -126,13 +137,12 @@ def fit(
         model.train()
         progress.start(epoch, cfg.epochs, batches_per_epoch)
         started, rows_done = time.perf_counter(), 0
-        if sampled is not None and cfg.sampling:
-            order = balanced_order(sampled, cfg.sampling, seed, epoch).to(device)
-        else:
-            order = batch_order(n_rows, True, seed, epoch, lengths, cfg.batch_size).to(device)
+        # an ensemble's members each take their own order of the rows, side by side in one batch
+        orders = [epoch_order(sampled, cfg, seed + m, epoch, n_rows, lengths).to(device) for m in range(members)]
         for index in range(state.batch, batches_per_epoch):
             with chooser.timed((epoch - 1) * batches_per_epoch + index):
-                global_rows = order[index * cfg.batch_size : (index + 1) * cfg.batch_size]
+                batch_slice = slice(index * cfg.batch_size, (index + 1) * cfg.batch_size)
+                global_rows = torch.cat([order[batch_slice] for order in orders])
                 rows = topology.shard(global_rows)
                 batch = {name: value[rows] for name, value in train_set.items()}
                 target = batch.pop("target")

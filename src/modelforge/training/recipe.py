@@ -41,7 +41,7 @@ from modelforge.finetune.lora import save_adapter
 from modelforge.finetune.weights import parameter_counts, start_from
 from modelforge.inference import forward_in_batches, outputs_to_predictions, pick_device, set_cpu_threads
 from modelforge.models import build_model
-from modelforge.models.ensemble import ensemble_loss
+from modelforge.models.ensemble import ensemble_loss, ensemble_size
 from modelforge.models.registry import check_model_features
 from modelforge.run import (
     Run,
@@ -393,7 +393,8 @@ def _train_into(
     if topology.is_writer:
         start_run_files(run_dir, config, environment, checkpoint.history if checkpoint else [])
         atomic_write_json(run_dir / "preprocessing.json", preprocessor.to_json())
-    first = {name: value[: config.train.batch_size].to(topology.device) for name, value in train_set.items()}
+    rows = config.train.batch_size * ensemble_size(model)  # a step's batch: one per member of an ensemble
+    first = {name: value[:rows].to(topology.device) for name, value in train_set.items()}
     target = first.pop("target")
     # training runs as `auto` chose; what comes after (decision, held-out metrics) scores as inference will
     settled = settle_auto(
