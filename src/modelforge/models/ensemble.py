@@ -56,9 +56,7 @@ def ensemble_size(model: nn.Module) -> int:
 
 def ensemble_loss(model: nn.Module, loss: nn.Module) -> nn.Module:
     """The loss that trains `model`: each member's own gradient for an ensemble, `loss` itself otherwise."""
-    if isinstance(model, Ensemble) and not isinstance(loss, EnsembleLoss):
-        return EnsembleLoss(loss, len(model.members))
-    return loss
+    return EnsembleLoss(loss, len(model.members)) if isinstance(model, Ensemble) else loss
 
 
 def build_members(build: Callable[..., nn.Module], members: Any, *args: Any, **options: Any) -> nn.Module:

@@ -79,13 +79,27 @@ def monitored(cfg: TrainConfig) -> tuple[str, str]:
 
 
 def epoch_order(
-    sampled: torch.Tensor | None, cfg: TrainConfig, seed: int, epoch: int, n_rows: int, lengths: torch.Tensor | None
+    sampled: torch.Tensor | None,
+    cfg: TrainConfig,
+    seed: int,
+    epoch: int,
+    n_rows: int,
+    lengths: torch.Tensor | None,
+    members: int = 1,
 ) -> torch.Tensor:
     """The rows of one epoch in training order: class-balanced with `train.sampling`, else shuffled
-    (bucketed by length with `train.bucket_by_length`)."""
-    if sampled is not None and cfg.sampling:
-        return balanced_order(sampled, cfg.sampling, seed, epoch)
-    return batch_order(n_rows, True, seed, epoch, lengths, cfg.batch_size)
+    (bucketed by length with `train.bucket_by_length`). An ensemble's members each take their own
+    order (seed + member), side by side: each run of members × batch_size rows holds one batch of each."""
+    orders = [
+        balanced_order(sampled, cfg.sampling, seed + member, epoch)
+        if sampled is not None and cfg.sampling
+        else batch_order(n_rows, True, seed + member, epoch, lengths, cfg.batch_size)
+        for member in range(members)
+    ]
+    if members == 1:
+        return orders[0]
+    batches = zip(*(order.split(cfg.batch_size) for order in orders), strict=True)  # every order has every row
+    return torch.cat([torch.cat(side_by_side) for side_by_side in batches])
 
 
 def fit(
@@ -137,12 +151,11 @@ def fit(
         model.train()
         progress.start(epoch, cfg.epochs, batches_per_epoch)
         started, rows_done = time.perf_counter(), 0
-        # an ensemble's members each take their own order of the rows, side by side in one batch
-        orders = [epoch_order(sampled, cfg, seed + m, epoch, n_rows, lengths).to(device) for m in range(members)]
+        order = epoch_order(sampled, cfg, seed, epoch, n_rows, lengths, members).to(device)
+        step_rows = cfg.batch_size * members  # an ensemble's step: one batch per member
         for index in range(state.batch, batches_per_epoch):
             with chooser.timed((epoch - 1) * batches_per_epoch + index):
-                batch_slice = slice(index * cfg.batch_size, (index + 1) * cfg.batch_size)
-                global_rows = torch.cat([order[batch_slice] for order in orders])
+                global_rows = order[index * step_rows : (index + 1) * step_rows]
                 rows = topology.shard(global_rows)
                 batch = {name: value[rows] for name, value in train_set.items()}
                 target = batch.pop("target")
