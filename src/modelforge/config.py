@@ -43,7 +43,9 @@ class SplitConfig(Section):
     test: float = Field(0.1, ge=0.0, lt=1.0, description="fraction held out for test (0 with data.test)")
     seed: int | None = Field(None, description="split seed (defaults to the run seed)")
     stratify: bool = Field(True, description="keep class shares equal across splits")
-    column: str | None = Field(None, description="column naming each row's split: train, valid or test")
+    column: str | None = Field(
+        None, description="column naming each row's split: train, valid (or validation, val, dev) or test"
+    )
 
 
 class ParallelFiles(Section):

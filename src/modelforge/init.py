@@ -48,7 +48,8 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
             f"columns: {', '.join(map(str, frame.columns))}"
         )
     task = task or infer_task(frame[target])
-    features = infer_features(frame, target, [])
+    split_column, parts = named_split(frame, target)
+    features = infer_features(frame, target, [split_column] if split_column else [])
     inputs = {FEATURE_INPUTS[f.type] for f in features}
     model_type = starter_model(inputs)
     base = out.resolve().parent if out else Path.cwd()
@@ -59,13 +60,38 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
         "data": {
             "train": train_path,
             "target": target,
-            "split": {"valid": 0.1, "test": 0.2, "stratify": predicts_labels(task)},
+            "split": starter_split(split_column, parts, predicts_labels(task)),
         },
         "features": [f.model_dump(exclude_defaults=True, exclude={"type"}) | {"type": f.type} for f in features],
         "model": {"type": model_type, **STARTER_MODEL_OPTIONS.get(model_type, {})},
         "train": train_budget(len(frame), inputs),
         **imbalance_sections(frame[target], task),
     }
+
+
+def named_split(frame: Any, target: str) -> tuple[str | None, set[str]]:
+    """The first column that names each row's part (train and valid or test, as `data.split.column`
+    reads them) and the parts it names; (None, empty) when none does. Such a column is the data's own
+    split, e.g. a published test set: not a feature, and not to be re-drawn at random."""
+    from modelforge.data.split import split_parts
+
+    for column in frame.columns:
+        if column == target or frame[column].isna().any():
+            continue
+        parts = split_parts(frame[column])
+        if parts is not None and "train" in set(parts) and len(set(parts)) > 1:
+            return str(column), set(parts)
+    return None, set()
+
+
+def starter_split(column: str | None, parts: set[str], stratify: bool) -> dict[str, Any]:
+    """`data.split`: 10 % of the rows for validation and 20 % for test, or the data's own split
+    (`named_split`) with those shares drawn from its training rows only for the parts it lacks."""
+    if column is None:
+        return {"valid": 0.1, "test": 0.2, "stratify": stratify}
+    missing = {part: share for part, share in (("valid", 0.1), ("test", 0.2)) if part not in parts}
+    named = {"valid": 0.0, "test": 0.0} | missing  # a part the column names takes no share of the rest
+    return {"column": column, **named, "stratify": stratify}
 
 
 def imbalance_sections(target: Any, task: str) -> dict[str, Any]:

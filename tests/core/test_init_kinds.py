@@ -252,3 +252,34 @@ def test_a_rare_class_gets_a_tuned_decision_and_it_trains_as_written(tmp_path: P
         init_config(table(tmp_path / "balanced"), ["--target", "y"], tmp_path / "balanced").read_text()
     )
     assert "decision" not in balanced and "calibrate" not in balanced
+
+
+def test_a_column_naming_each_rows_split_is_the_split_not_a_feature(tmp_path: Path) -> None:
+    """A column whose every value names a part (train / test, any case; Hugging Face's "validation")
+    becomes `data.split.column`: its test rows are the run's test rows, validation is drawn only where
+    it names none, and it is not an input."""
+    rng = np.random.default_rng(0)
+    parts = ["train"] * 16 + ["Test"] * 8
+    frame = pd.DataFrame({"age": rng.normal(40, 9, ROWS), "part": parts, "y": labels()})
+    frame.to_csv(tmp_path / "published.csv", index=False)
+    config_path = init_config(tmp_path / "published.csv", ["--target", "y"], tmp_path)
+    config = yaml.safe_load(config_path.read_text())
+    assert config["data"]["split"] == {"column": "part", "valid": 0.1, "test": 0.0, "stratify": True}
+    assert [f["name"] for f in config["features"]] == ["age"]
+    run = tmp_path / "run"
+    result = modelforge_in_process("train", str(config_path), "--out", str(run), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    support = sum(c["support"] for c in json.loads((run / "eval.json").read_text())["per_class"].values())
+    assert support == 8  # the rows the column marks test, not a fresh 20 %
+
+    (tmp_path / "hf").mkdir()
+    frame.assign(part=["train"] * 12 + ["validation"] * 6 + ["test"] * 6).to_csv(tmp_path / "hf" / "t.csv", index=False)
+    split = yaml.safe_load(init_config(tmp_path / "hf" / "t.csv", ["--target", "y"], tmp_path / "hf").read_text())
+    assert split["data"]["split"] == {"column": "part", "valid": 0.0, "test": 0.0, "stratify": True}
+    result = modelforge_in_process("train", str(tmp_path / "hf" / "config.yaml"), "--out", str(tmp_path / "hf" / "run"))
+    assert result.returncode == 0, result.stderr
+    assert len((tmp_path / "hf" / "run" / "metrics.jsonl").read_text().splitlines()) >= 1  # validated on 6 rows
+    (tmp_path / "plain").mkdir()  # a column of other words, or one part only, is an ordinary feature
+    frame.assign(part=["train"] * 23 + ["holdout"]).to_csv(tmp_path / "plain" / "t.csv", index=False)
+    plain = yaml.safe_load(init_config(tmp_path / "plain" / "t.csv", ["--target", "y"], tmp_path / "plain").read_text())
+    assert "column" not in plain["data"]["split"] and "part" in [f["name"] for f in plain["features"]]

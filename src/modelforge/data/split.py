@@ -5,12 +5,34 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import pandas as pd
 import torch
 
 from modelforge.config import DataConfig
 from modelforge.errors import DataError
 
 BUCKET_POOL = 50  # batches per length-sorted pool: enough to group lengths, still random
+# what a split column (data.split.column) may call each part: ours, and the names other tools write
+# (Hugging Face's "validation", "val", "dev")
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "valid": "valid",
+    "validation": "valid",
+    "val": "valid",
+    "dev": "valid",
+    "test": "test",
+    "testing": "test",
+}
+
+
+def split_parts(values: pd.Series) -> pd.Series | None:
+    """Each row's part (train, valid or test) when every value of `values` names one (`SPLIT_NAMES`,
+    any case), else None."""
+    names = values.astype(str).str.strip().str.lower()
+    if not names.isin(list(SPLIT_NAMES)).all():
+        return None
+    return names.map(SPLIT_NAMES)
 
 
 def held_out_shares(n: int, data: DataConfig, seed: int, what: str) -> tuple[np.ndarray, int, int]:

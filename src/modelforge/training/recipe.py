@@ -25,7 +25,7 @@ from modelforge.config import RunConfig, config_to_yaml
 from modelforge.data.preprocess import Preprocessor, apply_column_policies, fit_preprocessor, resolve_features
 from modelforge.data.readers import data_files, read_data, train_files
 from modelforge.data.row_hashes import ROW_HASHES_FILE, save_training_rows
-from modelforge.data.split import balanced_rows, split_indices
+from modelforge.data.split import SPLIT_NAMES, balanced_rows, split_indices, split_parts
 from modelforge.decision import (
     DECISION_FILE,
     Decision,
@@ -119,10 +119,12 @@ def split_by_column(frame: pd.DataFrame, column: str) -> tuple[pd.DataFrame, pd.
     if column not in frame.columns:
         columns = ", ".join(map(str, frame.columns))
         raise DataError(f"data.split.column: column {column!r} not found; columns: {columns}")
-    names = frame[column].astype(str).str.strip().str.lower()
-    unknown = sorted(set(names) - {"train", "valid", "test"})
-    if unknown:
-        raise DataError(f"data.split.column {column!r}: expected train, valid or test, got {unknown[:3]}")
+    names = split_parts(frame[column])
+    if names is None:
+        unknown = sorted(set(frame[column].astype(str).str.strip().str.lower()) - set(SPLIT_NAMES))
+        raise DataError(
+            f"data.split.column {column!r}: expected train, valid or test (or validation, val, dev), got {unknown[:3]}"
+        )
     frame = frame.drop(columns=[column])  # bookkeeping, not an input
     parts = {name: frame[(names == name).to_numpy()].reset_index(drop=True) for name in ("train", "valid", "test")}
     if parts["train"].empty:
