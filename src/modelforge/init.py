@@ -28,6 +28,7 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
     from modelforge.data.preprocess import infer_features, infer_task
     from modelforge.data.privacy import warn_personal_columns
     from modelforge.data.readers import read_data
+    from modelforge.data.split import named_split_column
 
     task = task or task_for_file(data, target)
     starter = task_named(task).starter if task is not None else None
@@ -48,7 +49,7 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
             f"columns: {', '.join(map(str, frame.columns))}"
         )
     task = task or infer_task(frame[target])
-    split_column, parts = named_split(frame, target)
+    split_column, parts = named_split_column(frame, [target])
     features = infer_features(frame, target, [split_column] if split_column else [])
     inputs = {FEATURE_INPUTS[f.type] for f in features}
     model_type = starter_model(inputs)
@@ -69,24 +70,9 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
     }
 
 
-def named_split(frame: Any, target: str) -> tuple[str | None, set[str]]:
-    """The first column that names each row's part (train and valid or test, as `data.split.column`
-    reads them) and the parts it names; (None, empty) when none does. Such a column is the data's own
-    split, e.g. a published test set: not a feature, and not to be re-drawn at random."""
-    from modelforge.data.split import split_parts
-
-    for column in frame.columns:
-        if column == target or frame[column].isna().any():
-            continue
-        parts = split_parts(frame[column])
-        if parts is not None and "train" in set(parts) and len(set(parts)) > 1:
-            return str(column), set(parts)
-    return None, set()
-
-
 def starter_split(column: str | None, parts: set[str], stratify: bool) -> dict[str, Any]:
     """`data.split`: 10 % of the rows for validation and 20 % for test, or the data's own split
-    (`named_split`) with those shares drawn from its training rows only for the parts it lacks."""
+    (`named_split_column`) with those shares drawn from its training rows only for the parts it lacks."""
     if column is None:
         return {"valid": 0.1, "test": 0.2, "stratify": stratify}
     missing = {part: share for part, share in (("valid", 0.1), ("test", 0.2)) if part not in parts}

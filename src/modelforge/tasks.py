@@ -137,6 +137,11 @@ class Task:
         for section, reads in (("data", self.data_keys), ("train", self.train_keys)):
             for key in sorted(getattr(config, section).model_fields_set - reads):
                 problems.append(f"{section}.{key}: not used by task {self.name} (reads {', '.join(sorted(reads))})")
+        if config.data.split.column is not None and "split.column" not in self.data_keys:
+            problems.append(
+                f"data.split.column: not used by task {self.name}; give held-out rows as data.valid / data.test "
+                "files or as data.split.valid / data.split.test shares"
+            )
         if not self.parallel_files:
             for key in ("train", "valid", "test"):
                 if hasattr(getattr(config.data, key), "source"):
@@ -233,7 +238,8 @@ def task_of_run(path: str | Path, verb: str | None = None) -> Task:
 
 
 # ----------------------------------------------------------------------------- the tasks
-_TABLE_DATA = frozenset({"train", "valid", "test", "target", "split", "bad_rows", "drop", "hash"})
+# "split.column": the task reads data.split.column (a column naming each row's split) beside the shares
+_TABLE_DATA = frozenset({"train", "valid", "test", "target", "split", "split.column", "bad_rows", "drop", "hash"})
 _SUPERVISED_TRAIN = keys(
     "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay l1 loss "
     "label_smoothing mixup schedule warmup_steps step_size gamma grad_clip grad_accum bucket_by_length "
@@ -492,7 +498,7 @@ register_task(
         headline=("wer", "cer"),
         key_metrics=("cer",),
         verbs=frozenset({"evaluate", "predict", "serve", "report", "resume", "tune", "compress"}),
-        data_keys=frozenset({"train", "valid", "test", "target", "source", "split", "bad_rows"}),
+        data_keys=frozenset({"train", "valid", "test", "target", "source", "split", "split.column", "bad_rows"}),
         train_keys=keys(
             "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay schedule "
             "warmup_steps step_size gamma grad_clip keep_best average_from mixup checkpoint_every keep_checkpoints "

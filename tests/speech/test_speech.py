@@ -20,7 +20,7 @@ from tones import RATE, render, tiny_config, write_pcm, write_tones
 
 from cli_runner import modelforge_in_process, newest_step, signal_when
 from modelforge.config import load_config
-from modelforge.errors import ConfigError
+from modelforge.errors import ConfigError, DataError
 from modelforge.models.speech import SpeechSpec, ctc_rnn, subsampled_lengths
 from modelforge.speech.data import clips_features, read_clips, recognizes_speech_table, training_features
 from modelforge.speech.decode import Lexicon, greedy_decode, prefix_beam_search
@@ -271,6 +271,29 @@ def test_init_takes_val_and_test_tables_beside_a_train_table(tmp_path: Path) -> 
     assert config["data"]["valid"].endswith("val.csv") and config["data"]["test"].endswith("test.csv")
 
 
+def test_a_split_column_marks_the_test_clips_and_init_writes_it(tmp_path: Path) -> None:
+    """A column naming each clip's split: init writes it as data.split.column, its test clips are the
+    run's test clips, validation is drawn from the clips it marks train, and no clip is in two parts."""
+    from modelforge.speech.data import split_clips
+
+    table = write_tones(tmp_path, n=48, seed=5)
+    frame = pd.read_csv(table)
+    frame["part"] = ["train"] * 40 + ["Test"] * 8
+    frame.to_csv(table, index=False)
+    result = modelforge_in_process("init", str(table), "--target", "text", "--out", str(tmp_path / "cfg.yaml"))
+    assert result.returncode == 0, result.stderr
+    written = yaml.safe_load((tmp_path / "cfg.yaml").read_text())
+    assert written["data"]["split"] == {"column": "part", "valid": 0.1, "test": 0.0}
+    train, valid, test = split_clips(load_config(tmp_path / "cfg.yaml").data, seed=0)
+    marked_test = {str(tmp_path / p) for p in frame["audio"][40:]}
+    assert test is not None and {str(f) for f in test.files} == marked_test
+    assert len(valid) == 4 and len(train) == 36  # 10 % of the 40 marked train
+    assert not {str(f) for f in train.files} & ({str(f) for f in valid.files} | marked_test)
+    frame.assign(part=["train"] * 47 + ["holdout"]).to_csv(table, index=False)
+    with pytest.raises(DataError, match=r"data.split.column .part.: expected train, valid or test"):
+        split_clips(load_config(tmp_path / "cfg.yaml").data, seed=0)
+
+
 def test_a_table_of_clips_with_a_class_label_is_not_speech(tones_csv: Path, tmp_path: Path) -> None:
     frame = pd.read_csv(tones_csv)
     frame["first"] = frame["text"].str[0]
@@ -327,6 +350,8 @@ def test_config_keys_the_task_does_not_read_are_errors(tones_csv: Path) -> None:
         load_config({"task": "classification", "data": {"train": "x.csv"}, "speech": {"beam": 2}})
     with pytest.raises(ConfigError, match=r"model.type: task speech-recognition takes ctc_rnn"):
         load_config({**tiny_config(str(tones_csv)), "model": {"type": "mlp"}})
+    with pytest.raises(ConfigError, match=r"data.split.column: not used by task seq2seq"):
+        load_config({"task": "seq2seq", "data": {"train": "x.csv", "target": "en", "split": {"column": "part"}}})
     shifted = tiny_config(str(tones_csv))
     shifted["speech"]["augment"] = {"shift": 0.1}
     with pytest.raises(ConfigError, match=r"speech.augment: shift and stretch move frames away from their words"):

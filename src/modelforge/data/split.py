@@ -35,6 +35,59 @@ def split_parts(values: pd.Series) -> pd.Series | None:
     return names.map(SPLIT_NAMES)
 
 
+def column_parts(frame: pd.DataFrame, column: str, where: str = "") -> pd.Series:
+    """The part each row of `frame` is marked for in `column` (data.split.column); DataError in one line
+    when the column is missing or holds another word."""
+    if column not in frame.columns:
+        columns = ", ".join(map(str, frame.columns))
+        raise DataError(f"data.split.column: column {column!r} not found{where}; columns: {columns}")
+    parts = split_parts(frame[column])
+    if parts is None:
+        unknown = sorted(set(frame[column].astype(str).str.strip().str.lower()) - set(SPLIT_NAMES))
+        raise DataError(
+            f"data.split.column {column!r}: expected train, valid or test (or validation, val, dev), got {unknown[:3]}"
+        )
+    return parts
+
+
+def named_split_column(frame: pd.DataFrame, skip: list[str]) -> tuple[str | None, set[str]]:
+    """The first column (outside `skip`) that names each row's part — train, and valid or test — and the
+    parts it names; (None, empty) when none does. Such a column is the data's own split (a published
+    test set, say): what `init` writes as data.split.column, not a feature, not re-drawn at random."""
+    for column in frame.columns:
+        if column in skip or frame[column].isna().any():
+            continue
+        parts = split_parts(frame[column])
+        if parts is not None and "train" in set(parts) and len(set(parts)) > 1:
+            return str(column), set(parts)
+    return None, set()
+
+
+def split_rows(
+    n: int, data: DataConfig, seed: int, what: str, parts: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices of train, valid and test. Without `parts`, `held_out_shares` of all `n` rows; with each
+    row's named part (data.split.column), the rows it marks, and data.split's shares drawn from the rows
+    marked train only for a part it marks none of and no file gives."""
+    if parts is None:
+        order, n_valid, n_test = held_out_shares(n, data, seed, what)
+        return np.sort(order[n_valid + n_test :]), order[:n_valid], order[n_valid : n_valid + n_test]
+    marked = {part: np.flatnonzero(np.asarray(parts) == part) for part in ("train", "valid", "test")}
+    if not len(marked["train"]):
+        raise DataError(f"data.split.column {data.split.column!r}: no rows marked train")
+    rng = np.random.default_rng(data.split.seed if data.split.seed is not None else seed)
+    pool = rng.permutation(marked["train"])
+    n_valid = 0 if data.valid is not None or len(marked["valid"]) else max(1, round(len(pool) * data.split.valid))
+    n_test = 0 if data.test is not None or len(marked["test"]) else round(len(pool) * data.split.test)
+    if len(pool) - n_valid - n_test < 1:
+        raise DataError(
+            f"data.train: {len(pool)} {what} marked train leave none to train on after the valid and test shares"
+        )
+    valid = marked["valid"] if len(marked["valid"]) else pool[:n_valid]
+    test = marked["test"] if len(marked["test"]) else pool[n_valid : n_valid + n_test]
+    return np.sort(pool[n_valid + n_test :]), valid, test
+
+
 def held_out_shares(n: int, data: DataConfig, seed: int, what: str) -> tuple[np.ndarray, int, int]:
     """A seeded order of `n` rows and how many of its first rows go to valid, then test: none for a split
     given as its own file (data.valid / data.test), else data.split's share (valid at least one row).

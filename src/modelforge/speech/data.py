@@ -23,7 +23,7 @@ import pandas as pd
 
 from modelforge.config import DataConfig, SpeechConfig
 from modelforge.data.audio import AUDIO_SUFFIXES, log_mel, read_wav, resample
-from modelforge.data.split import held_out_shares
+from modelforge.data.split import column_parts, split_rows
 from modelforge.errors import DataError, did_you_mean
 
 DEFAULT_TARGET = "text"
@@ -42,6 +42,7 @@ class Clips:
     tables: list[str]  # the table each clip is listed in, for messages
     audio_name: str
     text_name: str
+    parts: list[str] | None = None  # each clip's split (train / valid / test) where data.split.column names it
 
     def __len__(self) -> int:
         return len(self.files)
@@ -49,7 +50,8 @@ class Clips:
     def take(self, picked: np.ndarray) -> Clips:
         texts = None if self.texts is None else [self.texts[i] for i in picked]
         rows, tables = [self.rows[i] for i in picked], [self.tables[i] for i in picked]
-        return Clips([self.files[i] for i in picked], texts, rows, tables, self.audio_name, self.text_name)
+        parts = None if self.parts is None else [self.parts[i] for i in picked]
+        return Clips([self.files[i] for i in picked], texts, rows, tables, self.audio_name, self.text_name, parts)
 
     def where(self, index: int) -> str:
         """ "TABLE row N" of clip `index`."""
@@ -92,10 +94,15 @@ def column_text(path: Path, frame: pd.DataFrame, column: str, rows: list[int]) -
 
 
 def read_clips(
-    path: str | Path, target: str | None, source: str | None, bad_rows: str = "error", needs_text: bool = True
+    path: str | Path,
+    target: str | None,
+    source: str | None,
+    bad_rows: str = "error",
+    needs_text: bool = True,
+    split_column: str | None = None,
 ) -> Clips:
     """The clips a table lists; with `needs_text`, their transcripts (an empty one is an error naming its row,
-    or with bad_rows: skip, a row left out)."""
+    or with bad_rows: skip, a row left out); with `split_column`, the split each clip is marked for."""
     from modelforge.data.readers import read_data_with_rows
 
     path = Path(path)
@@ -111,7 +118,8 @@ def read_clips(
                 f"; set data.target (columns: {', '.join(map(str, frame.columns))})"
             )
         texts = column_text(path, frame, text_name, rows)
-    files, kept_texts, kept_rows = [], [], []
+    marked = None if split_column is None else column_parts(frame, split_column, f" in {where}").tolist()
+    files, kept_texts, kept_rows, kept_parts = [], [], [], []
     for index, value in enumerate(frame[audio_name]):
         text = texts[index] if texts is not None else ""
         if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
@@ -127,38 +135,36 @@ def read_clips(
         files.append(file if file.is_absolute() else path.parent / file)
         kept_texts.append(text or "")
         kept_rows.append(rows[index])
+        kept_parts.append(marked[index] if marked is not None else "train")
     if not files:
         raise DataError(f"{where}: no clips")
     texts_kept = kept_texts if needs_text else None
-    return Clips(files, texts_kept, kept_rows, [where] * len(files), audio_name, text_name)
+    parts = kept_parts if marked is not None else None
+    return Clips(files, texts_kept, kept_rows, [where] * len(files), audio_name, text_name, parts)
 
 
-def read_table_clips(files: str | list[str], data: DataConfig) -> Clips:
+def read_table_clips(files: str | list[str], data: DataConfig, split_column: str | None = None) -> Clips:
     if isinstance(files, str):
-        return read_clips(files, data.target, data.source, data.bad_rows)
-    parts = [read_clips(f, data.target, data.source, data.bad_rows) for f in files]
+        return read_clips(files, data.target, data.source, data.bad_rows, split_column=split_column)
+    tables = [read_clips(f, data.target, data.source, data.bad_rows, split_column=split_column) for f in files]
     return Clips(
-        [f for p in parts for f in p.files], [t for p in parts for t in p.texts or []],
-        [r for p in parts for r in p.rows], [t for p in parts for t in p.tables], parts[0].audio_name,
-        parts[0].text_name,
+        [f for p in tables for f in p.files], [t for p in tables for t in p.texts or []],
+        [r for p in tables for r in p.rows], [t for p in tables for t in p.tables], tables[0].audio_name,
+        tables[0].text_name, None if split_column is None else [s for p in tables for s in p.parts or []],
     )  # fmt: skip
 
 
 def split_clips(data: DataConfig, seed: int) -> tuple[Clips, Clips, Clips | None]:
-    """Train, valid and test clips: data.valid / data.test when given, else seeded shares of data.train
-    (data.split.valid, data.split.test). Test is None when neither gives one."""
+    """Train, valid and test clips: data.valid / data.test when given, else the clips data.split.column
+    marks, else seeded shares of data.train (data.split.valid, data.split.test). Test is None when
+    nothing gives one."""
     # {source, target} files are refused for this task by its registry entry (Task.check_config)
     assert isinstance(data.train, str | list), data.train
-    clips = read_table_clips(data.train, data)
-    order, n_valid, n_test = held_out_shares(len(clips), data, seed, "clips")
-    valid = read_table_clips(str(data.valid), data) if data.valid is not None else clips.take(order[:n_valid])
-    test = (
-        read_table_clips(str(data.test), data)
-        if data.test is not None
-        else clips.take(order[n_valid : n_valid + n_test])
-    )
-    train = clips.take(np.sort(order[n_valid + n_test :]))
-    return train, valid, (test if len(test) else None)
+    clips = read_table_clips(data.train, data, data.split.column)
+    train_rows, valid_rows, test_rows = split_rows(len(clips), data, seed, "clips", clips.parts)
+    valid = read_table_clips(str(data.valid), data) if data.valid is not None else clips.take(valid_rows)
+    test = read_table_clips(str(data.test), data) if data.test is not None else clips.take(test_rows)
+    return clips.take(train_rows), valid, (test if len(test) else None)
 
 
 # ----------------------------------------------------------------------------- features

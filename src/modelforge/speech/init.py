@@ -3,7 +3,8 @@
 TABLE lists WAV paths (relative to it) and transcripts. Everything is chosen from what the data looks like:
 
 - split: `valid`/`dev` and `test` tables beside it (val.csv beside train.csv) become data.valid /
-  data.test, else 10 % + 10 % of the clips;
+  data.test, a column naming each clip's split (train / valid / test) data.split.column, and 10 % of the
+  clips go to each part neither gives;
 - the sample rate: the clips' most common one (others are resampled to it); speech.max_seconds: the
   longest clip rounded up, at least 20 s;
 - model: ctc_rnn with 2-D convolutions, two at each stride (filters that slide along the mel bands:
@@ -24,6 +25,8 @@ import wave
 from pathlib import Path
 from typing import Any
 
+from modelforge.data.readers import read_data
+from modelforge.data.split import named_split_column
 from modelforge.speech.data import DEFAULT_TARGET, most_common_rate, read_clips
 
 PRESENTATIONS = 30_000
@@ -87,17 +90,22 @@ def speech_config(data: Path, out: Path | None, target: str | None = None) -> di
     def relative(path: Path) -> str:
         return os.path.relpath(path.resolve(), base)
 
-    clips = read_clips(data, target, None)
+    column, marked = named_split_column(read_data(data), [target or DEFAULT_TARGET])
+    clips = read_clips(data, target, None, split_column=column)
     held_out = held_out_tables(data)
     n = len(clips)
-    split = {"valid": 0.0 if "valid" in held_out else 0.1, "test": 0.0 if "test" in held_out else 0.1}
-    train_clips = n * (1 - split["valid"] - split["test"])
+    given = set(held_out) | marked
+    split = {"valid": 0.0 if "valid" in given else 0.1, "test": 0.0 if "test" in given else 0.1}
+    pool = n if clips.parts is None else clips.parts.count("train")
+    train_clips = pool * (1 - split["valid"] - split["test"])
     batch_size = 16 if n < 2000 else 32
     epochs = int(min(150, max(15, math.ceil(PRESENTATIONS / max(train_clips, 1)))))
     steps = epochs * math.ceil(train_clips / batch_size)
     data_section: dict[str, Any] = {"train": relative(data), "target": target or DEFAULT_TARGET}
     data_section.update({key: relative(path) for key, path in held_out.items()})
-    if split != {"valid": 0.0, "test": 0.0}:
+    if column is not None:
+        data_section["split"] = {"column": column, **split}
+    elif split != {"valid": 0.0, "test": 0.0}:
         data_section["split"] = split
     small = n < 5000
     return {

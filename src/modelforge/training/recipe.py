@@ -25,7 +25,7 @@ from modelforge.config import RunConfig, config_to_yaml
 from modelforge.data.preprocess import Preprocessor, apply_column_policies, fit_preprocessor, resolve_features
 from modelforge.data.readers import data_files, read_data, train_files
 from modelforge.data.row_hashes import ROW_HASHES_FILE, save_training_rows
-from modelforge.data.split import SPLIT_NAMES, balanced_rows, split_indices, split_parts
+from modelforge.data.split import balanced_rows, column_parts, split_indices
 from modelforge.decision import (
     DECISION_FILE,
     Decision,
@@ -116,15 +116,7 @@ def load_splits(config: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame | None, p
 
 def split_by_column(frame: pd.DataFrame, column: str) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
     """Rows marked train / valid / test in `column` (data.split.column); absent parts are None."""
-    if column not in frame.columns:
-        columns = ", ".join(map(str, frame.columns))
-        raise DataError(f"data.split.column: column {column!r} not found; columns: {columns}")
-    names = split_parts(frame[column])
-    if names is None:
-        unknown = sorted(set(frame[column].astype(str).str.strip().str.lower()) - set(SPLIT_NAMES))
-        raise DataError(
-            f"data.split.column {column!r}: expected train, valid or test (or validation, val, dev), got {unknown[:3]}"
-        )
+    names = column_parts(frame, column)
     frame = frame.drop(columns=[column])  # bookkeeping, not an input
     parts = {name: frame[(names == name).to_numpy()].reset_index(drop=True) for name in ("train", "valid", "test")}
     if parts["train"].empty:
