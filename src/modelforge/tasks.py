@@ -428,7 +428,7 @@ register_task(
         verbs=frozenset(
             {"evaluate", "predict", "serve", "report", "generate", "resume", "tune", "explain", "compress", "export"}
         ),
-        data_keys=frozenset({"train", "valid", "test", "target", "source", "split", "bad_rows"}),
+        data_keys=frozenset({"train", "valid", "test", "target", "source", "split", "split.column", "bad_rows"}),
         train_keys=keys(
             "epochs max_steps batch_size lr min_lr optimizer momentum nesterov betas weight_decay label_smoothing "
             "schedule warmup_steps step_size gamma grad_clip keep_best checkpoint_every keep_checkpoints "

@@ -190,6 +190,29 @@ def test_init_on_a_pairs_table_trains_without_edits(numbers_csv: Path, tmp_path:
     assert run.metrics["n"] > 0
 
 
+def test_a_split_column_is_the_split_and_not_a_source_column(numbers_csv: Path, tmp_path: Path) -> None:
+    """A table with its own split column (Hugging Face's "validation" among them): init writes it as
+    data.split.column rather than failing to pick the source among two text columns, and its rows are
+    the run's parts."""
+    from modelforge.errors import DataError
+    from modelforge.seq2seq.data import split_pairs
+
+    frame = pd.read_csv(numbers_csv).head(60)
+    frame["split"] = ["train"] * 40 + ["validation"] * 10 + ["test"] * 10
+    table = tmp_path / "published.csv"
+    frame.to_csv(table, index=False)
+    result = modelforge_in_process("init", str(table), "--target", "words", "--task", "seq2seq")
+    assert result.returncode == 0, result.stderr
+    data = yaml.safe_load(result.stdout)["data"]
+    assert data["source"] == "digits" and data["split"] == {"column": "split", "valid": 0.0, "test": 0.0}
+    train, valid, test = split_pairs(load_config({**tiny_config(str(table)), "data": data}).data, seed=0)
+    assert (len(train), len(valid)) == (40, 10) and test is not None
+    assert test.sources == [str(v) for v in frame["digits"][50:]]
+    frame.assign(split=["train"] * 59 + ["later"]).to_csv(table, index=False)
+    with pytest.raises(DataError, match=r"data.split.column 'split': expected train, valid or test"):
+        split_pairs(load_config({**tiny_config(str(table)), "data": data}).data, seed=0)
+
+
 def test_init_on_two_line_aligned_files(tmp_path: Path) -> None:
     sentences = [("ein hund läuft", "a dog runs"), ("zwei katzen schlafen", "two cats sleep")] * 40
     (tmp_path / "train.de").write_text("".join(f"{de}\n" for de, _ in sentences), encoding="utf-8")

@@ -350,8 +350,8 @@ def test_config_keys_the_task_does_not_read_are_errors(tones_csv: Path) -> None:
         load_config({"task": "classification", "data": {"train": "x.csv"}, "speech": {"beam": 2}})
     with pytest.raises(ConfigError, match=r"model.type: task speech-recognition takes ctc_rnn"):
         load_config({**tiny_config(str(tones_csv)), "model": {"type": "mlp"}})
-    with pytest.raises(ConfigError, match=r"data.split.column: not used by task seq2seq"):
-        load_config({"task": "seq2seq", "data": {"train": "x.csv", "target": "en", "split": {"column": "part"}}})
+    with pytest.raises(ConfigError, match=r"data.split.column: not used by task generation"):
+        load_config({"task": "generation", "data": {"train": "x.npz", "target": "y", "split": {"column": "part"}}})
     shifted = tiny_config(str(tones_csv))
     shifted["speech"]["augment"] = {"shift": 0.1}
     with pytest.raises(ConfigError, match=r"speech.augment: shift and stretch move frames away from their words"):

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from modelforge.config import DataConfig, ParallelFiles
-from modelforge.data.split import held_out_shares
+from modelforge.data.split import column_parts, split_rows
 from modelforge.errors import DataError, did_you_mean
 
 
@@ -27,13 +27,15 @@ class Pairs:
     targets: list[str]
     source_name: str
     target_name: str
+    parts: list[str] | None = None  # each pair's split (train / valid / test) where data.split.column names it
 
     def __len__(self) -> int:
         return len(self.sources)
 
     def take(self, rows: np.ndarray) -> Pairs:
+        parts = None if self.parts is None else [self.parts[i] for i in rows]
         return Pairs(
-            [self.sources[i] for i in rows], [self.targets[i] for i in rows], self.source_name, self.target_name
+            [self.sources[i] for i in rows], [self.targets[i] for i in rows], self.source_name, self.target_name, parts
         )
 
 
@@ -93,10 +95,16 @@ def source_column(frame: pd.DataFrame, target: str, source: str | None, where: s
     return others[0]
 
 
-def read_table_pairs(path: str, target: str | None, source: str | None, bad_rows: str) -> Pairs:
+def read_table_pairs(
+    path: str, target: str | None, source: str | None, bad_rows: str, split_column: str | None = None
+) -> Pairs:
+    """The pairs a table lists; with `split_column` (data.split.column), the split each is marked for."""
     from modelforge.data.readers import read_data
 
     frame = read_data(path, bad_rows)
+    if split_column is not None:
+        parts = column_parts(frame, split_column, f" in {path}")
+        frame = frame.drop(columns=[split_column])  # bookkeeping, not a text column
     if target is None:
         raise DataError(f"{path}: set data.target to the target text column (columns: {', '.join(frame.columns)})")
     if target not in frame.columns:
@@ -113,6 +121,7 @@ def read_table_pairs(path: str, target: str | None, source: str | None, bad_rows
         [str(v) if pd.notna(v) else "" for v in frame[target]],
         source,
         target,
+        None if split_column is None else parts.loc[frame.index].tolist(),
     )
     check_not_empty(pairs, path, "row")
     return pairs
@@ -131,25 +140,27 @@ def check_not_empty(pairs: Pairs, where: str, unit: str) -> None:
             )
 
 
-def read_pairs(files: str | list[str] | ParallelFiles, data: DataConfig) -> Pairs:
+def read_pairs(files: str | list[str] | ParallelFiles, data: DataConfig, split_column: str | None = None) -> Pairs:
     if isinstance(files, ParallelFiles):
         return read_parallel_files(files)
     if isinstance(files, list):
-        parts = [read_table_pairs(f, data.target, data.source, data.bad_rows) for f in files]
-        first = parts[0]
+        tables = [read_table_pairs(f, data.target, data.source, data.bad_rows, split_column) for f in files]
+        first = tables[0]
         return Pairs(
-            [s for p in parts for s in p.sources], [t for p in parts for t in p.targets], first.source_name,
-            first.target_name,
+            [s for p in tables for s in p.sources], [t for p in tables for t in p.targets], first.source_name,
+            first.target_name, None if split_column is None else [m for p in tables for m in p.parts or []],
         )  # fmt: skip
-    return read_table_pairs(files, data.target, data.source, data.bad_rows)
+    return read_table_pairs(files, data.target, data.source, data.bad_rows, split_column)
 
 
 def split_pairs(data: DataConfig, seed: int) -> tuple[Pairs, Pairs, Pairs | None]:
-    """Train, valid and test pairs: data.valid / data.test when given, else seeded shares of data.train
-    (data.split.valid, data.split.test). Test is None when neither gives one."""
-    pairs = read_pairs(data.train, data)
-    order, n_valid, n_test = held_out_shares(len(pairs), data, seed, "pairs")
-    valid = read_pairs(data.valid, data) if data.valid is not None else pairs.take(order[:n_valid])
-    test = read_pairs(data.test, data) if data.test is not None else pairs.take(order[n_valid : n_valid + n_test])
-    train = pairs.take(np.sort(order[n_valid + n_test :]))
-    return train, valid, (test if len(test.sources) else None)
+    """Train, valid and test pairs: data.valid / data.test when given, else the rows data.split.column
+    marks, else seeded shares of data.train (data.split.valid, data.split.test). Test is None when
+    nothing gives one."""
+    if isinstance(data.train, ParallelFiles) and data.split.column is not None:
+        raise DataError("data.split.column: {source, target} files have no columns; give data.valid / data.test files")
+    pairs = read_pairs(data.train, data, data.split.column)
+    train_rows, valid_rows, test_rows = split_rows(len(pairs), data, seed, "pairs", pairs.parts)
+    valid = read_pairs(data.valid, data) if data.valid is not None else pairs.take(valid_rows)
+    test = read_pairs(data.test, data) if data.test is not None else pairs.take(test_rows)
+    return pairs.take(train_rows), valid, (test if len(test.sources) else None)

@@ -13,7 +13,8 @@ suffixes beside it become data.valid). Everything else is chosen from what the d
   sides are short symbol strings, which are scored by exact sequence and were still improving at 10 on
   cmudict), warm-up and limits to match;
 - validation and test shares cut from the training rows of 10 % each, or 5,000 rows each where that is
-  less (5,000 rows measure an error rate to about ±0.6 points; the rest trains).
+  less (5,000 rows measure an error rate to about ±0.6 points; the rest trains); a table's column naming
+  each row's split (train / valid / test) becomes data.split.column, shares cut only for parts it lacks.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from modelforge.config import DataConfig, ParallelFiles
+from modelforge.data.readers import read_data
+from modelforge.data.split import named_split_column
 from modelforge.errors import DataError
 from modelforge.seq2seq.data import Pairs, read_pairs
 
@@ -94,11 +97,17 @@ def seq2seq_config(data: Path, out: Path | None, target: str | None = None) -> d
             raise DataError(f"--target {target}: names {data} itself; pass the source file")
         if data.suffix.lower() not in (".csv", ".tsv", ".parquet", ".jsonl", ".json", ".txt"):
             raise DataError(f"{data}: no {data.with_suffix('.' + target).name} beside it to pair with (--target)")
-        pairs = read_pairs(str(data), DataConfig(train=str(data), target=target))
+        column, marked = named_split_column(read_data(data), [target])
+        pairs = read_pairs(str(data), DataConfig(train=str(data), target=target), column)
         data_section = {"train": relative(data), "target": target, "source": pairs.source_name}
+        if column is not None:  # the table's own split; shares only for the parts it marks no rows of
+            share = held_out_share(pairs.parts.count("train") if pairs.parts else len(pairs))
+            data_section["split"] = {"column": column} | {
+                part: 0.0 if part in marked else share for part in ("valid", "test")
+            }
     split_valid = files is None or "valid" not in data_section
     share = held_out_share(len(pairs))
-    if split_valid and share < 0.1:
+    if split_valid and share < 0.1 and "split" not in data_section:
         data_section["split"] = {"valid": share, "test": share}
     return {"task": "seq2seq", "seed": 0, "data": data_section, **sized_sections(pairs, split_valid)}
 
