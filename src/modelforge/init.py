@@ -19,10 +19,9 @@ from modelforge.tasks import load_entry, predicts_labels, task_for_file, task_na
 STARTER_MODELS = ("cnn", "audio_cnn", "lstm", "mlp")
 RARE_SHARE = 0.2  # a two-class target whose rarer class is below this share gets a tuned decision
 # model options a starter config writes beside the model's type, where the registry's defaults are the
-# cheap end: audio_cnn with two convolutions a block, 48-96-192 wide: held out FSDD speakers 0.902 over
-# three seeds against 0.894 at 32-64-128 and 0.840 with its defaults (1.7x the time of 32-64-128;
-# bench/audio_robustness.py --config init, docs/site/benchmarks.md)
-STARTER_MODEL_OPTIONS: dict[str, dict[str, Any]] = {"audio_cnn": {"channels": [48, 96, 192], "convs_per_block": 2}}
+# cheap end: audio_cnn with two convolutions a block, 32-64-128 wide, held out FSDD speakers 0.890
+# against 0.840 with its defaults (bench/audio_robustness.py --config init, docs/site/benchmarks.md)
+STARTER_MODEL_OPTIONS: dict[str, dict[str, Any]] = {"audio_cnn": {"channels": [32, 64, 128], "convs_per_block": 2}}
 
 
 def starter_config(data: Path, target: str | None, task: str | None, out: Path | None) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def run(whistles: Path) -> Path:
     done = modelforge_in_process("init", str(whistles / "files.csv"), "--target", "label", "--out", str(config))
     assert done.returncode == 0, done.stderr
     written = yaml.safe_load(config.read_text())
-    assert written["model"] == {"type": "audio_cnn", "channels": [48, 96, 192], "convs_per_block": 2}
+    assert written["model"] == {"type": "audio_cnn", "channels": [32, 64, 128], "convs_per_block": 2}
     assert written["features"] == [{"name": "clip", "type": "audio"}]
     out = whistles / "run"
     trained = modelforge_in_process(
