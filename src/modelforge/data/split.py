@@ -66,39 +66,26 @@ def named_split_column(frame: pd.DataFrame, skip: list[str]) -> tuple[str | None
 def split_rows(
     n: int, data: DataConfig, seed: int, what: str, parts: list[str] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row indices of train, valid and test. Without `parts`, `held_out_shares` of all `n` rows; with each
-    row's named part (data.split.column), the rows it marks, and data.split's shares drawn from the rows
-    marked train only for a part it marks none of and no file gives."""
-    if parts is None:
-        order, n_valid, n_test = held_out_shares(n, data, seed, what)
-        return np.sort(order[n_valid + n_test :]), order[:n_valid], order[n_valid : n_valid + n_test]
-    marked = {part: np.flatnonzero(np.asarray(parts) == part) for part in ("train", "valid", "test")}
-    if not len(marked["train"]):
+    """Row indices of train, valid and test for `n` rows (`what` names them: "pairs", "clips"). A part
+    given as its own file (data.valid / data.test) takes no rows; with each row's named part
+    (data.split.column), a part the column marks rows of takes those; any other part takes data.split's
+    share (valid at least one row) of a seeded order of the rows left for training. DataError when
+    nothing is left to train on."""
+    none = np.array([], dtype=np.int64)
+    marked = {part: np.flatnonzero(np.asarray(parts) == part) for part in ("train", "valid", "test")} if parts else {}
+    if parts is not None and not len(marked.get("train", none)):
         raise DataError(f"data.split.column {data.split.column!r}: no rows marked train")
     rng = np.random.default_rng(data.split.seed if data.split.seed is not None else seed)
-    pool = rng.permutation(marked["train"])
-    n_valid = 0 if data.valid is not None or len(marked["valid"]) else max(1, round(len(pool) * data.split.valid))
-    n_test = 0 if data.test is not None or len(marked["test"]) else round(len(pool) * data.split.test)
+    pool = rng.permutation(marked["train"] if parts is not None else n)
+    named_valid, named_test = marked.get("valid", none), marked.get("test", none)
+    n_valid = 0 if data.valid is not None or len(named_valid) else max(1, round(len(pool) * data.split.valid))
+    n_test = 0 if data.test is not None or len(named_test) else round(len(pool) * data.split.test)
     if len(pool) - n_valid - n_test < 1:
-        raise DataError(
-            f"data.train: {len(pool)} {what} marked train leave none to train on after the valid and test shares"
-        )
-    valid = marked["valid"] if len(marked["valid"]) else pool[:n_valid]
-    test = marked["test"] if len(marked["test"]) else pool[n_valid : n_valid + n_test]
+        rows = f"{len(pool)} {what}" + (" marked train" if parts is not None else "")
+        raise DataError(f"data.train: {rows} leave none to train on after the valid and test shares")
+    valid = named_valid if len(named_valid) else pool[:n_valid]
+    test = named_test if len(named_test) else pool[n_valid : n_valid + n_test]
     return np.sort(pool[n_valid + n_test :]), valid, test
-
-
-def held_out_shares(n: int, data: DataConfig, seed: int, what: str) -> tuple[np.ndarray, int, int]:
-    """A seeded order of `n` rows and how many of its first rows go to valid, then test: none for a split
-    given as its own file (data.valid / data.test), else data.split's share (valid at least one row).
-    DataError when nothing is left to train on; `what` names the rows ("pairs", "clips")."""
-    rng = np.random.default_rng(data.split.seed if data.split.seed is not None else seed)
-    order = rng.permutation(n)
-    n_valid = 0 if data.valid is not None else max(1, round(n * data.split.valid))
-    n_test = 0 if data.test is not None else round(n * data.split.test)
-    if n - n_valid - n_test < 1:
-        raise DataError(f"data.train: {n} {what} leave none to train on after the valid and test shares")
-    return order, n_valid, n_test
 
 
 def split_indices(

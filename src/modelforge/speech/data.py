@@ -135,11 +135,12 @@ def read_clips(
         files.append(file if file.is_absolute() else path.parent / file)
         kept_texts.append(text or "")
         kept_rows.append(rows[index])
-        kept_parts.append(marked[index] if marked is not None else "train")
+        if marked is not None:
+            kept_parts.append(marked[index])
     if not files:
         raise DataError(f"{where}: no clips")
     texts_kept = kept_texts if needs_text else None
-    parts = kept_parts if marked is not None else None
+    parts = None if marked is None else kept_parts
     return Clips(files, texts_kept, kept_rows, [where] * len(files), audio_name, text_name, parts)
 
 
