@@ -152,6 +152,7 @@ class AudioFeature(Section):
         None, gt=0, description="length: pad: seconds per clip, padded or cut (default: 95th pct)"
     )
     max_duration: float = Field(30.0, gt=0, description="a clip longer than this many seconds is refused")
+    remove_dc: bool = Field(True, description="subtract each clip's mean (a microphone's DC offset) first")
     trim_db: float | None = Field(
         35.0,
         gt=0,

@@ -78,9 +78,9 @@ def test_bands_at_the_floor_in_every_clip_are_not_stretched(tmp_path: Path) -> N
     assert np.abs(features).max() < 10.0
 
 
-def robust_encoder() -> AudioEncoder:
+def robust_encoder(**changes: object) -> AudioEncoder:
     """An encoder with the config's defaults (the robust front end), as `init` + `train` would build it."""
-    options = AudioFeature(name="clip").model_dump(exclude={"type"})
+    options = AudioFeature(name="clip", **changes).model_dump(exclude={"type"})
     return AudioEncoder(**{**options, "n_mels": 16})
 
 
@@ -99,6 +99,20 @@ def test_encoder_features_ignore_silence_padding_gain_and_length(tmp_path: Path)
     for row in range(1, 4):
         np.testing.assert_allclose(features[row], features[0], atol=2e-3)
     assert encoder.transform(long).shape == (1, *features.shape[1:])  # a clip three times as long: same frames
+
+
+def test_a_microphones_dc_offset_does_not_move_the_features(tmp_path: Path) -> None:
+    """An offset a fifth of the word's spread (one FSDD speaker's clips have one) clicks where the clip meets
+    padding; the front end removes it first, so the features match the clip without it."""
+    clean = word(0.3) + np.random.default_rng(0).normal(0, 1e-4, 2400).astype(np.float32)  # no exact zeros
+    offset = clean - 0.2 * clean.std()
+    paths = pd.Series(
+        [str(write_wav(tmp_path / f"{name}.wav", clip, RATE)) for name, clip in (("clean", clean), ("dc", offset))]
+    )
+    features = robust_encoder().fit(paths).transform(paths)
+    as_recorded = robust_encoder(remove_dc=False).fit(paths).transform(paths)
+    moved, moved_as_recorded = np.abs(features[1] - features[0]).max(), np.abs(as_recorded[1] - as_recorded[0]).max()
+    assert moved < 0.1 < 1.0 < moved_as_recorded, (moved, moved_as_recorded)
 
 
 def test_length_keys_belong_to_their_mode() -> None:

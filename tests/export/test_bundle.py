@@ -85,7 +85,7 @@ def audio_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip(f"{FSDD} not present")
     folder = tmp_path_factory.mktemp("fsdd")
     files = pd.read_csv(FSDD / "files.csv")
-    files = files[files["speaker"] == "george"].groupby("label").head(4)
+    files = files[files["speaker"] == "nicolas"].groupby("label").head(4)  # clips with a DC offset
     files.assign(path=[str(FSDD / p) for p in files["path"]])[["path", "label"]].to_csv(
         folder / "files.csv", index=False
     )

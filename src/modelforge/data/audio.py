@@ -6,10 +6,10 @@ needed. `AudioEncoder` follows the scikit-learn contract of the other encoders: 
 `__init__`, `fit` learns the clip length and per-band statistics on train, JSON state.
 `audio_augmenter` is the train-time batch transform (time shift, band warp, noise, SpecAugment masks).
 
-The front end before the spectrogram (`audio_vad.py`): trim leading and trailing silence, scale to one
-loudness; then `length: stretch` resamples each clip's spectrogram to the same number of frames, so
-silence, level and speaking rate do not move the features. Recording shifts on the waveform
-(`audio_augment.py`) are rendered once per training clip (`AudioEncoder.augmented`) and picked per batch.
+The front end before the spectrogram (`audio_vad.py`): remove a DC offset, trim leading and trailing
+silence, scale to one loudness; then `length: stretch` resamples each clip's spectrogram to the same
+number of frames, so silence, level and speaking rate do not move the features. Recording shifts on the
+waveform (`audio_augment.py`) are rendered once per training clip (`AudioEncoder.augmented`) and picked per batch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelforge.data.audio_vad import normalize_loudness, trim_silence
+from modelforge.data.audio_vad import normalize_loudness, remove_dc, trim_silence
 from modelforge.errors import DataError, NotFittedError
 
 AUDIO_SUFFIXES = {".wav", ".wave"}
@@ -191,6 +191,7 @@ class AudioEncoder:
         frames: int | None = None,
         max_duration: float | None = None,
         floor_db: float | None = None,
+        remove_dc: bool = False,
     ) -> None:
         # the defaults here are what runs saved before the front end did; the config's defaults turn it on
         self.name, self.root, self.sample_rate, self.duration = name, root, sample_rate, duration
@@ -198,7 +199,7 @@ class AudioEncoder:
         self.window_ms, self.hop_ms, self.normalize = window_ms, hop_ms, normalize
         self.augment = augment or {}
         self.gain, self.trim_db, self.max_duration = gain, trim_db, max_duration
-        self.length, self.frames, self.floor_db = length, frames, floor_db
+        self.length, self.frames, self.floor_db, self.remove_dc = length, frames, floor_db, remove_dc
         self.sample_rate_: int | None = None
         self.samples_: int | None = None
         self.frames_: int | None = None
@@ -246,14 +247,16 @@ class AudioEncoder:
             raise DataError(f"column {self.name!r} row {row + 1}: {exc}") from None
 
     def _recording(self, value: Any, row: int) -> np.ndarray:
-        """The decoded clip at the encoder's rate; DataError when it lasts longer than `max_duration`."""
+        """The decoded clip at the encoder's rate (its DC offset removed when asked); DataError when it
+        lasts longer than `max_duration`."""
         samples, rate = self.decode(value, row)
         if self.max_duration and len(samples) > self.max_duration * rate:
             raise DataError(
                 f"column {self.name!r} row {row + 1}: {self._path(value, row)} lasts {len(samples) / rate:.1f} s, "
                 f"longer than max_duration {self.max_duration:g} s; cut the clip or raise features[].max_duration"
             )
-        return resample(samples, rate, self.sample_rate_)  # type: ignore[arg-type]
+        samples = resample(samples, rate, self.sample_rate_)  # type: ignore[arg-type]
+        return remove_dc(samples) if self.remove_dc else samples
 
     def _front_end(self, samples: np.ndarray) -> np.ndarray:
         """Silence trimmed and loudness set, as the config asks."""
@@ -382,6 +385,7 @@ class AudioEncoder:
             "frames": self.frames,
             "max_duration": self.max_duration,
             "floor_db": self.floor_db,
+            "remove_dc": self.remove_dc,
             "sample_rate_": self.sample_rate_,
             "samples_": self.samples_,
             "frames_": self.frames_,

@@ -1,7 +1,11 @@
 """The audio front end before features: silence trimming (energy voice activity detection) and loudness.
 
 Both are relative to the clip itself, so neither the recording level nor silence around the words
-changes what the spectrogram sees:
+changes what the spectrogram sees; a microphone's DC offset is removed before either:
+
+- `remove_dc` subtracts the mean of the recorded samples. An offset (one FSDD speaker's clips sit at
+  -0.007, a fifth of their spread) makes a step where the clip meets the zeros of padding or of added
+  silence, a click across every band in the first and last frames, and leaks into the lowest mel band.
 
 - `voiced_span` keeps the samples whose short-time loudness is within `below_peak_db` of the
   clip's loudest moment (plus a margin). The loudness is a centred moving RMS with zeros beyond
@@ -19,6 +23,16 @@ import numpy as np
 
 ENVELOPE_MS = 10.0
 TARGET_RMS = 0.1  # -20 dBFS
+
+
+def remove_dc(samples: np.ndarray) -> np.ndarray:
+    """The samples less the mean of the nonzero ones; digital silence (exact zeros: padding, not a
+    recording) stays zero, so a clip padded with it still gives the very same span and features."""
+    recorded = samples != 0
+    if not recorded.any():
+        return samples.astype(np.float32)
+    offset = samples[recorded].mean(dtype=np.float64)
+    return np.where(recorded, samples - offset, 0.0).astype(np.float32)
 
 
 def loudness_envelope(samples: np.ndarray, rate: int, window_ms: float = ENVELOPE_MS) -> np.ndarray:
