@@ -22,7 +22,7 @@ from modelforge.data.audio_augment import (
     round_trip,
     speed,
 )
-from modelforge.data.audio_vad import normalize_loudness, trim_silence, voiced_span
+from modelforge.data.audio_vad import normalize_loudness, remove_dc, trim_silence, voiced_span
 from modelforge.errors import ConfigError
 
 RATE = 8000
@@ -113,6 +113,12 @@ def test_a_microphones_dc_offset_does_not_move_the_features(tmp_path: Path) -> N
     as_recorded = robust_encoder(remove_dc=False).fit(paths).transform(paths)
     moved, moved_as_recorded = np.abs(features[1] - features[0]).max(), np.abs(as_recorded[1] - as_recorded[0]).max()
     assert moved < 0.1 < 1.0 < moved_as_recorded, (moved, moved_as_recorded)
+
+
+def test_dc_removal_leaves_padding_at_zero_and_shifts_the_zeros_inside() -> None:
+    padded = np.array([0, 0, 0, -0.5, 0, 0.5, -1, 0, 0], np.float32)  # a zero inside: an 8-bit clip's zero level
+    np.testing.assert_allclose(remove_dc(padded), [0, 0, 0, -0.25, 0.25, 0.75, -0.75, 0, 0], atol=1e-7)
+    assert remove_dc(np.zeros(4, np.float32)).tolist() == [0.0] * 4
 
 
 def test_length_keys_belong_to_their_mode() -> None:

@@ -3,10 +3,10 @@
 Both are relative to the clip itself, so neither the recording level nor silence around the words
 changes what the spectrogram sees; a microphone's DC offset is removed before either:
 
-- `remove_dc` subtracts the mean of the recorded samples. An offset (one FSDD speaker's clips sit at
-  -0.007, a fifth of their spread) makes a step where the clip meets the zeros of padding or of added
-  silence, a click across every band in the first and last frames, and leaks into the lowest mel band.
-
+- `remove_dc` subtracts the recording's mean. An offset (one FSDD speaker's clips, 8-bit recordings
+  stored as 16-bit, sit at -0.007, a fifth of their spread) makes a step where the clip meets the zeros
+  of padding or of added silence, a click across every band in the first and last frames, and leaks
+  into the lowest mel band.
 - `voiced_span` keeps the samples whose short-time loudness is within `below_peak_db` of the
   clip's loudest moment (plus a margin). The loudness is a centred moving RMS with zeros beyond
   the ends, and a sample of digital silence (exactly 0) never counts as voiced, so a clip padded
@@ -26,13 +26,15 @@ TARGET_RMS = 0.1  # -20 dBFS
 
 
 def remove_dc(samples: np.ndarray) -> np.ndarray:
-    """The samples less the mean of the nonzero ones; digital silence (exact zeros: padding, not a
-    recording) stays zero, so a clip padded with it still gives the very same span and features."""
-    recorded = samples != 0
-    if not recorded.any():
-        return samples.astype(np.float32)
-    offset = samples[recorded].mean(dtype=np.float64)
-    return np.where(recorded, samples - offset, 0.0).astype(np.float32)
+    """The recording less its mean. The recording runs from the first nonzero sample to the last: digital
+    silence beyond them (exact zeros: padding) stays zero, so a padded clip keeps the very same span and
+    features, while zeros inside (an 8-bit recording's zero level) shift with the samples around them."""
+    recorded = np.flatnonzero(samples)
+    out = samples.astype(np.float32)  # a copy
+    if len(recorded):
+        start, end = recorded[0], recorded[-1] + 1
+        out[start:end] -= np.float32(samples[start:end].mean(dtype=np.float64))
+    return out
 
 
 def loudness_envelope(samples: np.ndarray, rate: int, window_ms: float = ENVELOPE_MS) -> np.ndarray:

@@ -287,9 +287,11 @@ def audio_feature(name: str, state: dict[str, Any], folder: Path) -> Callable[[l
                 f"longer than max_duration {state['max_duration']:g} s"
             )
         samples = resample(samples, source_rate, rate)
-        if state.get("remove_dc") and (samples != 0).any():  # data/audio_vad.py's remove_dc
-            offset = samples[samples != 0].mean(dtype=np.float64)
-            samples = np.where(samples != 0, samples - offset, 0.0).astype(np.float32)
+        recorded = np.flatnonzero(samples)
+        if state.get("remove_dc") and len(recorded):  # data/audio_vad.py's remove_dc
+            start, end = recorded[0], recorded[-1] + 1
+            samples = samples.astype(np.float32)
+            samples[start:end] -= np.float32(samples[start:end].mean(dtype=np.float64))
         if state.get("trim_db"):
             samples = trim_silence(samples, rate, state["trim_db"])
         if state.get("gain") == "rms":
