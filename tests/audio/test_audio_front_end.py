@@ -16,6 +16,7 @@ from modelforge.data.audio_augment import (
     add_noise,
     augment_waveform,
     band_pass,
+    eight_bit,
     gain,
     pad,
     perturbations_named,
@@ -143,8 +144,21 @@ def test_augmentations_keep_their_length_contracts() -> None:
             assert shift(clip, RATE).dtype == np.float32
 
 
+def test_an_eight_bit_chain_rounds_to_its_levels_at_the_clips_level() -> None:
+    clip = word(0.5, level=0.3)
+    linear = eight_bit(clip, peak=0.25)  # the loudest sample 32 steps of 1/128 from zero
+    steps = linear * (0.25 / 0.3) * 128
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
+    assert (
+        np.abs(linear).max() == pytest.approx(0.3, rel=1e-3) and 0.0 < np.mean(linear == 0) < np.mean(clip == 0) + 0.2
+    )
+    quiet = (np.abs(clip) > 0.3 / 1000) & (np.abs(clip) < 0.3 / 64)  # under half a step: linear PCM loses them
+    assert np.all(linear[quiet] == 0) and np.mean(eight_bit(clip, 0.25, mu_law=True)[quiet] != 0) > 0.5
+    assert WaveAugment(bits=0.5).active and eight_bit(np.zeros(4, np.float32), 0.5).tolist() == [0.0] * 4
+
+
 def test_augmentations_are_seeded() -> None:
-    options = WaveAugment(pad=0.3, gain_db=10, speed=0.1, resample=0.5, band=0.5, snr_db=10)
+    options = WaveAugment(pad=0.3, gain_db=10, speed=0.1, resample=0.5, band=0.5, snr_db=10, bits=0.5)
     first = augment_waveform(word(), RATE, options, np.random.default_rng([0, 3, 1]))
     again = augment_waveform(word(), RATE, options, np.random.default_rng([0, 3, 1]))
     other = augment_waveform(word(), RATE, options, np.random.default_rng([0, 3, 2]))

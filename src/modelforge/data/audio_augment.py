@@ -1,5 +1,6 @@
 """Recording shifts on waveforms (numpy): silence or noise around the words, gain, speed, a resampling
-round trip, a telephone band, background noise at a chosen signal-to-noise ratio.
+round trip, a telephone band, background noise at a chosen signal-to-noise ratio, an 8-bit recording
+chain (linear PCM or telephone mu-law).
 
 Two users: training (`augment_waveform`, a random mix per clip drawn from a seeded generator; the
 audio encoder renders a few such copies of each training clip once, and each batch picks one per row)
@@ -19,6 +20,7 @@ from modelforge.data.audio import resample
 from modelforge.errors import ConfigError
 
 TELEPHONE_BAND = (300.0, 3400.0)
+MU = 255.0  # G.711 mu-law
 
 
 def pad(
@@ -53,6 +55,22 @@ def band_pass(samples: np.ndarray, rate: int, low_hz: float, high_hz: float) -> 
     return np.fft.irfft(spectrum, n=len(samples)).astype(np.float32)
 
 
+def eight_bit(samples: np.ndarray, peak: float, mu_law: bool = False) -> np.ndarray:
+    """The clip as an 8-bit recording whose loudest sample reached `peak` of full scale: rounded to linear
+    PCM's 256 levels (quiet sounds fall to a few levels or to zero), or to mu-law's, which keep quiet
+    sounds finer (telephony); returned at the clip's own level."""
+    loudest = float(np.abs(samples).max(initial=0.0))
+    if loudest == 0.0:
+        return samples.astype(np.float32)
+    scaled = samples.astype(np.float64) * (peak / loudest)
+    if mu_law:
+        code = np.round(np.sign(scaled) * np.log1p(MU * np.abs(scaled)) / np.log1p(MU) * 127) / 127
+        scaled = np.sign(code) * np.expm1(np.abs(code) * np.log1p(MU)) / MU
+    else:
+        scaled = np.round(scaled * 128) / 128
+    return (scaled * (loudest / peak)).astype(np.float32)
+
+
 def add_noise(samples: np.ndarray, snr_db: float, seed: int = 0, color: str = "white") -> np.ndarray:
     """Background noise mixed in at `snr_db` below the clip's RMS; `pink` falls 3 dB an octave."""
     rng = np.random.default_rng(seed)
@@ -78,10 +96,12 @@ class WaveAugment:
     resample: float = 0.0  # probability of a round trip through a lower rate
     band: float = 0.0  # probability of a telephone band (300–3,400 Hz) or a low-pass
     snr_db: float | None = None  # background noise at snr_db to snr_db + 20 dB, for half the copies
+    bits: float = 0.0  # probability of an 8-bit recording chain (linear or mu-law, peak -18 to 0 dBFS)
 
     @property
     def active(self) -> bool:
-        return bool(self.pad or self.gain_db or self.speed or self.resample or self.band or self.snr_db is not None)
+        shifts = (self.pad, self.gain_db, self.speed, self.resample, self.band, self.bits)
+        return any(shifts) or self.snr_db is not None
 
 
 def augment_waveform(samples: np.ndarray, rate: int, options: WaveAugment, rng: np.random.Generator) -> np.ndarray:
@@ -101,6 +121,8 @@ def augment_waveform(samples: np.ndarray, rate: int, options: WaveAugment, rng: 
         noise_rms = level if rng.random() < 0.5 else 0.0
         before, after = rng.uniform(0, options.pad, 2)
         out = pad(out, rate, float(before), float(after), noise_rms, int(rng.integers(2**31)))
+    if options.bits and rng.random() < options.bits:  # the recording chain's last step: silence and noise too
+        out = eight_bit(out, float(2.0 ** rng.uniform(-3, 0)), mu_law=bool(rng.random() < 0.5))
     if options.gain_db:
         out = gain(out, float(rng.uniform(-options.gain_db, options.gain_db)))
     return out.astype(np.float32)
@@ -116,6 +138,7 @@ PERTURBATIONS: dict[str, dict[str, Perturbation]] = {
     "noise": {"noise_20dB": lambda x, r: add_noise(x, 20.0), "noise_10dB": lambda x, r: add_noise(x, 10.0)},
     "telephone": {"telephone": lambda x, r: band_pass(x, r, *TELEPHONE_BAND)},
     "resample": {"resample_0.5": lambda x, r: round_trip(x, r, r // 2)},
+    "bits": {"8bit_-12dBFS": lambda x, r: eight_bit(x, 0.25), "mulaw_-12dBFS": lambda x, r: eight_bit(x, 0.25, True)},
 }
 
 
