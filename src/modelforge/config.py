@@ -141,9 +141,6 @@ class AudioAugment(Section):
     resample: float = Field(0.2, ge=0.0, le=1.0, description="probability of a round trip through a lower rate")
     band: float = Field(0.2, ge=0.0, le=1.0, description="probability of a telephone band or a low-pass")
     snr_db: float | None = Field(10.0, description="background noise at snr_db to snr_db+20 dB on half the copies")
-    bits: float = Field(
-        0.0, ge=0.0, le=1.0, description="probability of an 8-bit recording chain (linear PCM or mu-law)"
-    )
 
 
 class AudioFeature(Section):

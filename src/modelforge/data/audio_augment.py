@@ -96,12 +96,10 @@ class WaveAugment:
     resample: float = 0.0  # probability of a round trip through a lower rate
     band: float = 0.0  # probability of a telephone band (300–3,400 Hz) or a low-pass
     snr_db: float | None = None  # background noise at snr_db to snr_db + 20 dB, for half the copies
-    bits: float = 0.0  # probability of an 8-bit recording chain (linear or mu-law, peak -18 to 0 dBFS)
 
     @property
     def active(self) -> bool:
-        shifts = (self.pad, self.gain_db, self.speed, self.resample, self.band, self.bits)
-        return any(shifts) or self.snr_db is not None
+        return bool(self.pad or self.gain_db or self.speed or self.resample or self.band or self.snr_db is not None)
 
 
 def augment_waveform(samples: np.ndarray, rate: int, options: WaveAugment, rng: np.random.Generator) -> np.ndarray:
@@ -121,8 +119,6 @@ def augment_waveform(samples: np.ndarray, rate: int, options: WaveAugment, rng: 
         noise_rms = level if rng.random() < 0.5 else 0.0
         before, after = rng.uniform(0, options.pad, 2)
         out = pad(out, rate, float(before), float(after), noise_rms, int(rng.integers(2**31)))
-    if options.bits and rng.random() < options.bits:  # the recording chain's last step: silence and noise too
-        out = eight_bit(out, float(2.0 ** rng.uniform(-3, 0)), mu_law=bool(rng.random() < 0.5))
     if options.gain_db:
         out = gain(out, float(rng.uniform(-options.gain_db, options.gain_db)))
     return out.astype(np.float32)
