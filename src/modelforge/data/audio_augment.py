@@ -1,6 +1,6 @@
 """Recording shifts on waveforms (numpy): silence or noise around the words, gain, speed, a resampling
-round trip, a telephone band, background noise at a chosen signal-to-noise ratio, an 8-bit recording
-chain (linear PCM or telephone mu-law).
+round trip, a telephone band, background noise at a chosen signal-to-noise ratio; and, for evaluation
+only, an 8-bit recording chain (linear PCM or telephone mu-law).
 
 Two users: training (`augment_waveform`, a random mix per clip drawn from a seeded generator; the
 audio encoder renders a few such copies of each training clip once, and each batch picks one per row)
