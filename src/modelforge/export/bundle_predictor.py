@@ -287,8 +287,8 @@ def audio_feature(name: str, state: dict[str, Any], folder: Path) -> Callable[[l
                 f"longer than max_duration {state['max_duration']:g} s"
             )
         samples = resample(samples, source_rate, rate)
-        recorded = np.flatnonzero(samples)
-        if state.get("remove_dc") and len(recorded):  # data/audio_vad.py's remove_dc
+        recorded = np.flatnonzero(samples) if state.get("remove_dc") else []
+        if len(recorded):  # data/audio_vad.py's remove_dc
             start, end = recorded[0], recorded[-1] + 1
             samples = samples.astype(np.float32)
             samples[start:end] -= np.float32(samples[start:end].mean(dtype=np.float64))
