@@ -271,17 +271,19 @@ def loso(
 
 
 def timed_decode(run: Any, features: list[np.ndarray], batch: int, budget: float) -> tuple[float, list[str]]:
-    """Seconds spent decoding the clips `batch` at a time in table order (model forward + CTC decoding with
-    the run's speech.beam and lexicon), and the transcripts of the clips decoded before `budget` seconds ran out."""
+    """Seconds spent decoding the clips `batch` at a time in table order (model forward at each of the run's
+    speech.warps + CTC decoding with its speech.beam and lexicon), and the transcripts of the clips decoded
+    before `budget` seconds ran out."""
     from modelforge.speech.decode import Lexicon, prefix_beam_search
-    from modelforge.speech.run import frame_log_probs, settings_of
+    from modelforge.speech.run import settings_of, warped_log_probs
 
-    beam, lexicon = settings_of(run.config).beam, Lexicon.of(run.characters)
+    settings = settings_of(run.config)
+    beam, lexicon = settings.beam, Lexicon.of(run.characters)
     texts: list[str] = []
     spent = 0.0
     for begin in range(0, len(features), batch):
         started = time.perf_counter()
-        log_probs = frame_log_probs(run.model, features[begin : begin + batch], batch)
+        log_probs = warped_log_probs(run.model, features[begin : begin + batch], settings.warps, batch)
         texts += [run.characters.decode(prefix_beam_search(lp, beam, lexicon=lexicon)) for lp in log_probs]
         spent += time.perf_counter() - started
         if spent > budget:
@@ -327,7 +329,8 @@ def real_time_factor(run_dir: Path, test_csv: Path, budget: float, repeats: int 
                 f", over the first {len(texts)} of {len(features)} clips (budget)" if len(texts) < len(features) else ""
             )
             print(
-                f"rtf  decode beam {settings.beam}, batch {batch:>3}, {threads} thread{'s' if threads > 1 else ''}: "
+                f"rtf  decode beam {settings.beam}, warps {settings.warps}, "
+                f"batch {batch:>3}, {threads} thread{'s' if threads > 1 else ''}: "
                 f"{rtf:.4f} ({floor_text(rtf, FLOORS['rtf'], unit='x')}; best of {len(seconds)}: "
                 f"{', '.join(f'{s:.2f}' for s in seconds)} s{cut}; load {os.getloadavg()[0]:.2f})",
                 flush=True,

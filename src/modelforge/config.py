@@ -509,12 +509,26 @@ class SpeechConfig(Section):
         description="training augmentation: waveform copies (speed, gain, noise, ...) and spectrogram warp and "
         "masks; the keys of an audio feature's augment, without shift and stretch (they would move the words)",
     )
+    warps: list[float] = Field(
+        [1.0],
+        min_length=1,
+        description="evaluate, predict and serve decode the mean of the frame probabilities over these band "
+        "warps (band b reads band b·warp, as augment.warp does in training): voices longer or shorter of vocal "
+        "tract than the training speakers'; [1.0] decodes the features as they are",
+    )
 
     @model_validator(mode="after")
     def _augment_keeps_the_words_in_place(self) -> SpeechConfig:
         if self.augment is not None and (self.augment.shift or self.augment.stretch):
             raise ValueError("speech.augment: shift and stretch move frames away from their words; use speed")
         return self
+
+    @field_validator("warps")
+    @classmethod
+    def _warps_in_range(cls, warps: list[float]) -> list[float]:
+        if any(not 0.5 <= warp <= 1.5 for warp in warps):
+            raise ValueError(f"each warp between 0.5 and 1.5, got {warps}")
+        return warps
 
 
 class RunConfig(Section):

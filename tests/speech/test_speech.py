@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import shutil
 import signal
 from pathlib import Path
 
@@ -219,6 +220,44 @@ def test_beam_is_at_least_as_good_as_greedy(tones_run: Path, fresh_csv: Path) ->
     assert beamed["beam"] == 4 and beamed["cer"] <= greedy["cer"] + 0.01, (greedy, beamed)
 
 
+def test_decoding_warps_the_bands_as_training_does() -> None:
+    from modelforge.data.audio import stretch_axis, warp_bands
+
+    features = np.random.default_rng(0).normal(size=(40, 30)).astype(np.float32)
+    assert np.array_equal(warp_bands(features, 1.0), features)
+    for factor in (0.9, 1.05, 1.2):  # the training's band warp (augment.warp) at one factor
+        trained = stretch_axis(torch.from_numpy(features)[None, None], torch.tensor([factor]), bands_axis=True)
+        assert np.allclose(warp_bands(features, factor), trained[0, 0].numpy(), atol=1e-4), factor
+    assert np.allclose(warp_bands(features, 0.5)[10], (features[5]))  # band 10 reads band 5
+
+
+def test_warps_average_the_frame_probabilities(tones_run: Path, fresh_csv: Path, tmp_path: Path) -> None:
+    from modelforge.speech.run import frame_log_probs, warped_log_probs
+
+    run = load_speech_run(tones_run)
+    features = clips_features(read_clips(fresh_csv, None, None), run.config.speech, run.sample_rate)[:8]
+    plain = frame_log_probs(run.model, features)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, warped_log_probs(run.model, features, [1.0]), strict=True))
+    averaged = warped_log_probs(run.model, features, [0.8, 1.0])
+    assert all(np.allclose(np.exp(lp).sum(-1), 1.0, atol=1e-4) for lp in averaged)  # still a distribution a frame
+    assert not all(np.allclose(a, b) for a, b in zip(plain, averaged, strict=True))
+    # the tone letters are pitches: heard only at a warp the model never trained on, they are misread;
+    # beside the features as they are, the plain probabilities carry most frames
+    moved = tmp_path / "run"
+    shutil.copytree(tones_run, moved)
+    config = yaml.safe_load((moved / "config.yaml").read_text())
+    scores = {}
+    for warps in ([1.0], [1.3], [1.0, 1.3]):
+        config["speech"]["warps"] = warps
+        (moved / "config.yaml").write_text(yaml.safe_dump(config))
+        result = modelforge_in_process("evaluate", str(moved), "--data", str(fresh_csv), "--json")
+        assert result.returncode == 0, result.stderr
+        metrics = json.loads(result.stdout)
+        assert metrics["warps"] == warps
+        scores[len(warps), warps[-1]] = metrics["cer"]
+    assert scores[1, 1.3] > scores[1, 1.0] + 0.2 and scores[2, 1.3] < scores[1, 1.3], scores
+
+
 def test_characters_round_trip_through_json(tmp_path: Path) -> None:
     characters = fit_characters(["Bad Cab", "ace"], lowercase=True)
     assert characters.characters == (" ", "a", "b", "c", "d", "e") and characters.vocab_size == 7
@@ -247,6 +286,7 @@ def test_init_infers_the_task_and_its_config_trains(tones_csv: Path, tmp_path: P
     config = yaml.safe_load(config_path.read_text())
     assert config["task"] == "speech-recognition" and config["model"]["type"] == "ctc_rnn"
     assert config["speech"]["sample_rate"] == RATE and config["train"]["epochs"] >= 15
+    assert config["speech"]["warps"] == [0.9, 0.95, 1.0, 1.05, 1.1]  # across the training's band warp
     loaded = load_config(config_path, ["train.epochs=1", "train.threads=1"])  # one epoch: the config is valid as is
     run = train_speech(loaded, tmp_path / "run")
     assert run.metrics["n"] == 20 and math.isfinite(run.metrics["cer"])
@@ -356,6 +396,10 @@ def test_config_keys_the_task_does_not_read_are_errors(tones_csv: Path) -> None:
     shifted["speech"]["augment"] = {"shift": 0.1}
     with pytest.raises(ConfigError, match=r"speech.augment: shift and stretch move frames away from their words"):
         load_config(shifted)
+    warped = tiny_config(str(tones_csv))
+    warped["speech"]["warps"] = [1.0, 2.0]
+    with pytest.raises(ConfigError, match=r"speech.warps: each warp between 0.5 and 1.5"):
+        load_config(warped)
 
 
 def test_augmented_renderings_are_seeded_and_differ_from_the_clip(tones_csv: Path) -> None:

@@ -433,6 +433,33 @@ def pick_recordings(clean: Any, variants: Any) -> Any:
     return torch.where((choice == 0)[:, None, None, None], clean, rendered)
 
 
+def stretch_axis(batch: Any, factor: Any, bands_axis: bool) -> Any:
+    """N×1×bands×frames clips, clip i stretched along one axis by factor[i]: output index k reads input
+    index k·factor (anchored at the first band or frame; linear interpolation, the edge repeated)."""
+    import torch
+    import torch.nn.functional as F
+
+    zeros, ones = torch.zeros_like(factor), torch.ones_like(factor)
+    if bands_axis:  # affine_grid rows: x (frames), then y (bands)
+        rows = [torch.stack([ones, zeros, zeros], 1), torch.stack([zeros, factor, factor - 1], 1)]
+    else:
+        rows = [torch.stack([factor, zeros, factor - 1], 1), torch.stack([zeros, ones, zeros], 1)]
+    theta = torch.stack(rows, 1)
+    grid = F.affine_grid(theta.to(batch.dtype), list(batch.shape), align_corners=True)
+    return F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def warp_bands(features: np.ndarray, factor: float) -> np.ndarray:
+    """bands × frames → the same shape, band b reading band b·factor: the training's band warp
+    (`stretch_axis` along the bands) at one chosen factor, for decoding at several vocal-tract lengths."""
+    bands = features.shape[0]
+    position = np.minimum(np.arange(bands) * factor, bands - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, bands - 1)
+    share = (position - low).astype(np.float32)[:, None]
+    return (features[low] * (1 - share) + features[high] * share).astype(np.float32)
+
+
 def audio_augmenter(
     shift: float = 0.0,
     noise: float = 0.0,
@@ -450,7 +477,6 @@ def audio_augmenter(
     if not (shift or noise or warp or stretch or freq_masks or time_masks):
         return None
     import torch
-    import torch.nn.functional as F
 
     def mask(n: int, size: int, count: int, width: int, device: torch.device) -> torch.Tensor:
         """N×size boolean, True inside any of `count` random spans of up to `width`."""
@@ -462,14 +488,7 @@ def audio_augmenter(
     def stretched(batch: torch.Tensor, amount: float, bands_axis: bool) -> torch.Tensor:
         """Each clip stretched along one axis by its own random factor in [1 - amount, 1 + amount]."""
         factor = 1.0 + (torch.rand(len(batch), device=batch.device) * 2 - 1) * amount
-        zeros, ones = torch.zeros_like(factor), torch.ones_like(factor)
-        if bands_axis:  # affine_grid rows: x (frames), then y (bands)
-            rows = [torch.stack([ones, zeros, zeros], 1), torch.stack([zeros, factor, factor - 1], 1)]
-        else:
-            rows = [torch.stack([factor, zeros, factor - 1], 1), torch.stack([zeros, ones, zeros], 1)]
-        theta = torch.stack(rows, 1)
-        grid = F.affine_grid(theta.to(batch.dtype), list(batch.shape), align_corners=True)
-        return F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        return stretch_axis(batch, factor, bands_axis)
 
     def augment(batch: torch.Tensor) -> torch.Tensor:
         n, _, bands, frames = batch.shape

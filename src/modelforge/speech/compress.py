@@ -34,7 +34,7 @@ def compress_speech(source: str | Path, out: str | Path, options: Any) -> Path:
 
     def score(quantized: nn.Module) -> dict[str, Any]:
         started = time.perf_counter()
-        hypotheses = transcribe_features(quantized, run.characters, features, settings.beam)
+        hypotheses = transcribe_features(quantized, run.characters, features, settings.beam, settings.warps)
         references = [run.characters.normalize(text) for text in scored.texts or []]
         return {
             "split": split,

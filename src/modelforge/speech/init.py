@@ -14,7 +14,8 @@ TABLE lists WAV paths (relative to it) and transcripts. Everything is chosen fro
 - decoding: greedy, or for a closed vocabulary (at most 1,000 distinct words, each heard 20 times on
   average: digits, commands) a beam of 4 kept to the training transcripts' words (speech.lexicon);
 - augmentation: two more recordings of each training clip (speed ±10 %, gain ±10 dB, silence, noise at
-  10–30 dB SNR, a lower-rate round trip or a telephone band), a band warp of ±10 % and SpecAugment masks.
+  10–30 dB SNR, a lower-rate round trip or a telephone band), a band warp of ±10 % and SpecAugment masks;
+- decoding at five band warps across the training's ±10 % (speech.warps), their frame probabilities averaged.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ AUGMENT = {
     "time_masks": 2,
     "time_mask_width": 8,
 }
+# decoding hears each clip at five band warps spanning the training's (mean of the frame probabilities):
+# a new voice's vocal tract between the training speakers' and the warps' (bench/speech.py loso, docs)
+DECODE_WARPS = [round(1 + AUGMENT["warp"] * step / 2, 3) for step in (-2, -1, 0, 1, 2)]
 HELD_OUT = {"valid": ("val", "valid", "dev", "validation"), "test": ("test",)}
 
 
@@ -136,5 +140,6 @@ def speech_config(data: Path, out: Path | None, target: str | None = None) -> di
             "max_seconds": float(max(20, math.ceil(longest_seconds(clips.files)))),
             **decoding(clips.texts or []),
             "augment": dict(AUGMENT),
+            "warps": list(DECODE_WARPS),
         },
     }

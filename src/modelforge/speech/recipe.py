@@ -320,7 +320,8 @@ def _train_into(
         if show_progress:
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
 
-    def score_valid(scored: nn.Module) -> dict[str, float]:  # beam 1 (greedy; kept to the lexicon if any): cheap
+    # beam 1 (greedy; kept to the lexicon if any) on the features as they are: cheap, once an epoch
+    def score_valid(scored: nn.Module) -> dict[str, float]:
         return speech_metrics(transcribe_features(scored, characters, valid_features, 1), valid_references)
 
     steps_per_epoch = math.ceil(len(train_features) / config.train.batch_size)
@@ -351,13 +352,14 @@ def _train_into(
     scored, split = (test, "test") if test is not None else (valid, "valid")
     scored_features = valid_features if test is None else clips_features(test, settings, sample_rate)
     decode_started = time.perf_counter()
-    hypotheses = transcribe_features(model, characters, scored_features, settings.beam)
+    hypotheses = transcribe_features(model, characters, scored_features, settings.beam, settings.warps)
     decode_seconds = time.perf_counter() - decode_started
     references = [characters.normalize(t) for t in scored.texts]
     evaluation: dict[str, Any] = {"split": split, **speech_metrics(hypotheses, references)}
     audio_seconds = sum(f.shape[1] for f in scored_features) * settings.hop_ms / 1000
     evaluation.update(
         beam=settings.beam,
+        warps=settings.warps,
         best_epoch=outcome.best_epoch,
         best_valid_cer=outcome.best_value,
         epochs=len(outcome.history),

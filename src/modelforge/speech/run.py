@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from modelforge.config import RunConfig, SpeechConfig
+from modelforge.data.audio import warp_bands
 from modelforge.errors import DataError, RunError
 from modelforge.models import build_model
 from modelforge.models.speech import SpeechSpec
@@ -68,11 +69,30 @@ def frame_log_probs(
     return out
 
 
+def warped_log_probs(
+    model: nn.Module, features: Sequence[np.ndarray], warps: Sequence[float], batch_size: int = DECODE_BATCH
+) -> list[np.ndarray]:
+    """`frame_log_probs` of the mean of the frame probabilities over band warps (`warp_bands`: the same
+    frames, the bands stretched), so a voice between the training speakers' and the warps' is heard at both.
+    One warp of 1.0 is the plain forward."""
+    if list(warps) == [1.0]:
+        return frame_log_probs(model, features, batch_size)
+    total: list[np.ndarray] | None = None
+    for warp in warps:
+        log_probs = frame_log_probs(model, [warp_bands(f, warp) for f in features], batch_size)
+        total = log_probs if total is None else [np.logaddexp(a, b) for a, b in zip(total, log_probs, strict=True)]
+    assert total is not None
+    return [summed - np.log(len(warps)) for summed in total]
+
+
 def transcribe_features(
-    model: nn.Module, characters: Characters, features: Sequence[np.ndarray], beam: int
+    model: nn.Module, characters: Characters, features: Sequence[np.ndarray], beam: int, warps: Sequence[float] = (1.0,)
 ) -> list[str]:
     lexicon = Lexicon.of(characters)
-    return [characters.decode(prefix_beam_search(lp, beam, lexicon=lexicon)) for lp in frame_log_probs(model, features)]
+    return [
+        characters.decode(prefix_beam_search(lp, beam, lexicon=lexicon))
+        for lp in warped_log_probs(model, features, warps)
+    ]
 
 
 @dataclass
@@ -105,8 +125,9 @@ class SpeechRun(RunDirectory):
 
     def transcribe(self, features: Sequence[np.ndarray], beam: int | None = None) -> list[str]:
         """Transcripts of feature matrices (`features_of` a waveform; beam: the run's speech.beam)."""
-        width = settings_of(self.config).beam if beam is None else beam
-        return transcribe_features(self.model, self.characters, features, width) if features else []
+        settings = settings_of(self.config)
+        width = settings.beam if beam is None else beam
+        return transcribe_features(self.model, self.characters, features, width, settings.warps) if features else []
 
     def transcribe_files(self, files: Sequence[Path], beam: int | None = None) -> list[str]:
         from modelforge.speech.data import file_features
@@ -134,8 +155,10 @@ class SpeechRun(RunDirectory):
         clips = self.read(data, needs_text=True)
         features = clips_features(clips, settings_of(self.config), self.sample_rate)
         references = [self.characters.normalize(t) for t in clips.texts or []]
-        width = settings_of(self.config).beam if beam is None else beam
-        return {"split": str(data), **speech_metrics(self.transcribe(features, width), references), "beam": width}
+        settings = settings_of(self.config)
+        width = settings.beam if beam is None else beam
+        metrics = speech_metrics(self.transcribe(features, width), references)
+        return {"split": str(data), **metrics, "beam": width, "warps": settings.warps}
 
 
 def load_speech_run(path: str | Path) -> SpeechRun:
