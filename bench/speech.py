@@ -13,12 +13,14 @@ recordings 0–4 (FSDD's own test rule), so no recording is heard in both. The W
         speakers (greedy, the run's speech.beam). Floor: WER ≤ 5 %.
   loso  leave one speaker out: init's config for the other four speakers' training utterances, scored
         on the left-out speaker's test utterances; each fold and the mean. Floor: mean WER ≤ 15 %.
-  rtf   after training (own's run, else the first fold's): seconds of decoding (model forward + CTC
-        decoding with the run's speech.beam, from log-mel features) per second of test audio, all test
-        clips in one batch and one clip at a time, with 1 torch thread and 2; best of 2 (of 1 when the first
-        took over a quarter of --decode-budget; a setting still decoding after --decode-budget, 120 s, is
-        scored on the clips it finished, in table order). Floor: ≤ 0.05.
+  rtf   after training (own's run, else the first fold's): seconds of decoding (model forward at each of the
+        run's speech.warps + CTC decoding with its speech.beam, from log-mel features) per second of test
+        audio, all test clips in one batch and one clip at a time, with 1 torch thread and 2; best of 2 (of
+        1 when the first took over a quarter of --decode-budget; a setting still decoding after
+        --decode-budget, 120 s, is scored on the clips it finished, in table order). Floor: ≤ 0.05.
         Feature extraction (WAV → log-mel) is printed beside it, outside the floor.
+  rescore  `--work WORK` of an earlier loso run: each fold's kept run scored again on its test utterances
+        with `--set` decoding overrides (speech.warps, speech.beam), beside what it scored when trained.
 
 `--scale small` (300 utterances, 100 test, epochs capped at 3) proves the pipeline in minutes; `--scale
 full` is the measured run. Data: ../shared/datasets/fsdd beside the repo, else `modelforge datasets
@@ -28,6 +30,7 @@ fetch fsdd` (dataset:fsdd), or `--fsdd FOLDER` holding recordings/<digit>_<speak
     .venv/bin/python bench/speech.py own --scale full --threads 1 --work /tmp/speech-own
     .venv/bin/python bench/speech.py loso --scale full --threads 1 --jobs 2 --set speech.beam=8
     .venv/bin/python bench/speech.py loso --scale full --threads 1 --jobs 2 --voices 160
+    .venv/bin/python bench/speech.py rescore --work /tmp/speech-loso --set 'speech.warps=[1.0]'
 
 `--voices N` adds training utterances (half as many as the recordings', `--voice-utterances`) whose digits
 N synthetic voices speak (Debian's espeak-ng, bench/_voices.py; the issue allows such voices for a small
@@ -270,6 +273,31 @@ def loso(
     return work / f"loso-{speakers[0]}" / "run"
 
 
+def rescore(work: Path, overrides: list[str]) -> None:
+    """Each kept fold of an earlier `loso --work WORK` scored again on its test utterances with the run's
+    config and `overrides` (decoding keys: speech.warps, speech.beam), beside the WER it wrote."""
+    from dataclasses import replace
+
+    from modelforge.speech.run import load_speech_run
+
+    folds = sorted(path.parent.parent for path in work.glob("loso-*/run/eval.json"))
+    if not folds:
+        raise SystemExit(f"--work {work}: no finished loso-*/run folders")
+    scores = []
+    for fold in folds:
+        run = load_speech_run(fold / "run")
+        run = replace(run, config=load_config(fold / "run" / "config.yaml", overrides))
+        m = run.evaluate(fold / "test.csv")
+        scores.append(m["wer"])
+        print(
+            f"rescore {fold.name:<14} {m['n']} utterances: WER {m['wer']:.2%} (trained run {run.metrics['wer']:.2%}), "
+            f"CER {m['cer']:.2%}; beam {m['beam']}, warps {m['warps']}",
+            flush=True,
+        )
+    mean = sum(scores) / len(scores)
+    print(f"rescore mean WER {mean:.2%} over {len(scores)} folds ({floor_text(mean, FLOORS['loso'])})", flush=True)
+
+
 def timed_decode(run: Any, features: list[np.ndarray], batch: int, budget: float) -> tuple[float, list[str]]:
     """Seconds spent decoding the clips `batch` at a time in table order (model forward at each of the run's
     speech.warps + CTC decoding with its speech.beam and lexicon), and the transcripts of the clips decoded
@@ -342,7 +370,7 @@ def real_time_factor(run_dir: Path, test_csv: Path, budget: float, repeats: int 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=["own", "loso", "all"])
+    parser.add_argument("suite", choices=["own", "loso", "all", "rescore"])
     parser.add_argument("--scale", choices=list(SCALES), default="full")
     parser.add_argument("--utterances", type=int, help="training utterances (default: 2,000; small scale 300)")
     parser.add_argument("--threads", type=int, default=1, help="train.threads of every run")
@@ -366,6 +394,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     print_header()
+    if args.suite == "rescore":
+        if args.work is None:
+            raise SystemExit("rescore: --work names the folder of an earlier loso run")
+        rescore(args.work, args.overrides)
+        return
     scale = SCALES[args.scale]
     count = args.utterances or scale["utterances"]
     pool = read_recordings(fsdd_folder(args.fsdd))
