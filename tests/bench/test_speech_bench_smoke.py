@@ -53,7 +53,8 @@ def test_speech_bench_small_scale_prints_every_figure(tmp_path: Path) -> None:
     assert re.search(r"^own  5 speakers, 100 held-out utterances: WER [\d.]+% \(floor ≤ 5%: (met|NOT met)\)", out, re.M)
     assert re.search(r"^own  auto", out, re.M)
     assert re.search(r"^own  int8-dynamic \(GRU and Linear weights\): WER [\d.]+% \(float [\d.]+%\)", out, re.M)
-    assert len(re.findall(r"^rtf  decode beam 1, batch +\d+, [12] threads?: [\d.]+ \(floor ≤ 0.05", out, re.M)) == 4
+    decoded = r"^rtf  decode beam 1, warps \[[\d., ]+\], batch +\d+, [12] threads?: [\d.]+ \(floor ≤ 0.05"
+    assert len(re.findall(decoded, out, re.M)) == 4
 
     train = pd.read_csv(work / "clips" / "train.csv")
     test = pd.read_csv(work / "clips" / "test.csv")
