@@ -504,7 +504,6 @@ register_task(
             "warmup_steps step_size gamma grad_clip keep_best average_from mixup checkpoint_every keep_checkpoints "
             "checkpoint_budget threads precision"
         ),
-        model_keys=frozenset({"members"}),  # an ensemble of ctc_rnn (models/speech.py CTCEnsemble)
         sections=frozenset({"speech", "tune"}),
         report="modelforge.evaluate.report:summary_report",
         train_defaults={"optimizer": "adamw", "schedule": "cosine", "grad_clip": 5.0, "lr": 2.0e-3},

@@ -28,14 +28,3 @@ def tones_run(tones_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     out = tmp_path_factory.mktemp("tones-run") / "run"
     modelforge.train(tiny_config(str(tones_csv), epochs=20), out)
     return out
-
-
-@pytest.fixture(scope="session")
-def ensemble_run(tones_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`model.members: 2`, trained once per session (~6 s on one thread); precision auto, so the probe
-    times the ensemble."""
-    config = tiny_config(str(tones_csv), epochs=20, precision="auto")
-    config["model"]["members"] = 2
-    out = tmp_path_factory.mktemp("ensemble-run") / "run"
-    modelforge.train(config, out)
-    return out

@@ -1,12 +1,11 @@
 """task: speech-recognition end to end on tone-letters (tests/speech/tones.py): it learns, and evaluate,
 predict and serve give the transcripts; decoding (greedy, prefix beam ≥ greedy); init infers the task and
 its config trains; stereo and other rates are mixed and resampled; bad input refused in one line; a killed
-run resumed ends bitwise equal; `model.members: k` trains k models side by side and decodes their mean."""
+run resumed ends bitwise equal."""
 
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import math
 import shutil
@@ -23,12 +22,11 @@ from tones import RATE, render, tiny_config, write_pcm, write_tones
 from cli_runner import modelforge_in_process, newest_step, signal_when
 from modelforge.config import load_config
 from modelforge.errors import ConfigError, DataError
-from modelforge.models import build_model
-from modelforge.models.speech import CTCEnsemble, CTCRecurrent, SpeechSpec, ctc_rnn, speech_members, subsampled_lengths
+from modelforge.models.speech import SpeechSpec, ctc_rnn, subsampled_lengths
 from modelforge.speech.data import clips_features, read_clips, recognizes_speech_table, training_features
 from modelforge.speech.decode import Lexicon, greedy_decode, prefix_beam_search
-from modelforge.speech.recipe import ctc_loss, ctc_loss_of, fit_speech, train_speech
-from modelforge.speech.run import frame_log_probs, load_speech_run
+from modelforge.speech.recipe import ctc_loss, ctc_loss_of, train_speech
+from modelforge.speech.run import load_speech_run
 from modelforge.speech.tokens import BLANK, Characters, fit_characters, load_characters, save_characters
 from modelforge.training.mixup import Blend
 
@@ -424,20 +422,16 @@ def test_augmented_renderings_are_seeded_and_differ_from_the_clip(tones_csv: Pat
 
 
 # ----------------------------------------------------------------------------- checkpoints
-@pytest.mark.parametrize("members", [1, 2])  # 2: each member's sampler and epoch-start state resume too
-def test_a_killed_run_resumed_ends_bitwise_equal(tones_csv: Path, tmp_path: Path, members: int) -> None:
+def test_a_killed_run_resumed_ends_bitwise_equal(tones_csv: Path, tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
 
     config = tiny_config(str(tones_csv), epochs=8, checkpoint_every=5, precision="fp32")
-    if members > 1:
-        config["model"]["members"] = members
     config["model"]["dropout"] = 0.1  # the dropout masks' random stream is part of what resumes
     # so are the renderings each row picks and the spectrogram masks
     config["speech"]["augment"] = {"copies": 1, "speed": 0.05, "warp": 0.05, "freq_masks": 1, "time_masks": 1}
     config["train"]["average_from"] = 0.25  # and the weight average, begun at step 20, before the kill
-    config["train"]["keep_best"] = False  # the last weights (the average), not an epoch's from before the kill
     config["train"]["mixup"] = 0.4  # and the blends each batch draws
     reference = train_speech(load_config(config), tmp_path / "reference").path
     run_dir = tmp_path / "stopped"
@@ -453,7 +447,6 @@ def test_a_killed_run_resumed_ends_bitwise_equal(tones_csv: Path, tmp_path: Path
     assert (resumed.path / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert strip(resumed.history) == strip(load_speech_run(reference).history)
-    assert len(speech_members(resumed.model)) == members
 
 
 def test_write_tones_is_deterministic(tmp_path: Path) -> None:
@@ -499,112 +492,3 @@ def test_a_second_conv_per_stage_keeps_the_frames_and_the_one_conv_layout() -> N
     assert [c.stride for c in convs] == [(2, 2), (1, 1), (2, 2), (1, 1)]
     with pytest.raises(ConfigError, match=r"model.convs_per_stage: 2 needs conv: 2d"):
         ctc_rnn(spec, 7, conv="1d", convs_per_stage=2)
-
-
-# ----------------------------------------------------------------------------- model.members
-def test_the_ensemble_gives_the_log_of_the_mean_of_its_members_probabilities() -> None:
-    spec, lengths = SpeechSpec(n_mels=8, vocab=5), torch.tensor([40, 23, 9])
-    features = torch.randn(3, 8, 40, generator=torch.Generator().manual_seed(0))
-    torch.manual_seed(0)
-    ensemble = build_model("ctc_rnn", spec, 5, {"width": 8, "layers": 1, "members": 3}).eval()
-    assert isinstance(ensemble, CTCEnsemble) and len(ensemble.members) == 3
-    torch.manual_seed(0)
-    single = build_model("ctc_rnn", spec, 5, {"width": 8, "layers": 1})
-    # built one after another from the seed: the first is the single model, the others start apart
-    assert torch.equal(ensemble.members[0].output.weight, single.output.weight)
-    assert not torch.equal(ensemble.members[0].output.weight, ensemble.members[1].output.weight)
-    with torch.no_grad():
-        log_probs, frames = ensemble(features, lengths)
-        probabilities = torch.stack([member(features, lengths)[0].softmax(-1) for member in ensemble.members])
-    assert frames.tolist() == subsampled_lengths(lengths).tolist()
-    torch.testing.assert_close(log_probs, probabilities.mean(0).log())
-    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(3, 10))  # normalized: decoding reads it as is
-    torch.testing.assert_close(log_probs.log_softmax(-1), log_probs)
-    assert not torch.allclose(log_probs, probabilities[0].log(), atol=1e-3)  # not just one member's
-
-
-def test_one_member_is_the_single_model_as_saved_runs_hold_it(tones_csv: Path) -> None:
-    spec = SpeechSpec(n_mels=8, vocab=5)
-    one = build_model("ctc_rnn", spec, 5, {"width": 8, "layers": 1, "members": 1})
-    assert type(one) is CTCRecurrent and speech_members(one) == [one]
-    assert list(one.state_dict()) == list(ctc_rnn(spec, 5, width=8, layers=1).state_dict())
-    two = build_model("ctc_rnn", spec, 5, {"width": 8, "layers": 1, "members": 2})
-    assert list(two.state_dict()) == [f"members.{i}.{key}" for i in range(2) for key in one.state_dict()]
-    config = tiny_config(str(tones_csv))
-    config["model"]["members"] = 2
-    assert load_config(config).model.options()["members"] == 2
-    config["model"]["members"] = 0
-    with pytest.raises(ConfigError, match=r"model\.members: a whole number of models to ensemble, at least 1"):
-        load_config(config)
-
-
-def test_each_member_trains_as_if_alone_on_its_own_batches(tones_csv: Path) -> None:
-    from modelforge.training.distributed import Topology
-
-    clips = read_clips(tones_csv, "text", None).take(np.arange(48))
-    config = tiny_config(str(tones_csv), epochs=1, max_steps=3, grad_clip=0.05, keep_best=False, precision="fp32")
-    config["model"]["members"] = 2
-    run_config = load_config(config)
-    settings = run_config.speech
-    assert settings is not None
-    characters = fit_characters(clips.texts or [], settings.lowercase, settings.lexicon)
-    train = (clips_features(clips, settings, RATE), [characters.encode(t) for t in clips.texts or []])
-    torch.manual_seed(0)
-    ensemble = build_model("ctc_rnn", SpeechSpec(24, characters.vocab_size), characters.vocab_size,
-                           run_config.model.options())  # fmt: skip
-    alone = [copy.deepcopy(member) for member in ensemble.members]
-
-    def fit(model: torch.nn.Module, seed: int) -> list[dict]:
-        rows: list[dict] = []
-        fit_speech(model, train, lambda _: {"cer": 0.5, "wer": 0.5}, run_config.train, seed=seed,
-                   log_epoch=rows.append, topology=Topology(device=torch.device("cpu")))  # fmt: skip
-        return rows
-
-    together = fit(ensemble, seed=0)
-    by_themselves = [fit(member, seed=member_index) for member_index, member in enumerate(alone)]
-    for member, single in zip(ensemble.members, alone, strict=True):  # own batches, own clipping, own steps
-        for (name, a), b in zip(member.state_dict().items(), single.state_dict().values(), strict=True):
-            torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
-    first, second = (member.output.weight for member in ensemble.members)
-    assert not torch.allclose(first, second)
-    mean = sum(rows[-1]["train_loss"] for rows in by_themselves) / 2
-    assert together[-1]["train_loss"] == pytest.approx(mean, rel=1e-5)
-
-
-def test_an_ensemble_run_learns_evaluates_and_predicts(ensemble_run: Path, fresh_csv: Path, tmp_path: Path) -> None:
-    run = load_speech_run(ensemble_run)
-    assert isinstance(run.model, CTCEnsemble) and len(run.model.members) == 2
-    assert run.model_info["options"]["members"] == 2
-    assert json.loads((ensemble_run / "environment.json").read_text())["auto"]["precision"] in ("fp32", "bf16")
-    assert run.metrics["cer"] < 0.2 and run.evaluate(fresh_csv)["cer"] < 0.2, run.metrics
-    out = tmp_path / "preds.csv"
-    result = modelforge_in_process("predict", str(ensemble_run), "--data", str(fresh_csv), "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    predictions = pd.read_csv(out, keep_default_na=False)
-    assert (predictions["prediction"] == pd.read_csv(fresh_csv)["text"]).mean() > 0.6
-    features = clips_features(run.read(fresh_csv, needs_text=False), run.config.speech, run.sample_rate)[:4]
-    members = [frame_log_probs(member, features) for member in run.model.members]
-    for clip, (a, b) in zip(frame_log_probs(run.model, features), zip(*members, strict=True), strict=True):
-        np.testing.assert_allclose(clip, np.logaddexp(a, b) - math.log(2), atol=1e-5)
-
-
-def test_compress_quantizes_every_member_of_an_ensemble_run(
-    ensemble_run: Path, fresh_csv: Path, tmp_path: Path
-) -> None:
-    from modelforge.compress.quantize import dynamic_int8
-
-    out = tmp_path / "int8"
-    result = modelforge_in_process("compress", str(ensemble_run), "--out", str(out), "--quantize", "int8-dynamic")
-    assert result.returncode == 0, result.stderr
-    original, compressed = load_speech_run(ensemble_run), load_speech_run(out)
-    assert isinstance(compressed.model, CTCEnsemble)
-    for member in compressed.model.members:
-        assert type(member.rnn).__module__.startswith("torch.ao.nn.quantized")
-    assert compressed.metrics["cer"] <= original.metrics["cer"] + 0.05, compressed.metrics
-    assert compressed.evaluate(fresh_csv)["cer"] < 0.2
-    features = clips_features(compressed.read(fresh_csv, needs_text=False), compressed.config.speech, RATE)[:4]
-    saved, in_memory = (
-        frame_log_probs(compressed.model, features),
-        frame_log_probs(dynamic_int8(original.model), features),
-    )
-    assert all(np.array_equal(a, b) for a, b in zip(saved, in_memory, strict=True))

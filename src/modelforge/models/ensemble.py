@@ -59,15 +59,8 @@ def ensemble_loss(model: nn.Module, loss: nn.Module) -> nn.Module:
     return EnsembleLoss(loss, len(model.members)) if isinstance(model, Ensemble) else loss
 
 
-def build_members(
-    build: Callable[..., nn.Module],
-    members: Any,
-    *args: Any,
-    wrap: Callable[[list[nn.Module]], nn.Module] = Ensemble,
-    **options: Any,
-) -> nn.Module:
-    """`build(*args, **options)` once, or `members` times put together by `wrap` (an `Ensemble`, or a model
-    family's own ensemble whose forward takes that family's inputs)."""
+def build_members(build: Callable[..., nn.Module], members: Any, *args: Any, **options: Any) -> nn.Module:
+    """`build(*args, **options)` once, or `members` times inside an `Ensemble`."""
     if members == 1:
         return build(*args, **options)
-    return wrap([build(*args, **options) for _ in range(members)])
+    return Ensemble([build(*args, **options) for _ in range(members)])

@@ -1,4 +1,4 @@
-"""The model registry: `@register_model(name, accepts, description, fuses, ensemble)` on a builder function.
+"""The model registry: `@register_model(name, accepts, description, fuses)` on a builder function.
 
 A builder takes the fitted `InputSpec`, the output size and keyword options (the YAML's
 `model:` keys) and returns an `nn.Module` whose forward takes the dict of input tensors.
@@ -51,8 +51,6 @@ class ModelEntry:
     accepts: tuple[str, ...]
     description: str
     fuses: tuple[str, ...] = ()
-    # what puts `model.members` copies together; None: `models.ensemble.Ensemble` (forward over a dict batch)
-    ensemble: Callable[[list[Any]], Any] | None = None
 
     def takes(self, inputs: Collection[str]) -> bool:
         """Whether it builds on exactly these inputs: each one read, at least one by its own encoder."""
@@ -64,14 +62,10 @@ _loaded = False
 
 
 def register_model(
-    name: str,
-    accepts: tuple[str, ...],
-    description: str,
-    fuses: tuple[str, ...] = (),
-    ensemble: Callable[[list[Any]], Any] | None = None,
+    name: str, accepts: tuple[str, ...], description: str, fuses: tuple[str, ...] = ()
 ) -> Callable[[Any], Any]:
     def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
-        MODELS.add(name, ModelEntry(name, builder, accepts, description, fuses, ensemble))
+        MODELS.add(name, ModelEntry(name, builder, accepts, description, fuses))
         return builder
 
     return decorator
@@ -99,12 +93,11 @@ def model_options(name: str) -> list[str]:
 
 def build_model(name: str, spec: Any, output_dim: int, options: dict[str, Any] | None = None) -> Any:
     """The model `name` with its options; `members: k` (k > 1) makes an ensemble of k (models/ensemble.py)."""
-    from modelforge.models.ensemble import Ensemble, build_members
+    from modelforge.models.ensemble import build_members
 
-    entry = get_model(name)
     options = dict(options or {})
     members = options.pop("members", 1)
-    return build_members(entry.builder, members, spec, output_dim, wrap=entry.ensemble or Ensemble, **options)
+    return build_members(get_model(name).builder, members, spec, output_dim, **options)
 
 
 def models_taking(inputs: Collection[str]) -> list[str]:

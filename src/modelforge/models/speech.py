@@ -8,15 +8,10 @@ frequency (`conv: 2d`, stride 2 on both axes, as in Deep Speech 2): the same fil
 bands, so a voice whose formants sit a few bands higher meets the same features. `convs_per_stage: 2`
 follows each strided 2-D convolution with one of stride 1 (at a quarter and a sixteenth of the input's
 cells, so cheap): each frame the GRU reads then sees about twice as far along the bands and in time.
-
-`model.members: k` (k > 1) makes a `CTCEnsemble` of k of them: its forward gives the log of the mean of
-the members' frame probabilities, so decoding, validation, compression and serving read it as one model;
-the recipe (speech/recipe.py) trains each member on its own batches through `speech_members`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -94,32 +89,10 @@ class CTCRecurrent(nn.Module):
         return self.output(self.dropout(out)), frames
 
 
-class CTCEnsemble(nn.Module):
-    """k speech models of one architecture (so one frame count) → B × T/4 × vocab log-probabilities: the
-    log of the mean of the members' frame probabilities (normalized, so a log_softmax of them changes
-    nothing), and the frames."""
-
-    def __init__(self, members: list[nn.Module]) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = [member(features, lengths) for member in self.members]
-        with torch.autocast(features.device.type, enabled=False):
-            log_probs = torch.stack([logits.float().log_softmax(-1) for logits, _ in outputs])
-            return log_probs.logsumexp(0) - math.log(len(self.members)), outputs[0][1]
-
-
-def speech_members(model: nn.Module) -> list[nn.Module]:
-    """The models trained side by side: an ensemble's members, else the model itself."""
-    return list(model.members) if isinstance(model, CTCEnsemble) else [model]
-
-
 @register_model(
     "ctc_rnn",
     accepts=("speech frames",),
     description="2 strided conv layers + bidirectional GRU + linear, trained with CTC (task speech-recognition)",
-    ensemble=CTCEnsemble,
 )
 def ctc_rnn(
     spec: SpeechSpec,

@@ -32,7 +32,7 @@ from modelforge.data.audio import SPECTROGRAM_AUGMENT, audio_augmenter
 from modelforge.files import append_jsonl, atomic_write_bytes, atomic_write_json
 from modelforge.inference import autocast_context, set_cpu_threads
 from modelforge.models import build_model
-from modelforge.models.speech import SpeechSpec, speech_members
+from modelforge.models.speech import SpeechSpec
 from modelforge.run import finish_run_directory, start_run_files
 from modelforge.speech.data import clips_features, most_common_rate, split_clips, training_features
 from modelforge.speech.metrics import speech_metrics
@@ -149,23 +149,15 @@ def fit_speech(
     is its clip or one of `augment`'s renderings, then `augment`'s spectrogram transform (warp, masks).
 
     Each epoch's batches are drawn from `sampler`; its state at the epoch's start is kept too, so a run
-    resumed mid-epoch redraws the same batches. An ensemble (`model.members: k`) trains its members side
-    by side: each draws its own batches from its own sampler (seed + member; member 0 the single model's),
-    each step sums the members' CTC losses on their own batches, clips each member's gradients on their
-    own, and takes one optimizer step (AdamW is per parameter: as if each trained alone)."""
+    resumed mid-epoch redraws the same batches."""
     features, targets = train
     lengths = np.array([f.shape[1] for f in features])
-    members = speech_members(model)
     optimizer = build_optimizer(model, cfg)
-    samplers = [torch.Generator().manual_seed(seed + member) for member in range(len(members))]
-    epoch_starts = [torch.Generator() for _ in members]
+    sampler, epoch_start = torch.Generator().manual_seed(seed), torch.Generator()
     batches_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total = cfg.max_steps or batches_per_epoch * cfg.epochs
     average = WeightAverage.for_config(cfg, model, total)
-    generators: dict[str, torch.Generator] = {}
-    for member, (sampler, epoch_start) in enumerate(zip(samplers, epoch_starts, strict=True)):
-        suffix = str(member) if member else ""  # member 0 keeps the single model's names: its checkpoints resume
-        generators |= {f"sampler{suffix}": sampler, f"epoch_start{suffix}": epoch_start}
+    generators = {"sampler": sampler, "epoch_start": epoch_start}
     parts = TrainingParts(model, optimizer, generators=generators, average=average)
     state = resume.restore(parts, topology) if resume is not None else TrainingState()
     lr_factor = SCHEDULES.get(cfg.schedule)(cfg, total, batches_per_epoch)
@@ -176,42 +168,33 @@ def fit_speech(
         started = time.perf_counter()
         model.train()
         if state.batch == 0:
-            for sampler, epoch_start in zip(samplers, epoch_starts, strict=True):
-                epoch_start.set_state(sampler.get_state())
-            orders = [epoch_batches(lengths, cfg.batch_size, sampler) for sampler in samplers]
-        else:  # resumed mid-epoch: the batches drawn at the epoch's start (the samplers have moved past them)
-            orders = [
-                epoch_batches(lengths, cfg.batch_size, torch.Generator().set_state(epoch_start.get_state()))
-                for epoch_start in epoch_starts
-            ]
-        for index in range(state.batch, batches_per_epoch):
+            epoch_start.set_state(sampler.get_state())
+            batches = epoch_batches(lengths, cfg.batch_size, sampler)
+        else:  # resumed mid-epoch: the batches drawn at the epoch's start (the sampler has moved past them)
+            batches = epoch_batches(lengths, cfg.batch_size, torch.Generator().set_state(epoch_start.get_state()))
+        for index in range(state.batch, len(batches)):
             if cfg.max_steps and state.steps >= cfg.max_steps:
                 break
             with chooser.timed(state.steps):
+                rows = batches[index]
+                batch = make_batch(recordings_of(rows, features, augment.renderings), [targets[i] for i in rows])
+                if augment.spectrogram is not None:
+                    batch = (augment.spectrogram(batch[0][:, None])[:, 0], *batch[1:])
                 lr = cfg.lr * lr_factor(state.steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                losses, rows_seen = [], 0
-                for member, batches in zip(members, orders, strict=True):
-                    rows = batches[index]
-                    batch = make_batch(recordings_of(rows, features, augment.renderings), [targets[i] for i in rows])
-                    if augment.spectrogram is not None:
-                        batch = (augment.spectrogram(batch[0][:, None])[:, 0], *batch[1:])
-                    blend = draw_blend(len(rows), cfg.mixup, batch[0].device) if cfg.mixup else None
-                    with autocast:
-                        losses.append(ctc_loss_of(member, batch, blend))
-                    rows_seen += len(rows)
-                values = [loss.item() for loss in losses]
-                loss_value = sum(values) / len(values)
-                if not all(math.isfinite(value) for value in values):
+                blend = draw_blend(len(rows), cfg.mixup, batch[0].device) if cfg.mixup else None
+                with autocast:
+                    loss = ctc_loss_of(model, batch, blend)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
                     raise TrainingError(
                         f"loss is {loss_value} at step {state.steps + 1}; lower train.lr or add train.grad_clip"
                     )
                 optimizer.zero_grad(set_to_none=True)
-                torch.stack(losses).sum().backward()  # each member's parameters get their own loss's gradient
+                loss.backward()
                 if cfg.grad_clip:
-                    for member in members:  # one norm over all would let one member's gradients shrink another's
-                        nn.utils.clip_grad_norm_(member.parameters(), cfg.grad_clip)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
                 state.sums["train_loss"] = state.sums.get("train_loss", 0.0) + loss_value
                 state.seen += 1
@@ -219,7 +202,7 @@ def fit_speech(
                 if average is not None:
                     average.update(model, state.steps)
                 for hook in hooks:
-                    hook.after_step(parts, state, StepInfo(loss_value, None, rows_seen, lr))
+                    hook.after_step(parts, state, StepInfo(loss_value, None, len(rows), lr))
 
         row: dict[str, Any] = {
             "epoch": epoch,
