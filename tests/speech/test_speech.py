@@ -433,6 +433,7 @@ def test_a_killed_run_resumed_ends_bitwise_equal(tones_csv: Path, tmp_path: Path
     config["speech"]["augment"] = {"copies": 1, "speed": 0.05, "warp": 0.05, "freq_masks": 1, "time_masks": 1}
     config["train"]["average_from"] = 0.25  # and the weight average, begun at step 20, before the kill
     config["train"]["mixup"] = 0.4  # and the blends each batch draws
+    config["train"]["keep_best"] = False  # the last weights (the average), not an epoch's from before the kill
     reference = train_speech(load_config(config), tmp_path / "reference").path
     run_dir = tmp_path / "stopped"
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
