@@ -228,7 +228,7 @@ def test_decoding_warps_the_bands_as_training_does() -> None:
     for factor in (0.9, 1.05, 1.2):  # the training's band warp (augment.warp) at one factor
         trained = stretch_axis(torch.from_numpy(features)[None, None], torch.tensor([factor]), bands_axis=True)
         assert np.allclose(warp_bands(features, factor), trained[0, 0].numpy(), atol=1e-4), factor
-    assert np.allclose(warp_bands(features, 0.5)[10], (features[5]))  # band 10 reads band 5
+    assert np.allclose(warp_bands(features, 0.5)[10], features[5])  # band 10 reads band 5
 
 
 def test_warps_average_the_frame_probabilities(tones_run: Path, fresh_csv: Path, tmp_path: Path) -> None:
