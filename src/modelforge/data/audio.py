@@ -396,12 +396,17 @@ class AudioEncoder:
 
 def stretch_frames(features: np.ndarray, frames: int) -> np.ndarray:
     """bands × T → bands × `frames` by linear interpolation along time (first and last frames kept)."""
-    length = features.shape[1]
-    position = np.linspace(0.0, length - 1, frames)
-    left = np.floor(position).astype(int)
-    right = np.minimum(left + 1, length - 1)
-    share = (position - left).astype(np.float32)
-    return (features[:, left] * (1 - share) + features[:, right] * share).astype(np.float32)
+    return read_at(features, np.linspace(0.0, features.shape[1] - 1, frames), axis=1)
+
+
+def read_at(features: np.ndarray, position: np.ndarray, axis: int) -> np.ndarray:
+    """`features` read at fractional `position`s (within 0 … length − 1) along `axis`, linearly between
+    the two nearest indices."""
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, features.shape[axis] - 1)
+    share = np.expand_dims((position - low).astype(np.float32), 1 - axis)
+    below, above = np.take(features, low, axis=axis), np.take(features, high, axis=axis)
+    return (below * (1 - share) + above * share).astype(np.float32)
 
 
 def looks_like_audio_paths(series: pd.Series) -> bool:
@@ -453,11 +458,7 @@ def warp_bands(features: np.ndarray, factor: float) -> np.ndarray:
     """bands × frames → the same shape, band b reading band b·factor: the training's band warp
     (`stretch_axis` along the bands) at one chosen factor, for decoding at several vocal-tract lengths."""
     bands = features.shape[0]
-    position = np.minimum(np.arange(bands) * factor, bands - 1)
-    low = np.floor(position).astype(int)
-    high = np.minimum(low + 1, bands - 1)
-    share = (position - low).astype(np.float32)[:, None]
-    return (features[low] * (1 - share) + features[high] * share).astype(np.float32)
+    return read_at(features, np.minimum(np.arange(bands) * factor, bands - 1), axis=0)
 
 
 def audio_augmenter(

@@ -75,8 +75,6 @@ def warped_log_probs(
     """`frame_log_probs` of the mean of the frame probabilities over band warps (`warp_bands`: the same
     frames, the bands stretched), so a voice between the training speakers' and the warps' is heard at both.
     One warp of 1.0 is the plain forward."""
-    if list(warps) == [1.0]:
-        return frame_log_probs(model, features, batch_size)
     total: list[np.ndarray] | None = None
     for warp in warps:
         log_probs = frame_log_probs(model, [warp_bands(f, warp) for f in features], batch_size)
@@ -152,10 +150,10 @@ class SpeechRun(RunDirectory):
         """WER and CER (jiwer) of the transcripts of a table's clips against its transcript column."""
         from modelforge.speech.metrics import speech_metrics
 
-        clips = self.read(data, needs_text=True)
-        features = clips_features(clips, settings_of(self.config), self.sample_rate)
-        references = [self.characters.normalize(t) for t in clips.texts or []]
         settings = settings_of(self.config)
+        clips = self.read(data, needs_text=True)
+        features = clips_features(clips, settings, self.sample_rate)
+        references = [self.characters.normalize(t) for t in clips.texts or []]
         width = settings.beam if beam is None else beam
         metrics = speech_metrics(self.transcribe(features, width), references)
         return {"split": str(data), **metrics, "beam": width, "warps": settings.warps}
