@@ -25,18 +25,23 @@ STARTER_MODEL_OPTIONS: dict[str, dict[str, Any]] = {"audio_cnn": {"channels": [3
 
 
 def starter_config(data: Path, target: str | None, task: str | None, out: Path | None) -> dict[str, Any]:
-    from modelforge.data.preprocess import infer_features, infer_task
+    return starter(data, target, task, out)[0]
+
+
+def starter(data: Path, target: str | None, task: str | None, out: Path | None) -> tuple[dict[str, Any], list[str]]:
+    """The starter config, and notes for its reader (why a column is left out)."""
+    from modelforge.data.preprocess import infer_columns, infer_task
     from modelforge.data.privacy import warn_personal_columns
     from modelforge.data.readers import read_data
     from modelforge.data.split import named_split_column
 
     task = task or task_for_file(data, target)
-    starter = task_named(task).starter if task is not None else None
-    if starter is not None:  # a task with its own starter, e.g. language modeling: a corpus, no target
+    task_starter = task_named(task).starter if task is not None else None
+    if task_starter is not None:  # a task with its own starter, e.g. language modeling: a corpus, no target
         options = {"target": target} if target is not None else {}  # a starter that takes --target reads it
-        if options and "target" not in inspect.signature(load_entry(starter)).parameters:
+        if options and "target" not in inspect.signature(load_entry(task_starter)).parameters:
             raise DataError(f"--target: task {task} takes no target column; leave it out")
-        return load_entry(starter)(data, out, **options)  # type: ignore[no-any-return]
+        return load_entry(task_starter)(data, out, **options), []
     frame = read_data(data)
     warn_personal_columns(frame)  # e-mail / phone columns: the warning suggests data.drop or data.hash
     if data.is_dir():
@@ -50,11 +55,12 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
         )
     task = task or infer_task(frame[target])
     split_column, parts = named_split_column(frame, [target])
-    features = infer_features(frame, target, [split_column] if split_column else [])
+    features, left_out = infer_columns(frame, target, [split_column] if split_column else [])
     inputs = {FEATURE_INPUTS[f.type] for f in features}
     model_type = starter_model(inputs)
     base = out.resolve().parent if out else Path.cwd()
     train_path = os.path.relpath(data.resolve(), base)
+    notes = [f"data.drop: {column}: {reason}" for column, reason in left_out.items()]
     return {
         "task": task,
         "seed": 0,
@@ -62,12 +68,13 @@ def starter_config(data: Path, target: str | None, task: str | None, out: Path |
             "train": train_path,
             "target": target,
             "split": starter_split(split_column, parts, predicts_labels(task)),
+            **({"drop": list(left_out)} if left_out else {}),
         },
         "features": [f.model_dump(exclude_defaults=True, exclude={"type"}) | {"type": f.type} for f in features],
         "model": {"type": model_type, **STARTER_MODEL_OPTIONS.get(model_type, {})},
         "train": train_budget(len(frame), inputs),
         **imbalance_sections(frame[target], task),
-    }
+    }, notes
 
 
 def starter_split(column: str | None, parts: set[str], stratify: bool) -> dict[str, Any]:
@@ -130,8 +137,9 @@ def starter_model(inputs: set[str]) -> str:
 
 
 def starter_config_yaml(data: Path, target: str | None, task: str | None, out: Path | None) -> str:
-    config = starter_config(data, target, task, out)
+    config, notes = starter(data, target, task, out)
     header = f"# modelforge config inferred from {data}; edit freely, then: modelforge train <this file>\n"
+    header += "".join(f"# {note}\n" for note in notes)
     if "decision" not in config:
         return header + yaml.safe_dump(config, sort_keys=False)
     decision = {key: config.pop(key) for key in ("decision", "calibrate")}

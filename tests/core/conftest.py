@@ -32,8 +32,16 @@ def mixed_csv(tmp_path: Path) -> Path:
     n = 240
     size = rng.normal(10, 3, n)
     color = rng.choice(["red", "green", "blue"], n)
-    words = np.where(rng.random(n) < 0.5, "great fun film", "dull boring story")
-    votes = (size > 10).astype(int) + (color == "red") + (words == "great fun film")
+    liked = rng.random(n) < 0.5
+    praise, scorn = ["great", "fun", "lovely"], ["dull", "boring", "tired"]
+    nouns = ["film", "story", "movie", "plot", "cast"]
+    words = np.array(
+        [
+            f"{rng.choice(praise if good else scorn)} {rng.choice(praise if good else scorn)} {rng.choice(nouns)}"
+            for good in liked
+        ]
+    )  # a phrase of a few words, many different ones: text, not a category
+    votes = (size > 10).astype(int) + (color == "red") + liked
     label = np.where(votes >= 2, "yes", "no")
     frame = pd.DataFrame({"size": size, "color": color, "review": words, "label": label})
     frame.loc[::17, "size"] = np.nan

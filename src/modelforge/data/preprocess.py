@@ -29,6 +29,10 @@ from modelforge.tasks import predicts_label_sets, predicts_labels
 
 FeatureSpec = NumericFeature | CategoryFeature | TextFeature | ImageFeature | AudioFeature
 
+CATEGORY_MAX_DISTINCT = 0.2  # a string column with at most this share of distinct values is a category
+IDENTIFIER_MIN_DISTINCT = 0.5  # a category column with more than this share of distinct values is an identifier
+IDENTIFIER_MIN_ROWS = 50  # too few rows to tell an identifier from a category
+
 
 # ----------------------------------------------------------------------------- inference
 def infer_feature(name: str, series: pd.Series) -> FeatureSpec:
@@ -48,10 +52,53 @@ def infer_feature(name: str, series: pd.Series) -> FeatureSpec:
         return NumericFeature(name=name)
     text = series.dropna().astype(str)
     mean_words = text.str.split().str.len().mean() if len(text) else 0
-    if mean_words >= 3 or (text.nunique() > 0.5 * max(len(text), 1) and text.str.len().mean() > 20):
+    distinct = text.nunique() / max(len(text), 1)
+    # a few values repeated over many rows are categories however many words each has ("2. Middle Atlantic")
+    if distinct > CATEGORY_MAX_DISTINCT and (mean_words >= 3 or (distinct > 0.5 and text.str.len().mean() > 20)):
         max_words = int(np.percentile(text.str.split().str.len(), 95)) if len(text) else 16
         return TextFeature(name=name, max_length=max(8, min(256, max_words + 2)))
     return CategoryFeature(name=name)
+
+
+def unused_reason(feature: FeatureSpec, series: pd.Series) -> str | None:
+    """Why a column makes no feature, or None: one value in every row, or strings that are mostly unique
+    (an identifier such as a name or a ticket number: a model memorizes the training rows' values and
+    meets unseen ones in every new row — ISLP's Auto, test r² 0.66 with its car names, 0.87 without)."""
+    values = series.dropna()
+    distinct = int(values.astype(str).nunique())
+    if distinct <= 1:
+        return f"one value in every row ({values.iloc[0]!r})" if distinct else "no values"
+    identifier = distinct > IDENTIFIER_MIN_DISTINCT * len(values) and len(values) >= IDENTIFIER_MIN_ROWS
+    if isinstance(feature, CategoryFeature) and identifier:
+        return f"an identifier ({distinct} different values in {len(values)} rows)"
+    return None
+
+
+def infer_columns(frame: pd.DataFrame, target: str | None, drop: list[str]) -> tuple[list[FeatureSpec], dict[str, str]]:
+    """The features inferred from a table's columns, and the columns left out with the reason for each.
+
+    A model reads one text, image or audio column; of several, the first is kept (for text, the one with
+    the most words a row) and the others are left out, so an inferred config always trains.
+    """
+    features: list[FeatureSpec] = []
+    left_out: dict[str, str] = {}
+    for column in frame.columns:
+        if column == target or column in drop:
+            continue
+        feature = infer_feature(column, frame[column])
+        reason = unused_reason(feature, frame[column])
+        if reason is None:
+            features.append(feature)
+        else:
+            left_out[column] = reason
+    for kind in ("text", "image", "audio"):
+        named = [f.name for f in features if f.type == kind]
+        if kind == "text":
+            named.sort(key=lambda name: -frame[name].dropna().astype(str).str.split().str.len().mean())
+        for extra in named[1:]:
+            left_out[extra] = f"a second {kind} column (a model reads one; kept: {named[0]})"
+    features = [f for f in features if f.name not in left_out]
+    return features, left_out
 
 
 def infer_task(series: pd.Series) -> str:
@@ -66,7 +113,7 @@ def infer_task(series: pd.Series) -> str:
 
 
 def infer_features(frame: pd.DataFrame, target: str | None, drop: list[str]) -> list[FeatureSpec]:
-    return [infer_feature(c, frame[c]) for c in frame.columns if c != target and c not in drop]
+    return infer_columns(frame, target, drop)[0]
 
 
 # ----------------------------------------------------------------------------- target
