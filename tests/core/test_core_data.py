@@ -165,3 +165,43 @@ def test_length_buckets_are_a_seeded_permutation_with_less_padding() -> None:
         return sum(int(lengths[batch].max()) * len(batch) for batch in order.split(32))
 
     assert padded(bucketed) < 0.6 * padded(batch_order(5_000, True, seed=3, epoch=2))
+
+
+WRITTEN = [
+    "$55,183.76",
+    "4.8 %",
+    "- $3",
+    "12",
+    "1,5",
+    "?",
+    "€ 1200",
+    "1 2",
+    " 7 ",
+    None,
+    "abc",
+    "-$-3",
+    "1e3",
+    "N/A",
+    "-",
+]
+
+
+def test_numbers_written_for_people_read_as_numbers_and_the_bundle_reads_them_alike() -> None:
+    """Currency signs, thousands commas and percent signs are read; "?", "N/A", "-" are missing; "1,5" and
+    "1 2" are not numbers (an error in `_numeric_values`). The torch-free bundle predictor agrees value by value."""
+    from modelforge.data.features import _numeric_values, numbers
+    from modelforge.export.bundle_predictor import written_number
+
+    read = numbers(pd.Series(WRITTEN, dtype=object)).tolist()
+    expected = [55183.76, 4.8, -3.0, 12.0, None, None, 1200.0, None, 7.0, None, None, None, 1000.0, None, None]
+    assert [None if np.isnan(v) else v for v in read] == expected
+    bundle = [written_number(v) for v in WRITTEN]
+    unreadable = [i for i, v in enumerate(bundle) if v is None]
+    assert unreadable == [4, 7, 10, 11]  # "1,5", "1 2", "abc", "-$-3": the bundle refuses what train refuses
+    assert all(
+        np.isnan(b) == np.isnan(r) and (np.isnan(b) or b == r)
+        for b, r in zip(bundle, read, strict=True)
+        if b is not None
+    )
+    with pytest.raises(DataError, match=r"column 'x': non-numeric value '1,5' at row\(s\) \[5, 8, 11, 12\];"):
+        _numeric_values(pd.Series(WRITTEN, dtype=object), "x")

@@ -317,3 +317,43 @@ def test_columns_that_teach_nothing_are_left_out_and_say_why(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     fitted = json.loads((run / "preprocessing.json").read_text())["features"]
     assert [(feature["name"], feature["type"]) for feature in fitted] == [("education", "category"), ("review", "text")]
+
+
+def test_numbers_written_for_people_and_dates_in_a_table_train_and_predict_without_edits(tmp_path: Path) -> None:
+    """Prices as "$1,234.50", shares as "12.5%" and ages with "?" for unknown are numeric features; a column
+    of dates, most of them different, is left out with that reason. init, train and predict need no edits."""
+    rng = np.random.default_rng(1)
+    rows = 200
+    income = rng.normal(50000, 15000, rows)
+    share = rng.uniform(0, 100, rows)
+    age = rng.integers(18, 80, rows).astype(object)
+    age[::25] = "?"
+    frame = pd.DataFrame(
+        {
+            "income": [f"${v:,.2f}" for v in income],
+            "share": [f"{v:.1f}%" for v in share],
+            "age": age,
+            "joined": (pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 900, rows), unit="D")).strftime(
+                "%Y-%m-%d"
+            ),
+            "y": np.where(income / 50000 + share / 50 > 2.0, "buy", "skip"),
+        }
+    )
+    frame.to_csv(tmp_path / "shop.csv", index=False)
+    config_path = init_config(tmp_path / "shop.csv", ["--target", "y"], tmp_path)
+    text = config_path.read_text()
+    config = yaml.safe_load(text)
+    assert {f["name"]: f["type"] for f in config["features"]} == {
+        "income": "numeric",
+        "share": "numeric",
+        "age": "numeric",
+    }
+    assert config["data"]["drop"] == ["joined"] and "# data.drop: joined: dates (" in text
+    run = tmp_path / "run"
+    result = modelforge_in_process("train", str(config_path), "--out", str(run), "--set", "train.epochs=30")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "eval.json").read_text())["accuracy"] >= 0.8  # the numbers were read, not memorized
+    predictions = tmp_path / "predictions.csv"
+    result = modelforge_in_process("predict", str(run), "--data", str(tmp_path / "shop.csv"), "--out", str(predictions))
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_csv(predictions)) == rows

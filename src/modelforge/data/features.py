@@ -26,11 +26,38 @@ def _check_fitted(obj: Any, attr: str) -> None:
         raise NotFittedError(f"{type(obj).__name__} for {obj.name!r} is not fitted: call fit first")
 
 
-def _numeric_values(series: pd.Series, name: str) -> np.ndarray:
+# what tables write for "no value" where a number belongs (pandas reads "NA", "null", "nan" … as missing already)
+MISSING_MARKERS = frozenset({"", "?", "-", "--", ".", "na", "n/a", "nan", "null", "none", "missing"})
+# a number written for people: an optional sign and currency sign, thousands grouped by commas, a percent sign
+_WRITTEN_NUMBER = re.compile(r"^\s*([-+]?)\s*[$€£¥]?\s*([-+]?(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d+)?)\s*%?\s*$")
+
+
+def numbers(series: pd.Series) -> pd.Series:
+    """A column's values as floats: plain numbers and numbers written as "$1,234.50", "12.5%" or "€3";
+    missing markers ("?", "N/A", "-", …) and anything else unreadable are NaN (`_numeric_values` names the latter)."""
     values = pd.to_numeric(series, errors="coerce")
-    bad = values.isna() & series.notna() & (series.astype(str).str.strip() != "")
+    if pd.api.types.is_numeric_dtype(series) or not values.isna().any():
+        return values.astype(np.float64)
+    unread = values.isna() & series.notna()
+    matches = series[unread].astype(str).str.extract(_WRITTEN_NUMBER)
+    digits = (matches[0].fillna("") + matches[1].fillna("").str.replace(",", "", regex=False)).str.replace(
+        "+", "", regex=False
+    )
+    values = values.astype(np.float64)
+    values[unread] = pd.to_numeric(digits.where(matches[1].str.contains(r"\d", na=False)), errors="coerce")
+    return values
+
+
+def missing_markers(series: pd.Series) -> pd.Series:
+    """Which values are written-out missing values (`MISSING_MARKERS`) or null."""
+    return series.isna() | series.astype(str).str.strip().str.lower().isin(MISSING_MARKERS)
+
+
+def _numeric_values(series: pd.Series, name: str) -> np.ndarray:
+    values = numbers(series)
+    bad = values.isna() & ~missing_markers(series)
     if bad.any():
-        rows = list(np.flatnonzero(bad.to_numpy())[:5] + 1)
+        rows = [int(row) + 1 for row in np.flatnonzero(bad.to_numpy())[:5]]
         raise DataError(
             f"column {name!r}: non-numeric value {series[bad].iloc[0]!r} at row(s) {rows}; "
             "declare it as a category feature or clean the data"

@@ -22,7 +22,7 @@ from modelforge.config import (
     TextFeature,
 )
 from modelforge.data.audio import looks_like_audio_paths
-from modelforge.data.features import encoder_from_config, encoder_from_json
+from modelforge.data.features import encoder_from_config, encoder_from_json, missing_markers, numbers
 from modelforge.data.readers import is_image_array_column, looks_like_image_paths
 from modelforge.errors import DataError, did_you_mean
 from modelforge.tasks import predicts_label_sets, predicts_labels
@@ -47,8 +47,8 @@ def infer_feature(name: str, series: pd.Series) -> FeatureSpec:
         return ImageFeature(name=name)
     if looks_like_audio_paths(series):
         return AudioFeature(name=name)
-    numeric = pd.to_numeric(series, errors="coerce")
-    if numeric.notna().mean() > 0.95:
+    written = series[~missing_markers(series)]
+    if len(written) and numbers(written).notna().mean() > 0.95:  # "$1,234", "12%" and "?" for missing included
         return NumericFeature(name=name)
     text = series.dropna().astype(str)
     mean_words = text.str.split().str.len().mean() if len(text) else 0
@@ -70,8 +70,23 @@ def unused_reason(feature: FeatureSpec, series: pd.Series) -> str | None:
         return f"one value in every row ({values.iloc[0]!r})" if distinct else "no values"
     identifier = distinct > IDENTIFIER_MIN_DISTINCT * len(values) and len(values) >= IDENTIFIER_MIN_ROWS
     if isinstance(feature, CategoryFeature) and identifier:
+        if looks_like_dates(values):
+            return (
+                f"dates ({distinct} different values in {len(values)} rows); dates are not a feature type: "
+                "to use one, add columns of numbers drawn from it (year, month, day of week)"
+            )
         return f"an identifier ({distinct} different values in {len(values)} rows)"
     return None
+
+
+def looks_like_dates(values: pd.Series) -> bool:
+    """Whether nearly every value (of up to 200) reads as a date or time: "2021-03-04", "3/4/2021 10:00"."""
+    sample = values.astype(str).head(200)
+    dated = sample.str.contains(r"\d") & (sample.str.len() >= 6) & sample.str.contains(r"[-/:.]")
+    if dated.mean() < 0.95:
+        return False
+    parsed = pd.to_datetime(sample[dated], errors="coerce", format="mixed")
+    return bool(parsed.notna().mean() >= 0.95)
 
 
 def infer_columns(frame: pd.DataFrame, target: str | None, drop: list[str]) -> tuple[list[FeatureSpec], dict[str, str]]:

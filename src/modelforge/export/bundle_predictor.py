@@ -36,6 +36,9 @@ BATCH_ROWS = 1024  # as `modelforge predict`: the text families trim padding per
 PAD, UNK = 0, 1
 WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 LOG_FLOOR = 1e-6
+# as modelforge.data.features: written-out missing values, and numbers written for people ("$1,234.50", "12%")
+MISSING_MARKERS = frozenset({"", "?", "-", "--", ".", "na", "n/a", "nan", "null", "none", "missing"})
+WRITTEN_NUMBER = re.compile(r"^\s*([-+]?)\s*[$€£¥]?\s*([-+]?(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d+)?)\s*%?\s*$")
 
 
 class BundleInputError(ValueError):
@@ -47,17 +50,28 @@ def _missing(value: Any) -> bool:
 
 
 # ----------------------------------------------------------------------------- tabular and text
+def written_number(value: Any) -> float | None:
+    """A number, NaN for a missing value, or None for a value that is neither (as `features.numbers`)."""
+    if _missing(value) or (isinstance(value, str) and value.strip().lower() in MISSING_MARKERS):
+        return math.nan
+    match = WRITTEN_NUMBER.match(str(value))
+    written = match[1] + match[2].replace(",", "").replace("+", "") if match and any(map(str.isdigit, match[2])) else ""
+    for text in (value, written):
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            pass
+    return None
+
+
 def numeric_feature(name: str, state: dict[str, Any], folder: Path) -> Callable[[list[Any]], np.ndarray]:
     def transform(values: list[Any]) -> np.ndarray:
         out = np.empty(len(values), dtype=np.float64)
         for row, value in enumerate(values):
-            if _missing(value) or (isinstance(value, str) and not value.strip()):
-                out[row] = np.nan
-                continue
-            try:
-                out[row] = float(value)
-            except (TypeError, ValueError):
-                raise BundleInputError(f"record {row + 1}, column {name!r}: not a number: {value!r}") from None
+            number = written_number(value)
+            if number is None:
+                raise BundleInputError(f"record {row + 1}, column {name!r}: not a number: {value!r}")
+            out[row] = number
         out = np.where(np.isnan(out), state["fill_"], out)
         scaled = (out - state["shift_"]) / state["scale_"]
         if state.get("clip_outliers") is not None:
