@@ -141,7 +141,7 @@ def starter_config_yaml(data: Path, target: str | None, task: str | None, out: P
     header = f"# modelforge config inferred from {data}; edit freely, then: modelforge train <this file>\n"
     header += "".join(f"# {note}\n" for note in notes)
     if "decision" not in config:
-        return header + yaml.safe_dump(config, sort_keys=False)
+        return header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
     decision = {key: config.pop(key) for key in ("decision", "calibrate")}
     positive = decision["decision"]["positive"]
     note = (
@@ -149,4 +149,9 @@ def starter_config_yaml(data: Path, target: str | None, task: str | None, out: P
         "# on the validation split for the best F1 instead of 0.5. Other rules: {max_flag_rate: 0.1},\n"
         "# {recall_at_precision: 0.9}, {precision_at_recall: 0.8}, {cost: {false_positive: 1, false_negative: 20}}\n"
     )
-    return header + yaml.safe_dump(config, sort_keys=False) + note + yaml.safe_dump(decision, sort_keys=False)
+    return (
+        header
+        + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+        + note
+        + yaml.safe_dump(decision, sort_keys=False, allow_unicode=True)
+    )

@@ -374,6 +374,7 @@ register_task(
         onnx_run="modelforge.export.graphs:load_onnx_recommender_run",
         starter="modelforge.training.recommend_init:recommendation_config",
         starter_markers=("u.data",),
+        recognizes="modelforge.training.recommend_init:recognizes_interactions",
         report="modelforge.evaluate.report:summary_report",
     )
 )

@@ -178,8 +178,9 @@ def corpus(folder: Path) -> Path:
         (corpus, [], ["train.max_steps=5", "train.eval_every=5", "train.eval_batches=1"]),
         (ratings_folder, [], ["train.epochs=1"]),
         (ratings_table, ["--task", "recommendation"], ["train.epochs=1"]),
+        (ratings_table, [], ["train.epochs=1"]),
     ],
-    ids=["text-file", "movielens-folder", "ratings-table"],
+    ids=["text-file", "movielens-folder", "ratings-table", "ratings-table-recognized"],
 )
 def test_tasks_with_their_own_starter_train_with_no_edits(
     make: Callable[[Path], Path], task_option: list[str], overrides: list[str], tmp_path: Path
@@ -357,3 +358,45 @@ def test_numbers_written_for_people_and_dates_in_a_table_train_and_predict_witho
     result = modelforge_in_process("predict", str(run), "--data", str(tmp_path / "shop.csv"), "--out", str(predictions))
     assert result.returncode == 0, result.stderr
     assert len(pd.read_csv(predictions)) == rows
+
+
+def test_a_table_of_interactions_is_recommendation_and_target_names_its_rating(tmp_path: Path) -> None:
+    """Columns a user and an item go by (customer_id, product), a rating (`--target`, else by name) and a time
+    (ts) and nothing else: init picks recommendation with no --task; a table with other columns beside them
+    stays a table task; --target on a MovieLens folder is refused in one line."""
+    from modelforge.tasks import task_for_file
+
+    frame = pd.read_csv(ratings_table(tmp_path)).rename(columns={"user_id": "customer_id", "movie_id": "product"})
+    frame["ts"] = np.arange(len(frame))
+    frame.rename(columns={"stars": "grade"}).to_csv(tmp_path / "shop.csv", sep=";", index=False)
+    config = yaml.safe_load(init_config(tmp_path / "shop.csv", ["--target", "grade"], tmp_path).read_text())
+    assert config["task"] == "recommendation"
+    assert config["recommend"] == {
+        "user": "customer_id", "item": "product", "rating": "grade", "time": "ts", "feedback": "explicit"
+    }  # fmt: skip
+    assert task_for_file(tmp_path / "shop.csv") is None  # "grade" is no rating name: a fourth column of its own
+    frame.assign(region="north").to_csv(tmp_path / "wide.csv", index=False)
+    assert task_for_file(tmp_path / "wide.csv", "stars") is None
+    (tmp_path / "ml").mkdir()
+    result = modelforge_in_process("init", str(ratings_folder(tmp_path / "ml")), "--target", "rating")
+    assert result.returncode == 2 and "MovieLens folder, whose ratings are its own" in result.stderr
+
+
+def test_a_semicolon_separated_table_with_decimal_commas_reads_as_numbers(tmp_path: Path) -> None:
+    """Spreadsheets in locales with a decimal comma write `;` between fields and "51,26" for numbers."""
+    rng = np.random.default_rng(0)
+    price = rng.normal(50, 10, ROWS)
+    lines = ["Prix unitaire;Température;étiquette"] + [
+        f"{p:.2f};{t:.1f};{label}".replace(".", ",")
+        for p, t, label in zip(price, rng.normal(size=ROWS), labels(), strict=True)
+    ]
+    (tmp_path / "euro.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config_path = init_config(tmp_path / "euro.csv", ["--target", "étiquette"], tmp_path)
+    text = config_path.read_text(encoding="utf-8")
+    assert "- name: Température" in text  # written as it is, not as an escape
+    config = yaml.safe_load(text)
+    assert {f["name"]: f["type"] for f in config["features"]} == {"Prix unitaire": "numeric", "Température": "numeric"}
+    result = modelforge_in_process("train", str(config_path), "--out", str(tmp_path / "run"), "--set", "train.epochs=1")
+    assert result.returncode == 0, result.stderr
+    scale = json.loads((tmp_path / "run" / "preprocessing.json").read_text())["features"][0]["state"]["shift_"]
+    assert 40 < scale < 60  # the prices' mean: "51,26" read as 51.26

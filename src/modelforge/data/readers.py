@@ -109,6 +109,9 @@ def read_data_with_rows(path: str | Path, bad_rows: str = "error") -> tuple[pd.D
     )
 
 
+CSV_SEPARATORS = (",", ";", "\t", "|")
+
+
 def read_table(path: Path) -> tuple[pd.DataFrame, ReadReport, list[int]]:
     """A table, the rows it could not read, and the row number of each row it kept."""
     suffix = path.suffix.lower()
@@ -119,7 +122,7 @@ def read_table(path: Path) -> tuple[pd.DataFrame, ReadReport, list[int]]:
             return frame, report, list(range(1, len(frame) + 1))
         if suffix in {".jsonl", ".json", ".ndjson"}:
             return (*_read_jsonl(path, report),)
-        return (*_read_delimited(path, "\t" if suffix == ".tsv" else ",", report),)
+        return (*_read_delimited(path, "\t" if suffix == ".tsv" else None, report),)
     except DataError:
         raise
     except OSError as exc:
@@ -129,8 +132,32 @@ def read_table(path: Path) -> tuple[pd.DataFrame, ReadReport, list[int]]:
         raise DataError(f"{path}: cannot read as {suffix[1:]} table: {first}") from None
 
 
-def _read_delimited(path: Path, sep: str, report: ReadReport) -> tuple[pd.DataFrame, ReadReport, list[int]]:
+def sample_rows(path: Path, rows: int = 2000) -> pd.DataFrame:
+    """The first rows of a table, cells of delimited files as text (enough to tell what a column holds)."""
+    suffix = path.suffix.lower()
+    if suffix in {".csv", ".tsv"}:
+        return pd.read_csv(path, sep=separator_of(path), nrows=rows, dtype=str, keep_default_na=False, na_values=[""])
+    return read_data(path).head(rows)
+
+
+def separator_of(path: Path) -> str:
+    """A delimited file's field separator: tab for .tsv, else the one its header line uses (`header_separator`)."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    with path.open(encoding="utf-8", errors="replace") as file:
+        return header_separator(file.readline())
+
+
+def header_separator(text: str) -> str:
+    """The field separator of a .csv: the one of `,` `;` `|` tab that splits the header into the most fields,
+    `,` on a tie (spreadsheets in locales with a decimal comma write `;`)."""
+    header = text.split("\n", 1)[0]
+    return max(CSV_SEPARATORS, key=lambda sep: len(next(csv.reader([header], delimiter=sep), [])))
+
+
+def _read_delimited(path: Path, sep: str | None, report: ReadReport) -> tuple[pd.DataFrame, ReadReport, list[int]]:
     text = read_utf8(path, DataError)
+    sep = sep or header_separator(text)
     reader = csv.reader(io.StringIO(text), delimiter=sep)
     header = next(reader, None)
     if header is None:
@@ -156,7 +183,9 @@ def _read_delimited(path: Path, sep: str, report: ReadReport) -> tuple[pd.DataFr
             [sep.join(_quote(v, sep) for v in header)] + [sep.join(_quote(v, sep) for v in r) for r in kept]
         )
     # keep_default_na=False keeps words like "null"/"NA" in text; empty cells are still missing
-    frame = pd.read_csv(io.StringIO(text), sep=sep, keep_default_na=False, na_values=[""])
+    # a `;`-separated file writes decimals with a comma ("51,26"), as the spreadsheets that write `;` do
+    decimal = "," if sep == ";" else "."
+    frame = pd.read_csv(io.StringIO(text), sep=sep, decimal=decimal, keep_default_na=False, na_values=[""])
     if len(frame) != len(rows):  # rows pandas reads differently from the csv module (whitespace-only lines)
         rows = list(range(1, len(frame) + 1))
     return frame, report, rows

@@ -23,11 +23,11 @@ import pandas as pd
 
 from modelforge.config import DataConfig, SpeechConfig
 from modelforge.data.audio import AUDIO_SUFFIXES, log_mel, read_wav, resample
+from modelforge.data.readers import TABLE_SUFFIXES, sample_rows, separator_of
 from modelforge.data.split import column_parts, split_rows
 from modelforge.errors import DataError, did_you_mean
 
 DEFAULT_TARGET = "text"
-TABLE_SUFFIXES = {".csv", ".tsv", ".jsonl", ".json", ".ndjson", ".parquet", ".pq"}
 FREE_TEXT_DISTINCT = 0.5  # a target whose values are mostly distinct is a transcript, not a class label
 FREE_TEXT_MIN_VALUES = 20
 
@@ -84,8 +84,7 @@ def holds_audio_paths(series: pd.Series) -> bool:
 def column_text(path: Path, frame: pd.DataFrame, column: str, rows: list[int]) -> list[str | None]:
     """The column's cells as written: a delimited file's raw text (pandas would read "014" as 14), else str()."""
     if path.suffix.lower() in {".csv", ".tsv"} and frame[column].dtype != object:
-        sep = "\t" if path.suffix.lower() == ".tsv" else ","
-        reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8")), delimiter=sep)
+        reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8")), delimiter=separator_of(path))
         header = next(reader)
         index = header.index(column)
         cells = [row[index] if len(row) == len(header) else "" for row in reader if row]  # numbered as read_table
@@ -269,14 +268,3 @@ def recognizes_speech_table(path: Path, target: str | None = None) -> bool:
     values = frame[name].dropna().astype(str)
     distinct = values.nunique()
     return distinct >= FREE_TEXT_MIN_VALUES and distinct >= FREE_TEXT_DISTINCT * len(values)
-
-
-def sample_rows(path: Path, rows: int = 2000) -> pd.DataFrame:
-    """The first rows of a table, cells as text (enough to tell a transcript column from a label)."""
-    suffix = path.suffix.lower()
-    if suffix in {".csv", ".tsv"}:
-        sep = "\t" if suffix == ".tsv" else ","
-        return pd.read_csv(path, sep=sep, nrows=rows, dtype=str, keep_default_na=False, na_values=[""])
-    from modelforge.data.readers import read_data
-
-    return read_data(path).head(rows)
