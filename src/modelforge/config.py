@@ -122,6 +122,7 @@ class ImageFeature(Section):
     size: tuple[int, int] | None = Field(None, description="resize to (height, width); default: first image")
     channels: Literal[1, 3] | None = Field(None, description="1 gray, 3 RGB; default: from data")
     augment: ImageAugment = ImageAugment()
+    root: str | None = Field(None, description="folder relative image paths are read from (default: the data's folder)")
 
 
 class AudioAugment(Section):
@@ -781,12 +782,14 @@ def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
         update={"train": train, "valid": resolve_files(data.valid), "test": resolve_files(data.test)}
     )
     features = config.features
-    if features and any(f.type == "audio" for f in features):
-        # relative WAV paths in a table are read from the table's folder unless `root` says otherwise
+    if features and any(f.type in ("audio", "image") for f in features):
+        # relative WAV and image paths in a table are read from the table's folder unless `root` says otherwise
         first = train[0] if isinstance(train, list) else train
         default_root = str(Path(first).parent) if first and Path(first).is_file() else None
         features = [
-            f.model_copy(update={"root": resolve(f.root) if f.root else default_root}) if f.type == "audio" else f
+            f.model_copy(update={"root": resolve(f.root) if f.root else default_root})
+            if isinstance(f, AudioFeature | ImageFeature)
+            else f
             for f in features
         ]
     return config.model_copy(update={"data": updated, "features": features})

@@ -83,6 +83,14 @@ def wav_table(folder: Path) -> Path:
     return folder / "clips.csv"
 
 
+def image_table(folder: Path) -> Path:
+    """The table holds image paths relative to its own folder (as datasets ship them)."""
+    pictures = image_folder(folder)
+    paths = sorted(p.relative_to(folder).as_posix() for p in pictures.rglob("*.png"))
+    pd.DataFrame({"file": paths, "y": [Path(p).parent.name for p in paths]}).to_csv(folder / "images.csv", index=False)
+    return folder / "images.csv"
+
+
 def wav_folder(folder: Path) -> Path:
     for seed, label in enumerate(("on", "off")):
         write_clips(folder / "sounds" / label, ROWS // 2, seed)
@@ -96,6 +104,7 @@ KINDS: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
     "text+numeric": (mixed_table, ["--target", "y"], "lstm"),
     "image folder": (image_folder, [], "cnn"),
     "image npz": (image_arrays, ["--target", "y"], "cnn"),
+    "image paths": (image_table, ["--target", "y"], "cnn"),
     "wav paths": (wav_table, ["--target", "y"], "audio_cnn"),
     "wav folder": (wav_folder, [], "audio_cnn"),
 }
@@ -400,3 +409,23 @@ def test_a_semicolon_separated_table_with_decimal_commas_reads_as_numbers(tmp_pa
     assert result.returncode == 0, result.stderr
     scale = json.loads((tmp_path / "run" / "preprocessing.json").read_text())["features"][0]["state"]["shift_"]
     assert 40 < scale < 60  # the prices' mean: "51,26" read as 51.26
+
+
+def test_an_image_that_cannot_be_read_is_one_line_or_skipped_when_asked(
+    tmp_path: Path, assert_one_line_error: OneLineError
+) -> None:
+    """A corrupt file in an image folder stops training with one line that names it and the way out;
+    with `data.bad_rows: skip` its row is left out with a warning and the run trains on the others."""
+    pictures = image_folder(tmp_path)
+    (pictures / "dog" / "broken.png").write_bytes(b"\x89PNG not really")
+    config = init_config(pictures, [], tmp_path)
+    result = modelforge_in_process("train", str(config), "--out", str(tmp_path / "run"), "--set", "train.epochs=1")
+    assert_one_line_error(result, "broken.png (UnidentifiedImageError); fix or remove the file, or set data.bad_rows")
+    run = tmp_path / "skipped"
+    sets = ["--set", "train.epochs=1", "--set", "data.bad_rows=skip"]
+    result = modelforge_in_process("train", str(config), "--out", str(run), *sets)
+    assert result.returncode == 0, result.stderr
+    assert f"skipped 1 of {ROWS + 1} rows whose image could not be read: {pictures / 'dog' / 'broken.png'}" in (
+        result.stderr
+    )
+    assert (run / "model.json").is_file()

@@ -274,9 +274,10 @@ class ImageEncoder:
         size: tuple[int, int] | None = None,
         channels: int | None = None,
         augment: dict[str, Any] | None = None,
+        root: str | None = None,
     ) -> None:
         self.name, self.size, self.channels = name, tuple(size) if size else None, channels
-        self.augment = augment or {}
+        self.augment, self.root = augment or {}, root
         self.size_: tuple[int, int] | None = None
         self.channels_: int | None = None
         self.mean_: list[float] | None = None
@@ -284,7 +285,7 @@ class ImageEncoder:
         self.pixel_range_: list[float] | None = None  # lowest and highest training pixel (older runs: none)
 
     def fit(self, series: pd.Series) -> ImageEncoder:
-        first = _load_image(series.iloc[0], self.name, 0)
+        first = _load_image(series.iloc[0], self.name, 0, self.root)
         self.channels_ = self.channels or (1 if first.ndim == 2 or first.shape[-1] == 1 else 3)
         self.size_ = tuple(self.size) if self.size else (first.shape[0], first.shape[1])  # type: ignore[assignment]
         sample = series.iloc[: min(len(series), 2000)]
@@ -306,7 +307,7 @@ class ImageEncoder:
         height, width = self.size_  # type: ignore[misc]
         out = np.empty((len(series), self.channels_, height, width), dtype=np.float32)  # type: ignore[arg-type]
         for row, value in enumerate(series):
-            image = _load_image(value, self.name, row)
+            image = _load_image(value, self.name, row, self.root)
             out[row] = _to_chw(image, self.channels_, (height, width))  # type: ignore[arg-type]
         return out
 
@@ -322,6 +323,7 @@ class ImageEncoder:
             "size": self.size,
             "channels": self.channels,
             "augment": self.augment,
+            "root": self.root,
             "size_": self.size_,
             "channels_": self.channels_,
             "mean_": self.mean_,
@@ -330,12 +332,15 @@ class ImageEncoder:
         }
 
 
-def _load_image(value: Any, name: str, row: int) -> np.ndarray:
+def _load_image(value: Any, name: str, row: int, root: str | None = None) -> np.ndarray:
+    """An image array, or the file at a path (a relative one not found as given is read from `root`)."""
     if isinstance(value, np.ndarray):
         return value.astype(np.float32)
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(str(value))
+    path = Path(str(value)).expanduser()
+    if not path.is_absolute() and not path.exists() and root:
+        path = Path(root) / path
     try:
         with Image.open(path) as image:
             image.load()
@@ -345,7 +350,8 @@ def _load_image(value: Any, name: str, row: int) -> np.ndarray:
         raise DataError(f"column {name!r} row {row + 1}: image file not found: {path}") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(
-            f"column {name!r} row {row + 1}: cannot decode image {path} ({exc.__class__.__name__})"
+            f"column {name!r} row {row + 1}: cannot decode image {path} ({exc.__class__.__name__}); "
+            "fix or remove the file, or set data.bad_rows: skip to leave out rows whose image cannot be read"
         ) from None
 
 

@@ -89,7 +89,8 @@ def read_data_with_rows(path: str | Path, bad_rows: str = "error") -> tuple[pd.D
         raise DataError(f"{path}: file not found")
     if path.is_dir():
         frame = read_image_folder(path)
-        return frame, list(range(1, len(frame) + 1))
+        rows = list(range(1, len(frame) + 1))
+        return skip_unreadable_images(path, frame, rows) if bad_rows == "skip" else (frame, rows)
     suffix = path.suffix.lower()
     if suffix == ".npz":
         frame = read_npz(path)
@@ -100,6 +101,8 @@ def read_data_with_rows(path: str | Path, bad_rows: str = "error") -> tuple[pd.D
             if bad_rows != "skip":
                 raise DataError(report.refusal())
             warnings.warn(report.skipped(), stacklevel=2)
+        if bad_rows == "skip":
+            frame, rows = skip_unreadable_images(path, frame, rows)
         if frame.empty:
             raise DataError(f"{path}: no rows")
         return frame, rows
@@ -110,6 +113,34 @@ def read_data_with_rows(path: str | Path, bad_rows: str = "error") -> tuple[pd.D
 
 
 CSV_SEPARATORS = (",", ";", "\t", "|")
+
+
+def skip_unreadable_images(path: Path, frame: pd.DataFrame, rows: list[int]) -> tuple[pd.DataFrame, list[int]]:
+    """With `data.bad_rows: skip`, rows whose image file is missing or cannot be decoded are left out (relative
+    paths are read as given, else from the data's folder), counted in a warning that names the first few."""
+    from modelforge.data.features import _load_image
+
+    columns = [c for c in frame.columns if not is_image_array_column(frame[c]) and looks_like_image_paths(frame[c])]
+    if not columns:
+        return frame, rows
+    root = str(path if path.is_dir() else path.parent)
+    bad = np.zeros(len(frame), dtype=bool)
+    for column in columns:
+        for index, value in enumerate(frame[column]):
+            try:
+                _load_image(value, str(column), index, root)
+            except DataError:
+                bad[index] = True
+    if not bad.any():
+        return frame, rows
+    shown = ", ".join(str(v) for v in frame.loc[bad, columns[0]].head(3))
+    warnings.warn(
+        f"{path}: skipped {int(bad.sum())} of {len(frame)} rows whose image could not be read: {shown}"
+        f"{' …' if bad.sum() > 3 else ''}",
+        stacklevel=2,
+    )
+    kept = frame[~bad].reset_index(drop=True)
+    return kept, [row for row, skip in zip(rows, bad, strict=True) if not skip]
 
 
 def read_table(path: Path) -> tuple[pd.DataFrame, ReadReport, list[int]]:

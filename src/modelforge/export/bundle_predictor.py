@@ -137,13 +137,13 @@ def image_feature(name: str, state: dict[str, Any], folder: Path) -> Callable[[l
     def transform(values: list[Any]) -> np.ndarray:
         raw = np.empty((len(values), channels, height, width), dtype=np.float32)
         for row, value in enumerate(values):
-            raw[row] = _to_chw(_load_image(value, name, row), channels, (height, width))
+            raw[row] = _to_chw(_load_image(value, name, row, state.get("root")), channels, (height, width))
         return (raw - mean) / std
 
     return transform
 
 
-def _load_image(value: Any, name: str, row: int) -> np.ndarray:
+def _load_image(value: Any, name: str, row: int, root: str | None = None) -> np.ndarray:
     if isinstance(value, np.ndarray | list):
         return np.asarray(value, dtype=np.float32)
     if _missing(value):
@@ -154,8 +154,11 @@ def _load_image(value: Any, name: str, row: int) -> np.ndarray:
         raise BundleInputError(
             f"record {row + 1}, column {name!r}: image files need Pillow (pip install pillow)"
         ) from None
+    path = Path(str(value)).expanduser()
+    if not path.is_absolute() and not path.exists() and root:
+        path = Path(root) / path
     try:
-        with Image.open(str(value)) as image:
+        with Image.open(path) as image:
             image.load()
             mode = "L" if image.mode in ("L", "1", "I", "I;16", "F") else "RGB"
             return np.asarray(image.convert(mode), dtype=np.float32) / 255.0
