@@ -450,6 +450,7 @@ register_task(
         onnx_export="modelforge.seq2seq.onnx:export_seq2seq_run",
         onnx_predictor="modelforge.seq2seq.onnx:load_onnx_translator",
         starter="modelforge.seq2seq.init:seq2seq_config",
+        recognizes="modelforge.seq2seq.init:recognizes_text_pairs",
         parallel_files=True,
     )
 )

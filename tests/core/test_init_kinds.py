@@ -429,3 +429,27 @@ def test_an_image_that_cannot_be_read_is_one_line_or_skipped_when_asked(
         result.stderr
     )
     assert (run / "model.json").is_file()
+
+
+def test_a_table_whose_target_is_free_text_is_seq2seq_and_labels_stay_classification(tmp_path: Path) -> None:
+    """One text column beside a target of sentences, mostly different (a translation table): seq2seq with no
+    --task. Targets of labels (few values, or one word each, or numbers) keep the table tasks."""
+    from modelforge.tasks import task_for_file
+
+    words = ["red", "green", "blue", "big", "small", "old", "new", "cat", "dog", "house"]
+    rng = np.random.default_rng(0)
+    english = [" ".join(rng.choice(words, 4)) for _ in range(60)]
+    frame = pd.DataFrame(
+        {"english": english, "pig_latin": [" ".join(w[1:] + w[0] + "ay" for w in s.split()) for s in english]}
+    )
+    frame.to_csv(tmp_path / "pairs.tsv", sep="\t", index=False)
+    assert task_for_file(tmp_path / "pairs.tsv", "pig_latin") == "seq2seq"
+    config = yaml.safe_load(init_config(tmp_path / "pairs.tsv", ["--target", "pig_latin"], tmp_path).read_text())
+    assert config["task"] == "seq2seq" and config["data"]["source"] == "english"
+    frame.assign(intent=[f"intent_{i}" for i in range(60)], score=rng.normal(size=60)).to_csv(tmp_path / "labels.csv")
+    labelled = pd.read_csv(tmp_path / "labels.csv")[["english", "intent"]]
+    labelled.to_csv(tmp_path / "intents.csv", index=False)
+    assert task_for_file(tmp_path / "intents.csv", "intent") is None  # one word a label
+    labelled.assign(intent=rng.normal(size=60)).to_csv(tmp_path / "amounts.csv", index=False)
+    assert task_for_file(tmp_path / "amounts.csv", "intent") is None  # numbers
+    assert task_for_file(tmp_path / "labels.csv", "pig_latin") is None  # more than one input column

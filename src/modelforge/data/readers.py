@@ -171,6 +171,19 @@ def sample_rows(path: Path, rows: int = 2000) -> pd.DataFrame:
     return read_data(path).head(rows)
 
 
+FREE_TEXT_DISTINCT = 0.5  # a column whose values are mostly distinct is free text (a transcript), not labels
+FREE_TEXT_MIN_VALUES = 20
+
+
+def holds_free_text(series: pd.Series) -> bool:
+    """Whether a column reads as free text — transcripts, translations: 20 or more values, mostly distinct,
+    and not numbers — rather than class labels or a quantity."""
+    values = series.dropna().astype(str)
+    distinct = values.nunique()
+    numbers = pd.to_numeric(values, errors="coerce").notna().mean() if len(values) else 0.0
+    return distinct >= FREE_TEXT_MIN_VALUES and distinct >= FREE_TEXT_DISTINCT * len(values) and numbers < 0.5
+
+
 def separator_of(path: Path) -> str:
     """A delimited file's field separator: tab for .tsv, else the one its header line uses (`header_separator`)."""
     if path.suffix.lower() == ".tsv":

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from modelforge.config import DataConfig, ParallelFiles
-from modelforge.data.readers import read_data
+from modelforge.data.readers import TABLE_SUFFIXES, holds_free_text, read_data, sample_rows
 from modelforge.data.split import named_split_column
 from modelforge.errors import DataError
 from modelforge.seq2seq.data import Pairs, read_pairs
@@ -69,6 +69,33 @@ def token_limit(texts: list[str], tokenizer: str) -> int:
     else:
         longest = max(len(t.encode("utf-8")) for t in texts) // 2  # BPE: ~2+ bytes a token on the longest text
     return int(min(512, max(32, 2 * (longest + 2))))
+
+
+def recognizes_text_pairs(path: Path, target: str | None = None) -> bool:
+    """For `modelforge init --target COLUMN` with no --task: a table of one text column beside the target
+    (and at most a split column), where the target is free text (mostly distinct values, not numbers, two
+    words or more on average): a translation or transcription table, not labels to classify."""
+    if target is None or not path.is_file() or path.suffix.lower() not in TABLE_SUFFIXES:
+        return False
+    try:
+        frame = sample_rows(path)
+    except (DataError, ValueError, OSError):
+        return False
+    if target not in frame.columns:
+        return False
+    split_column, _ = named_split_column(frame, [target])
+    sources = [c for c in frame.columns if c not in (target, split_column)]
+    if len(sources) != 1 or looks_like_media(frame[sources[0]]) or not holds_free_text(frame[target]):
+        return False
+    return bool(frame[target].dropna().astype(str).str.split().str.len().mean() >= 2)  # labels are a word or two
+
+
+def looks_like_media(series: Any) -> bool:
+    """Image or audio paths (other tasks' inputs), not text."""
+    from modelforge.data.audio import looks_like_audio_paths
+    from modelforge.data.readers import looks_like_image_paths
+
+    return bool(looks_like_image_paths(series) or looks_like_audio_paths(series))
 
 
 def seq2seq_config(data: Path, out: Path | None, target: str | None = None) -> dict[str, Any]:

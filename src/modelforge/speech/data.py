@@ -23,13 +23,11 @@ import pandas as pd
 
 from modelforge.config import DataConfig, SpeechConfig
 from modelforge.data.audio import AUDIO_SUFFIXES, log_mel, read_wav, resample
-from modelforge.data.readers import TABLE_SUFFIXES, sample_rows, separator_of
+from modelforge.data.readers import TABLE_SUFFIXES, holds_free_text, sample_rows, separator_of
 from modelforge.data.split import column_parts, split_rows
 from modelforge.errors import DataError, did_you_mean
 
 DEFAULT_TARGET = "text"
-FREE_TEXT_DISTINCT = 0.5  # a target whose values are mostly distinct is a transcript, not a class label
-FREE_TEXT_MIN_VALUES = 20
 
 
 @dataclass
@@ -265,6 +263,4 @@ def recognizes_speech_table(path: Path, target: str | None = None) -> bool:
     name = target or DEFAULT_TARGET
     if name not in frame.columns or not any(holds_audio_paths(frame[c]) for c in frame.columns if c != name):
         return False
-    values = frame[name].dropna().astype(str)
-    distinct = values.nunique()
-    return distinct >= FREE_TEXT_MIN_VALUES and distinct >= FREE_TEXT_DISTINCT * len(values)
+    return holds_free_text(frame[name])
