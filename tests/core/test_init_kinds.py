@@ -453,3 +453,37 @@ def test_a_table_whose_target_is_free_text_is_seq2seq_and_labels_stay_classifica
     labelled.assign(intent=rng.normal(size=60)).to_csv(tmp_path / "amounts.csv", index=False)
     assert task_for_file(tmp_path / "amounts.csv", "intent") is None  # numbers
     assert task_for_file(tmp_path / "labels.csv", "pig_latin") is None  # more than one input column
+
+
+def write_idx(path: Path, values: np.ndarray) -> None:
+    """MNIST's IDX format: 0 0, type 0x08 (unsigned bytes), rank, big-endian sizes, the values."""
+    import gzip
+
+    header = bytes([0, 0, 0x08, values.ndim]) + np.array(values.shape, dtype=">i4").tobytes()
+    raw = header + values.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+
+
+def test_a_folder_of_idx_files_is_images_with_their_published_test_split(
+    tmp_path: Path, assert_one_line_error: OneLineError
+) -> None:
+    """MNIST's layout (Fashion-MNIST's as Debian ships it): train-/t10k- images and labels, gzipped or not.
+    init reads a row per image and the files' train / test as data.split.column; it trains as written."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "fashion"
+    folder.mkdir()
+    for stem, rows, suffix in (("train", 40, ".gz"), ("t10k", 12, "")):
+        labels_ = np.arange(rows) % 2
+        pixels = (rng.random((rows, 8, 8)) * 60 + labels_[:, None, None] * 150).astype(np.uint8)
+        write_idx(folder / f"{stem}-images-idx3-ubyte{suffix}", pixels)
+        write_idx(folder / f"{stem}-labels-idx1-ubyte{suffix}", labels_)
+    config_path = init_config(folder, [], tmp_path)
+    config = yaml.safe_load(config_path.read_text())
+    assert config["data"]["split"]["column"] == "split" and config["features"] == [{"name": "image", "type": "image"}]
+    run = tmp_path / "run"
+    result = modelforge_in_process("train", str(config_path), "--out", str(run), "--set", "train.epochs=3")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "eval.json").read_text())["n"] == 12  # the t10k files are the test rows
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(bytes([0, 0, 0x08, 1, 0, 0, 0, 12, 1, 0]))  # 2 of 12 labels
+    result = modelforge_in_process("init", str(folder))
+    assert_one_line_error(result, "the IDX header says shape (12,) but the file holds 2 bytes of values")

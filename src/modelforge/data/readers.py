@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -88,7 +89,7 @@ def read_data_with_rows(path: str | Path, bad_rows: str = "error") -> tuple[pd.D
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.is_dir():
-        frame = read_image_folder(path)
+        frame = read_idx_folder(path) if idx_image_files(path) else read_image_folder(path)
         rows = list(range(1, len(frame) + 1))
         return skip_unreadable_images(path, frame, rows) if bad_rows == "skip" else (frame, rows)
     suffix = path.suffix.lower()
@@ -260,6 +261,61 @@ def _read_jsonl(path: Path, report: ReadReport) -> tuple[pd.DataFrame, ReadRepor
         rows.append(number)
     report.total, report.reason = number, "are not JSON objects"
     return pd.DataFrame.from_records(records), report, rows
+
+
+# IDX, the format MNIST and its kin ship in (Fashion-MNIST, KMNIST, EMNIST): type code → numpy dtype
+IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+             0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}  # fmt: skip
+IDX_IMAGES = re.compile(r"images[-.]idx3[-.]ubyte(\.gz)?$")
+
+
+def idx_image_files(folder: Path) -> list[Path]:
+    """The IDX image files of a folder (`train-images-idx3-ubyte.gz`, `t10k-images-idx3-ubyte`, …)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and IDX_IMAGES.search(p.name))
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One IDX file, gzipped or not: bytes 0 0 type ndim, then ndim big-endian int32 sizes, then the values."""
+    import gzip
+
+    with path.open("rb") as file:
+        raw = file.read()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: cannot decompress ({exc})") from None
+    if len(raw) < 4 or raw[0] or raw[1] or raw[2] not in IDX_TYPES:
+        raise DataError(f"{path}: not an IDX file (MNIST's format: it starts with bytes 0 0, a type code, a rank)")
+    dtype, rank = IDX_TYPES[raw[2]], raw[3]
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">i4", count=rank, offset=4)) if len(raw) >= 4 + 4 * rank else ()
+    offset = 4 + 4 * rank
+    if len(shape) != rank or len(raw) - offset != int(np.prod(shape)) * dtype.itemsize:
+        raise DataError(
+            f"{path}: the IDX header says shape {shape} but the file holds {len(raw) - offset} bytes of values"
+        )
+    return np.frombuffer(raw, dtype, offset=offset).reshape(shape)
+
+
+def read_idx_folder(folder: Path) -> pd.DataFrame:
+    """A folder of IDX image and label files (MNIST's layout): a row per image with its `label`, and a
+    `split` column (train / test, from `train-*` and `t10k-*` or `test-*`) when the folder has both."""
+    parts = []
+    for images in idx_image_files(folder):
+        labels = images.with_name(images.name.replace("images", "labels").replace("idx3", "idx1"))
+        if not labels.is_file():
+            raise DataError(f"{images}: no labels beside it (expected {labels.name})")
+        pixels, classes = read_idx(images), read_idx(labels)
+        if pixels.ndim != 3 or classes.ndim != 1 or len(pixels) != len(classes):
+            raise DataError(
+                f"{folder}: {images.name} holds {pixels.shape} and {labels.name} {classes.shape}; expected "
+                "N images of H×W and N labels"
+            )
+        stem = images.name[: IDX_IMAGES.search(images.name).start()].lower()  # type: ignore[union-attr]
+        part = "test" if "t10k" in stem or "test" in stem else "train"
+        parts.append(pd.DataFrame({"image": pd.Series(list(pixels), dtype=object), "label": classes, "split": part}))
+    frame = pd.concat(parts, ignore_index=True)
+    return frame if frame["split"].nunique() > 1 else frame.drop(columns=["split"])
 
 
 def read_npz(path: Path) -> pd.DataFrame:

@@ -54,8 +54,10 @@ def named_split_column(frame: pd.DataFrame, skip: list[str]) -> tuple[str | None
     """The first column (outside `skip`) that names each row's part — train, and valid or test — and the
     parts it names; (None, empty) when none does. Such a column is the data's own split (a published
     test set, say): what `init` writes as data.split.column, not a feature, not re-drawn at random."""
-    for column in frame.columns:
-        if column in skip or frame[column].isna().any():
+    for column in frame.columns if len(frame) else []:
+        if column in skip or frame[column].isna().any() or not isinstance(frame[column].iloc[0], str):
+            continue  # (arrays of pixels, numbers: no names of parts; and str() of 70,000 arrays takes a minute)
+        if split_parts(frame[column].head(100)) is None:
             continue
         parts = split_parts(frame[column])
         if parts is not None and "train" in set(parts) and len(set(parts)) > 1:
