@@ -113,11 +113,53 @@ def json_default(value: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- reading text and YAML
+# what compressed files start with: a `.csv.gz` (or .bz2, .xz) reads as its text
+COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "lzma"}
+COMPRESSED_SUFFIXES = {".gz", ".bz2", ".xz"}
+
+
+def decompressed(data: bytes, path: Path, error: type[Exception]) -> bytes:
+    """`data` as it was before gzip, bzip2 or xz compressed it (told by its first bytes); other bytes as they are."""
+    import importlib
+
+    for magic, module in COMPRESSED.items():
+        if data.startswith(magic):
+            try:
+                return importlib.import_module(module).decompress(data)  # type: ignore[no-any-return]
+            except (OSError, EOFError, ValueError) as exc:
+                raise error(f"{path}: cannot decompress ({exc})") from None
+    return data
+
+
+def head_text(path: Path, size: int = 65536) -> str:
+    """The first `size` bytes of a text file (decompressing as `decompressed` does), undecodable bytes replaced;
+    empty when a compressed file cannot be read."""
+    import importlib
+
+    with path.open("rb") as file:
+        start = file.read(8)
+    module = next((module for magic, module in COMPRESSED.items() if start.startswith(magic)), None)
+    opener = importlib.import_module(module).open if module else open
+    try:
+        with opener(path, "rb") as file:
+            return file.read(size).decode("utf-8", errors="replace")  # type: ignore[no-any-return]
+    except (OSError, EOFError, ValueError):  # a torn archive: reading it whole names the problem
+        return ""
+
+
+def plain_suffix(path: Path) -> str:
+    """A file's type by its name, a compression's suffix set aside: `data.csv.gz` → `.csv`."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if len(suffixes) >= 2 and suffixes[-1] in COMPRESSED_SUFFIXES:
+        return suffixes[-2]
+    return path.suffix.lower()
+
+
 def read_utf8(path: str | Path, error: type[Exception]) -> str:
-    """A text file's contents; `error` (a ModelforgeError from the caller's floor) naming the file and the
-    first bad byte when it is not UTF-8."""
+    """A text file's contents (decompressed when gzip, bzip2 or xz made it); `error` (a ModelforgeError from
+    the caller's floor) naming the file and the first bad byte when it is not UTF-8."""
     path = Path(path)
-    data = path.read_bytes()
+    data = decompressed(path.read_bytes(), path, error)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -487,3 +487,26 @@ def test_a_folder_of_idx_files_is_images_with_their_published_test_split(
     (folder / "t10k-labels-idx1-ubyte").write_bytes(bytes([0, 0, 0x08, 1, 0, 0, 0, 12, 1, 0]))  # 2 of 12 labels
     result = modelforge_in_process("init", str(folder))
     assert_one_line_error(result, "the IDX header says shape (12,) but the file holds 2 bytes of values")
+
+
+def test_compressed_tables_read_as_their_text(tmp_path: Path, assert_one_line_error: OneLineError) -> None:
+    """`.csv.gz` (and .bz2, .xz): init, train and predict read them as the table they hold; a torn
+    archive is one line."""
+    import gzip
+    import lzma
+
+    plain = table(tmp_path)
+    (tmp_path / "table.csv.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    (tmp_path / "table.csv.xz").write_bytes(lzma.compress(plain.read_bytes()))
+    config = init_config(tmp_path / "table.csv.gz", ["--target", "y"], tmp_path)
+    assert [f["name"] for f in yaml.safe_load(config.read_text())["features"]] == ["age", "colour"]
+    run = tmp_path / "run"
+    result = modelforge_in_process("train", str(config), "--out", str(run), "--set", "train.epochs=1")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "predictions.csv"
+    result = modelforge_in_process("predict", str(run), "--data", str(tmp_path / "table.csv.xz"), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_csv(out)) == ROWS
+    (tmp_path / "torn.csv.gz").write_bytes(gzip.compress(plain.read_bytes())[:40])
+    result = modelforge_in_process("init", str(tmp_path / "torn.csv.gz"), "--target", "y")
+    assert_one_line_error(result, "torn.csv.gz: cannot decompress")

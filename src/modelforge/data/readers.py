@@ -22,7 +22,7 @@ import pandas as pd
 
 from modelforge.datasets.catalog import DATASET_PREFIX, resolve_dataset_path
 from modelforge.errors import DataError
-from modelforge.files import read_utf8
+from modelforge.files import head_text, plain_suffix, read_utf8
 
 if TYPE_CHECKING:
     from modelforge.config import DataConfig
@@ -92,7 +92,7 @@ def read_data_with_rows(path: str | Path, bad_rows: str = "error") -> tuple[pd.D
         frame = read_idx_folder(path) if idx_image_files(path) else read_image_folder(path)
         rows = list(range(1, len(frame) + 1))
         return skip_unreadable_images(path, frame, rows) if bad_rows == "skip" else (frame, rows)
-    suffix = path.suffix.lower()
+    suffix = plain_suffix(path)
     if suffix == ".npz":
         frame = read_npz(path)
         return frame, list(range(1, len(frame) + 1))
@@ -146,7 +146,7 @@ def skip_unreadable_images(path: Path, frame: pd.DataFrame, rows: list[int]) -> 
 
 def read_table(path: Path) -> tuple[pd.DataFrame, ReadReport, list[int]]:
     """A table, the rows it could not read, and the row number of each row it kept."""
-    suffix = path.suffix.lower()
+    suffix = plain_suffix(path)
     report = ReadReport(str(path))
     try:
         if suffix in {".parquet", ".pq"}:
@@ -166,9 +166,14 @@ def read_table(path: Path) -> tuple[pd.DataFrame, ReadReport, list[int]]:
 
 def sample_rows(path: Path, rows: int = 2000) -> pd.DataFrame:
     """The first rows of a table, cells of delimited files as text (enough to tell what a column holds)."""
-    suffix = path.suffix.lower()
+    suffix = plain_suffix(path)
     if suffix in {".csv", ".tsv"}:
-        return pd.read_csv(path, sep=separator_of(path), nrows=rows, dtype=str, keep_default_na=False, na_values=[""])
+        try:
+            return pd.read_csv(
+                path, sep=separator_of(path), nrows=rows, dtype=str, keep_default_na=False, na_values=[""]
+            )
+        except (OSError, EOFError, ValueError, pd.errors.ParserError) as exc:  # a torn archive, a malformed line
+            raise DataError(f"{path}: cannot read ({exc})") from None
     return read_data(path).head(rows)
 
 
@@ -187,10 +192,9 @@ def holds_free_text(series: pd.Series) -> bool:
 
 def separator_of(path: Path) -> str:
     """A delimited file's field separator: tab for .tsv, else the one its header line uses (`header_separator`)."""
-    if path.suffix.lower() == ".tsv":
+    if plain_suffix(path) == ".tsv":
         return "\t"
-    with path.open(encoding="utf-8", errors="replace") as file:
-        return header_separator(file.readline())
+    return header_separator(head_text(path))
 
 
 def header_separator(text: str) -> str:

@@ -26,6 +26,7 @@ from modelforge.data.audio import AUDIO_SUFFIXES, log_mel, read_wav, resample
 from modelforge.data.readers import TABLE_SUFFIXES, holds_free_text, sample_rows, separator_of
 from modelforge.data.split import column_parts, split_rows
 from modelforge.errors import DataError, did_you_mean
+from modelforge.files import plain_suffix, read_utf8
 
 DEFAULT_TARGET = "text"
 
@@ -81,8 +82,8 @@ def holds_audio_paths(series: pd.Series) -> bool:
 
 def column_text(path: Path, frame: pd.DataFrame, column: str, rows: list[int]) -> list[str | None]:
     """The column's cells as written: a delimited file's raw text (pandas would read "014" as 14), else str()."""
-    if path.suffix.lower() in {".csv", ".tsv"} and frame[column].dtype != object:
-        reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8")), delimiter=separator_of(path))
+    if plain_suffix(path) in {".csv", ".tsv"} and frame[column].dtype != object:
+        reader = csv.reader(io.StringIO(read_utf8(path, DataError)), delimiter=separator_of(path))
         header = next(reader)
         index = header.index(column)
         cells = [row[index] if len(row) == len(header) else "" for row in reader if row]  # numbered as read_table
@@ -254,7 +255,7 @@ def training_features(
 def recognizes_speech_table(path: Path, target: str | None = None) -> bool:
     """For `modelforge init` with no --task: a table with a column of WAV paths whose target (--target, else
     `text`) is free text — mostly distinct values — rather than a class label."""
-    if not path.is_file() or path.suffix.lower() not in TABLE_SUFFIXES:
+    if not path.is_file() or plain_suffix(path) not in TABLE_SUFFIXES:
         return False
     try:
         frame = sample_rows(path)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from modelforge.errors import DataError, did_you_mean
+from modelforge.files import plain_suffix
 
 # column names people give users, items, ratings and times, in the order they are tried
 USER_COLUMNS = ("user", "user_id", "userid", "uid", "customer", "customer_id", "member_id", "client_id", "account_id")
@@ -84,7 +85,7 @@ def recognizes_interactions(path: Path, target: str | None = None) -> bool:
     names) and at most a rating (--target, or by name) and a time beside them."""
     from modelforge.data.readers import TABLE_SUFFIXES, sample_rows
 
-    if not path.is_file() or path.suffix.lower() not in TABLE_SUFFIXES:
+    if not path.is_file() or plain_suffix(path) not in TABLE_SUFFIXES:
         return False
     try:
         columns = list(sample_rows(path, rows=5).columns)
