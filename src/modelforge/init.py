@@ -17,6 +17,7 @@ from modelforge.tasks import load_entry, predicts_labels, task_for_file, task_na
 # the starter model, in order of preference among those the registry says take the data's inputs:
 # an encoder of its own for the richest input, the others fused beside it
 STARTER_MODELS = ("cnn", "audio_cnn", "lstm", "mlp")
+WHOLE_NUMBER_LABELS = 20  # a target of more whole numbers than this gets a note saying how init read them
 RARE_SHARE = 0.2  # a two-class target whose rarer class is below this share gets a tuned decision
 # model options a starter config writes beside the model's type, where the registry's defaults are the
 # cheap end: audio_cnn with two convolutions a block, 32-64-128 wide, held out FSDD speakers 0.890
@@ -53,14 +54,17 @@ def starter(data: Path, target: str | None, task: str | None, out: Path | None) 
             f"--target: column {target!r} not in {data}{did_you_mean(target, frame.columns)}; "
             f"columns: {', '.join(map(str, frame.columns))}"
         )
-    task = task or infer_task(frame[target])
     split_column, parts = named_split_column(frame, [target])
     features, left_out = infer_columns(frame, target, [split_column] if split_column else [])
     inputs = {FEATURE_INPUTS[f.type] for f in features}
+    notes = []
+    if task is None:
+        task = infer_task(frame[target], media=bool(inputs & {"image", "audio"}))
+        notes = task_notes(frame[target], task)
     model_type = starter_model(inputs)
     base = out.resolve().parent if out else Path.cwd()
     train_path = os.path.relpath(data.resolve(), base)
-    notes = [f"data.drop: {column}: {reason}" for column, reason in left_out.items()]
+    notes += [f"data.drop: {column}: {reason}" for column, reason in left_out.items()]
     return {
         "task": task,
         "seed": 0,
@@ -75,6 +79,17 @@ def starter(data: Path, target: str | None, task: str | None, out: Path | None) 
         "train": train_budget(len(frame), inputs),
         **imbalance_sections(frame[target], task),
     }, notes
+
+
+def task_notes(target: Any, task: str) -> list[str]:
+    """A line saying how an inferred task read a target of many whole numbers, which could be either."""
+    from modelforge.data.preprocess import whole_numbers
+
+    values = target.dropna()
+    if not whole_numbers(values) or values.nunique() <= WHOLE_NUMBER_LABELS:
+        return []
+    read, other = ("class ids", "regression") if task == "classification" else ("a quantity", "classification")
+    return [f"task: {task}: the target's {values.nunique()} whole-number values read as {read}; --task {other} if not"]
 
 
 def starter_split(column: str | None, parts: set[str], stratify: bool) -> dict[str, Any]:

@@ -129,6 +129,9 @@ def test_task_inference() -> None:
     assert infer_task(pd.Series(["a", "b"])) == "classification"
     assert infer_task(pd.Series([0, 1, 2, 1])) == "classification"
     assert infer_task(pd.Series(np.linspace(0, 1, 100))) == "regression"
+    class_ids = pd.Series(np.arange(620) % 62)  # EMNIST's 62 classes: a quantity in a table, class ids beside images
+    assert infer_task(class_ids) == "regression" and infer_task(class_ids, media=True) == "classification"
+    assert infer_task(pd.Series(np.linspace(0, 1, 100)), media=True) == "regression"
 
 
 def test_stratified_split_keeps_class_shares_and_is_seeded() -> None:

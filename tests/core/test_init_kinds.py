@@ -510,3 +510,17 @@ def test_compressed_tables_read_as_their_text(tmp_path: Path, assert_one_line_er
     (tmp_path / "torn.csv.gz").write_bytes(gzip.compress(plain.read_bytes())[:40])
     result = modelforge_in_process("init", str(tmp_path / "torn.csv.gz"), "--target", "y")
     assert_one_line_error(result, "torn.csv.gz: cannot decompress")
+
+
+def test_a_target_of_many_whole_numbers_gets_a_note_on_how_it_was_read(tmp_path: Path) -> None:
+    """Beside images, 62 integer labels are class ids (EMNIST); in a table, 80 are a quantity. Either way the
+    config says which reading init took and the --task for the other."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "letters.npz", x=rng.random((620, 8, 8)).astype(np.float32), y=np.arange(620) % 62)
+    text = init_config(tmp_path / "letters.npz", ["--target", "y"], tmp_path).read_text()
+    assert yaml.safe_load(text)["task"] == "classification"
+    assert "# task: classification: the target's 62 whole-number values read as class ids; --task regression" in text
+    pd.DataFrame({"x": rng.normal(size=400), "count": np.arange(400) % 80}).to_csv(tmp_path / "counts.csv", index=False)
+    (tmp_path / "t").mkdir()
+    text = init_config(tmp_path / "counts.csv", ["--target", "count"], tmp_path / "t").read_text()
+    assert yaml.safe_load(text)["task"] == "regression" and "read as a quantity; --task classification if not" in text

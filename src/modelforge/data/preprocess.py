@@ -118,14 +118,21 @@ def infer_columns(frame: pd.DataFrame, target: str | None, drop: list[str]) -> t
     return features, left_out
 
 
-def infer_task(series: pd.Series) -> str:
-    """Classification for labels (text, bool, few integers), regression for real values."""
+def whole_numbers(values: pd.Series) -> bool:
+    """Whether a column holds integers (or floats that all are)."""
+    if pd.api.types.is_integer_dtype(values):
+        return True
+    return pd.api.types.is_float_dtype(values) and bool(np.all(np.mod(values.to_numpy(), 1) == 0))
+
+
+def infer_task(series: pd.Series, media: bool = False) -> str:
+    """Classification for labels (text, bool, few integers; any integers beside images or audio, whose
+    targets are class ids: EMNIST's 62), regression for real values."""
     values = series.dropna()
     if pd.api.types.is_float_dtype(values):
-        whole = bool(np.all(np.mod(values.to_numpy(), 1) == 0))
-        return "classification" if whole and values.nunique() <= 20 else "regression"
+        return "classification" if whole_numbers(values) and (media or values.nunique() <= 20) else "regression"
     if pd.api.types.is_integer_dtype(values):
-        return "classification" if values.nunique() <= 50 else "regression"
+        return "classification" if media or values.nunique() <= 50 else "regression"
     return "classification"
 
 
