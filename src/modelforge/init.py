@@ -56,6 +56,11 @@ def starter(data: Path, target: str | None, task: str | None, out: Path | None) 
         )
     split_column, parts = named_split_column(frame, [target])
     features, left_out = infer_columns(frame, target, [split_column] if split_column else [])
+    if not features:
+        reasons = "; ".join(f"{column}: {reason}" for column, reason in left_out.items())
+        raise DataError(
+            f"{data}: no column besides the target {target!r} to learn from{f' ({reasons})' if reasons else ''}"
+        )
     inputs = {FEATURE_INPUTS[f.type] for f in features}
     notes = []
     if task is None:
@@ -88,7 +93,7 @@ def task_notes(target: Any, task: str) -> list[str]:
     values = target.dropna()
     if not whole_numbers(values) or values.nunique() <= WHOLE_NUMBER_LABELS:
         return []
-    read, other = ("class ids", "regression") if task == "classification" else ("a quantity", "classification")
+    read, other = ("class ids", "regression") if predicts_labels(task) else ("a quantity", "classification")
     return [f"task: {task}: the target's {values.nunique()} whole-number values read as {read}; --task {other} if not"]
 
 

@@ -524,3 +524,33 @@ def test_a_target_of_many_whole_numbers_gets_a_note_on_how_it_was_read(tmp_path:
     (tmp_path / "t").mkdir()
     text = init_config(tmp_path / "counts.csv", ["--target", "count"], tmp_path / "t").read_text()
     assert yaml.safe_load(text)["task"] == "regression" and "read as a quantity; --task classification if not" in text
+
+
+@pytest.mark.parametrize("orient", ["records", "wrapped", "columns", "lines"])
+def test_a_json_table_in_any_usual_shape_trains(orient: str, tmp_path: Path) -> None:
+    """A .json file holding an array of records, an object with one such array, columns as pandas writes
+    them by default, or JSON Lines: the same table."""
+    frame = pd.read_csv(table(tmp_path))
+    path = tmp_path / "table.json"
+    records = frame.to_dict(orient="records")
+    written = {
+        "records": json.dumps(records, indent=2),
+        "wrapped": json.dumps({"count": len(records), "data": records}),
+        "columns": frame.to_json(),
+        "lines": frame.to_json(orient="records", lines=True),
+    }
+    path.write_text(written[orient])
+    config = init_config(path, ["--target", "y"], tmp_path)
+    assert [f["name"] for f in yaml.safe_load(config.read_text())["features"]] == ["age", "colour"]
+    run = tmp_path / "run"
+    result = modelforge_in_process("train", str(config), "--out", str(run), "--set", "train.epochs=1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "eval.json").read_text())["n"] > 0
+
+
+def test_a_table_with_nothing_to_learn_from_is_one_line(tmp_path: Path, assert_one_line_error: OneLineError) -> None:
+    pd.DataFrame({"site": ["north"] * 60, "y": labels(60)}).to_csv(tmp_path / "flat.csv", index=False)
+    result = modelforge_in_process("init", str(tmp_path / "flat.csv"), "--target", "y")
+    assert_one_line_error(
+        result, "no column besides the target 'y' to learn from (site: one value in every row ('north'))"
+    )

@@ -69,7 +69,7 @@ def unused_reason(feature: FeatureSpec, series: pd.Series) -> str | None:
     values = series.dropna()
     distinct = int(values.astype(str).nunique())
     if distinct <= 1:
-        return f"one value in every row ({values.iloc[0]!r})" if distinct else "no values"
+        return f"one value in every row ({_json_scalar(values.iloc[0])!r})" if distinct else "no values"
     identifier = distinct > IDENTIFIER_MIN_DISTINCT * len(values) and len(values) >= IDENTIFIER_MIN_ROWS
     if isinstance(feature, CategoryFeature) and identifier:
         if looks_like_dates(values):

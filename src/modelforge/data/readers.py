@@ -15,7 +15,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -246,9 +246,32 @@ def _quote(value: str, sep: str) -> str:
     return value
 
 
+def json_document_records(text: str) -> list[Any] | None:
+    """The rows of a file that is one JSON document: an array of records, an object holding one such array
+    (`{"data": [...]}`), or columns (`{"age": {"0": 51, ...}, ...}` as pandas writes by default); None when
+    the text is not one JSON document (JSON Lines, a record a line)."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(document, dict):
+        arrays = [v for v in document.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        if len(arrays) == 1:
+            return arrays[0]  # type: ignore[no-any-return]
+        if document and all(isinstance(v, dict | list) for v in document.values()):
+            columns = {k: list(v.values()) if isinstance(v, dict) else v for k, v in document.items()}
+            if len({len(v) for v in columns.values()}) == 1:
+                return pd.DataFrame(columns).to_dict(orient="records")  # type: ignore[no-any-return]
+        return [document]  # one record
+    return document if isinstance(document, list) else None
+
+
 def _read_jsonl(path: Path, report: ReadReport) -> tuple[pd.DataFrame, ReadReport, list[int]]:
+    text = read_utf8(path, DataError)
+    document = json_document_records(text)
+    lines = [json.dumps(record) for record in document] if document is not None else text.splitlines()
     records, rows, number = [], [], 0
-    for line_number, line in enumerate(read_utf8(path, DataError).splitlines(), start=1):
+    for line_number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         number += 1
