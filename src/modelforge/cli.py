@@ -107,7 +107,7 @@ def _print_summary(run: Any) -> None:
     shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), int | float))
     typer.echo(f"{metrics.get('split', 'valid')}: {shown}")
     decision = getattr(run, "decision", None)
-    if decision is not None and (decision.threshold is not None or decision.calibration):
+    if decision is not None and decision.tuned():
         typer.echo(f"decision: {decision.rule()}")
     typer.echo(f"run: {run.path}")
 

@@ -248,6 +248,10 @@ class Decision:
         flagged = probabilities[:, self.positive] >= threshold
         return np.where(flagged, self.positive, 1 - self.positive)
 
+    def tuned(self) -> bool:
+        """Whether the run decides otherwise than by the most probable class (a threshold or a calibration)."""
+        return self.threshold is not None or bool(self.calibration)
+
     def rule(self) -> str:
         """The decision rule in one sentence (the model card states it)."""
         parts = []
@@ -458,6 +462,10 @@ class LabelSetDecision:
         """N×K booleans: each label whose probability is ≥ its threshold (`threshold`: one for all)."""
         cut = np.asarray(self.thresholds if threshold is None else [threshold] * len(self.classes))
         return probabilities >= cut  # type: ignore[no-any-return]
+
+    def tuned(self) -> bool:
+        """Whether the thresholds were chosen on the validation split (else 0.5 each)."""
+        return self.objective is not None
 
     def rule(self) -> str:
         goal = ", ".join(f"{k} {v}" for k, v in (self.objective or {}).items())

@@ -296,8 +296,8 @@ def test_a_column_naming_each_rows_split_is_the_split_not_a_feature(tmp_path: Pa
 
 
 def test_columns_that_teach_nothing_are_left_out_and_say_why(tmp_path: Path) -> None:
-    """A column with one value, a column of mostly unique short strings (an identifier: ISLP Auto's car
-    names took its test r² from 0.87 to 0.66) and a second text column go to `data.drop`, each with its
+    """A column with one value, a saved index, a column of mostly unique short strings (an identifier: ISLP
+    Auto's car names took its test r² from 0.87 to 0.66) and a second text column go to `data.drop`, each with its
     reason in a comment; a few multi-word values repeated over many rows (ISLP Wage's "2. HS Grad") are a
     category, not text. The config trains as written."""
     rng = np.random.default_rng(0)
@@ -313,12 +313,13 @@ def test_columns_that_teach_nothing_are_left_out_and_say_why(tmp_path: Path) -> 
             "y": labels(rows),
         }
     )
-    frame.to_csv(tmp_path / "people.csv", index=False)
+    frame.to_csv(tmp_path / "people.csv")  # with pandas' index: a column "Unnamed: 0" counting the rows
     config_path = init_config(tmp_path / "people.csv", ["--target", "y"], tmp_path)
     text = config_path.read_text()
     config = yaml.safe_load(text)
     assert {f["name"]: f["type"] for f in config["features"]} == {"education": "category", "review": "text"}
-    assert config["data"]["drop"] == ["region", "serial", "title"]
+    assert config["data"]["drop"] == ["Unnamed: 0", "region", "serial", "title"]
+    assert "# data.drop: Unnamed: 0: a row number (a saved index: the rows counted one by one)" in text
     assert "# data.drop: region: one value in every row ('2. Middle Atlantic')" in text
     assert f"# data.drop: serial: an identifier ({rows} different values in {rows} rows)" in text
     assert "# data.drop: title: a second text column (a model reads one; kept: review)" in text
@@ -554,3 +555,26 @@ def test_a_table_with_nothing_to_learn_from_is_one_line(tmp_path: Path, assert_o
     assert_one_line_error(
         result, "no column besides the target 'y' to learn from (site: one value in every row ('north'))"
     )
+
+
+def test_a_target_of_labels_joined_by_a_bar_is_multilabel_and_trains_from_the_command_line(tmp_path: Path) -> None:
+    """ "news|sport" in a tenth of the rows or more: init writes task multilabel; `train` prints its summary
+    (it raised on the multi-label decision's missing `threshold` before) and `predict` gives label sets."""
+    rng = np.random.default_rng(0)
+    topics = {"news": ["election", "vote"], "sport": ["match", "goal"], "tech": ["chip", "robot"]}
+    rows = []
+    for _ in range(120):
+        chosen = sorted(set(rng.choice(list(topics), 2)))
+        words = [word for topic in chosen for word in topics[topic]] + ["today", "report"]
+        rows.append((" ".join(rng.permutation(words)), "|".join(chosen)))
+    pd.DataFrame(rows, columns=["text", "tags"]).to_csv(tmp_path / "tags.csv", index=False)
+    config = init_config(tmp_path / "tags.csv", ["--target", "tags"], tmp_path)
+    assert yaml.safe_load(config.read_text())["task"] == "multilabel"
+    run = tmp_path / "run"
+    result = modelforge_in_process("train", str(config), "--out", str(run), "--set", "train.epochs=2")
+    assert result.returncode == 0, result.stderr
+    assert "micro_f1" in result.stdout and f"run: {run}" in result.stdout
+    out = tmp_path / "predictions.csv"
+    result = modelforge_in_process("predict", str(run), "--data", str(tmp_path / "tags.csv"), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert {"probability_news", "probability_sport", "probability_tech"} <= set(pd.read_csv(out).columns)

@@ -70,6 +70,8 @@ def unused_reason(feature: FeatureSpec, series: pd.Series) -> str | None:
     distinct = int(values.astype(str).nunique())
     if distinct <= 1:
         return f"one value in every row ({_json_scalar(values.iloc[0])!r})" if distinct else "no values"
+    if isinstance(feature, NumericFeature) and row_numbers(str(series.name), values):
+        return "a row number (a saved index: the rows counted one by one)"
     identifier = distinct > IDENTIFIER_MIN_DISTINCT * len(values) and len(values) >= IDENTIFIER_MIN_ROWS
     if isinstance(feature, CategoryFeature) and identifier:
         if looks_like_dates(values):
@@ -79,6 +81,20 @@ def unused_reason(feature: FeatureSpec, series: pd.Series) -> str | None:
             )
         return f"an identifier ({distinct} different values in {len(values)} rows)"
     return None
+
+
+ROW_NUMBER_NAMES = {"", "index", "id", "row", "rowid", "row_id", "level_0"}
+
+
+def row_numbers(name: str, values: pd.Series) -> bool:
+    """A column that counts the rows — named like an index (pandas writes `Unnamed: 0` for its own) and
+    holding consecutive distinct integers: nothing a model should learn from (sorted data makes it a leak)."""
+    if name.strip().lower() not in ROW_NUMBER_NAMES and not name.startswith("Unnamed:"):
+        return False
+    numbers_ = pd.to_numeric(values, errors="coerce")
+    if numbers_.isna().any() or not whole_numbers(numbers_) or numbers_.nunique() != len(numbers_):
+        return False
+    return bool(numbers_.max() - numbers_.min() == len(numbers_) - 1)
 
 
 def looks_like_dates(values: pd.Series) -> bool:
@@ -118,6 +134,21 @@ def infer_columns(frame: pd.DataFrame, target: str | None, drop: list[str]) -> t
     return features, left_out
 
 
+def label_sets(values: pd.Series) -> bool:
+    """Whether a target holds sets of labels: lists (JSON Lines), or labels joined by `|` in a tenth of the
+    rows or more ("news|sport"), each a word or two."""
+    if values.map(lambda v: isinstance(v, list | tuple | np.ndarray)).any():
+        return True
+    if pd.api.types.is_numeric_dtype(values) or values.empty:
+        return False
+    texts = values.astype(str)
+    joined = texts.str.contains(LABEL_SEPARATOR, regex=False)
+    if joined.mean() < 0.1:
+        return False
+    parts = texts.str.split(LABEL_SEPARATOR, regex=False).explode().str.strip()
+    return bool((parts != "").all() and parts.str.split().str.len().max() <= 2)
+
+
 def whole_numbers(values: pd.Series) -> bool:
     """Whether a column holds integers (or floats that all are)."""
     if pd.api.types.is_integer_dtype(values):
@@ -129,6 +160,8 @@ def infer_task(series: pd.Series, media: bool = False) -> str:
     """Classification for labels (text, bool, few integers; any integers beside images or audio, whose
     targets are class ids: EMNIST's 62), regression for real values."""
     values = series.dropna()
+    if label_sets(values):
+        return "multilabel"
     if pd.api.types.is_float_dtype(values):
         return "classification" if whole_numbers(values) and (media or values.nunique() <= 20) else "regression"
     if pd.api.types.is_integer_dtype(values):
