@@ -47,6 +47,12 @@ def test_every_problem_names_row_and_field() -> None:
     assert "expected a number" in message[(1, "age")]
 
 
+def test_numbers_as_a_table_writes_them_are_read_as_training_read_them() -> None:
+    """A record copied from the training CSV may carry "$1,234.50", "12%" or "?": read as `predict` reads them."""
+    cleaned = SCHEMA.validate([{**GOOD, "age": "$1,234.50"}, {**GOOD, "age": "12%"}, {**GOOD, "age": "?"}])
+    assert [cleaned[0]["age"], cleaned[1]["age"]] == [1234.5, 12.0] and np.isnan(cleaned[2]["age"])
+
+
 @pytest.mark.parametrize(
     ("photo", "expected"),
     [

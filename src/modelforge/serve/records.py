@@ -270,6 +270,16 @@ def describe(value: Any) -> str:
 def check_numeric(value: Any) -> float:
     if value is None:
         return math.nan  # imputed like a missing training value
+    if isinstance(value, str):  # as the training table wrote it: "$1,234.50", "12%", "?" for missing
+        import pandas as pd
+
+        from modelforge.data.features import missing_markers, numbers
+
+        text = pd.Series([value], dtype=object)
+        number = float(numbers(text).iloc[0])
+        if math.isnan(number) and not bool(missing_markers(text).iloc[0]):
+            raise ValueError(f"expected a number or null, got {describe(value)}")
+        return number
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number or null, got {describe(value)}")
     try:
