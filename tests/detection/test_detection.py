@@ -35,7 +35,9 @@ def tiny_config(data: Path, **train: Any) -> dict[str, Any]:
         "seed": 3,
         "data": {"train": str(data), "split": {"valid": 0.2, "test": 0.0}},
         "model": {"type": "detector", "widths": [8, 16, 32], "head_width": 16},
-        "train": {"epochs": 12, "batch_size": 16, "lr": 0.01, "warmup_steps": 10, "threads": 1, **train},
+        # precision pinned: `auto` picks by a timed probe, so a loaded machine could train another model
+        "train": {"epochs": 12, "batch_size": 16, "lr": 0.01, "warmup_steps": 10, "threads": 1, "precision": "fp32"}
+        | train,
         "detection": {"image_size": 64},
     }
 
@@ -411,3 +413,44 @@ def test_tune_optimizes_validation_map(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(config))
     refused = modelforge_in_process("tune", str(path), "--out", str(tmp_path / "study2"))
     assert refused.returncode == 2 and "valid_map" in refused.stderr, refused.stderr
+
+
+def split_layout(root: Path, layout: str) -> Path:
+    """A YOLO set as exports lay it out by split: Roboflow's train/images + train/labels with a data.yaml,
+    or Ultralytics' images/train + labels/train."""
+    valid = "valid" if layout == "roboflow" else "val"
+    for part, n, seed in (("train", 12, 0), (valid, 4, 1), ("test", 4, 2)):
+        write_yolo(root / "parts" / part, n, seed=seed)
+        for kind in ("images", "labels"):
+            target = root / part / kind if layout == "roboflow" else root / kind / part
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(root / "parts" / part / kind, target)
+    shutil.rmtree(root / "parts")
+    if layout == "roboflow":  # its paths are written relative to a folder above the file
+        (root / "data.yaml").write_text(
+            "train: ../train/images\nval: ../valid/images\ntest: ../test/images\nnc: 2\nnames: ['square', 'disc']\n"
+        )
+    return root
+
+
+@pytest.mark.parametrize("layout", ["roboflow", "ultralytics"])
+def test_init_on_a_yolo_set_laid_out_by_split_keeps_its_parts(layout: str, tmp_path: Path) -> None:
+    """The root of such a set (or its data.yaml) is detection with each part as data.train / valid / test,
+    not an image classification over the part names; the run's test images are the test part's."""
+    from modelforge.tasks import task_for_file
+
+    root = split_layout(tmp_path / "set", layout)
+    given = root / "data.yaml" if layout == "roboflow" else root
+    assert task_for_file(given) == "detection"
+    config_path = tmp_path / "config.yaml"
+    result = modelforge_in_process("init", str(given), "--out", str(config_path))
+    assert result.returncode == 0, result.stderr
+    data = yaml.safe_load(config_path.read_text())["data"]
+    parts = ("train", "valid", "test") if layout == "roboflow" else ("train", "val", "test")
+    expected = [root / p / "images" for p in parts] if layout == "roboflow" else [root / "images" / p for p in parts]
+    read = [(config_path.parent / data[key]).resolve() for key in ("train", "valid", "test")]
+    assert read == [p.resolve() for p in expected] and "split" not in data
+    run = tmp_path / "run"
+    result = modelforge_in_process("train", str(config_path), "--out", str(run), "--set", "train.epochs=1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "eval.json").read_text())["images"] == 4

@@ -86,8 +86,60 @@ def yolo_images_folder(path: Path) -> Path | None:
 
 
 def recognizes_detection_data(path: Path) -> bool:
-    """For `modelforge init` with no --task: COCO annotation JSON, or a YOLO folder."""
-    return is_coco_file(path) or yolo_images_folder(path) is not None
+    """For `modelforge init` with no --task: COCO annotation JSON, or a YOLO folder or its data.yaml."""
+    return is_coco_file(path) or bool(yolo_splits(path)) or yolo_images_folder(path) is not None
+
+
+# a YOLO set laid out by split: each part's folder names, as exports write them
+SPLIT_FOLDERS = {"train": ("train", "training"), "valid": ("valid", "val", "validation", "dev"), "test": ("test",)}
+SPLIT_KEYS = {"train": "train", "valid": "val", "test": "test"}  # data.yaml's keys (Ultralytics)
+
+
+def yolo_splits(path: Path) -> dict[str, Path]:
+    """The images folder of each part of a YOLO set laid out by split — `train/images` beside `train/labels`
+    (Roboflow's export), `images/train` beside `labels/train` (Ultralytics'), or the folders a data.yaml
+    names — keyed train / valid / test; {} for anything else (one folder of images is no split)."""
+    if path.is_file() and path.suffix.lower() in (".yaml", ".yml"):
+        return yaml_splits(path)
+    if not path.is_dir():
+        return {}
+    if (path / "data.yaml").is_file() and (named := yaml_splits(path / "data.yaml")):
+        return named
+    found: dict[str, Path] = {}
+    for part, names in SPLIT_FOLDERS.items():
+        for images in [folder for name in names for folder in (path / name / "images", path / "images" / name)]:
+            labels = labels_folder(images)
+            if part not in found and images.is_dir() and labels is not None and labels.is_dir():
+                found[part] = images
+    return found if "train" in found else {}
+
+
+def yaml_splits(file: Path) -> dict[str, Path]:
+    """The image folders an Ultralytics data.yaml names (`train:`, `val:`, `test:`; relative to its `path:`,
+    else to the file's folder; Roboflow's `../train/images` read from the file's folder too)."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        return {}
+    if not isinstance(raw, dict) or "names" not in raw:
+        return {}
+    root = file.parent / str(raw.get("path") or "")
+    found: dict[str, Path] = {}
+    for part, key in SPLIT_KEYS.items():
+        value = raw.get(key)
+        value = value[0] if isinstance(value, list) and value else value
+        if not isinstance(value, str):
+            continue
+        relative = Path(value.removeprefix("./"))
+        stripped = Path(*[p for p in relative.parts if p != ".."]) if not relative.is_absolute() else relative
+        folder = next(
+            (c for c in (root / relative, file.parent / relative, file.parent / stripped) if c.is_dir()), None
+        )
+        if folder is not None:
+            found[part] = folder.resolve()
+    return found if "train" in found else {}
 
 
 # ----------------------------------------------------------------------------- COCO

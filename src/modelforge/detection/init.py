@@ -11,8 +11,9 @@ Everything is chosen from what the data looks like, nothing from any one data se
   proportion to the pixels: 12,000 at 512), 6 to 150 epochs; batch 32 (16 above a 384 side), AdamW
   with a cosine schedule after a short warm-up. At least 6 passes: from 20,000 images on, the
   budget grows with the data;
-- split: data.valid / data.test from sibling files (val.json, test.json; images/val, images/test)
-  when they exist, else 10% + 10% of the images.
+- split: data.valid / data.test from sibling files (val.json, test.json; images/val, images/test) or
+  the parts of a YOLO set laid out by split (train/images, images/train, a data.yaml) when they exist,
+  else 10% + 10% of the images.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from modelforge.detection.data import DetectionSet, labels_folder, read_detection_set, yolo_images_folder
+from modelforge.detection.data import (
+    DetectionSet,
+    labels_folder,
+    read_detection_set,
+    yolo_images_folder,
+    yolo_splits,
+)
 
 PRESENTATIONS = 120_000  # images seen in training (augmented), at an input side of 160 or less
 MIN_EPOCHS = 6
@@ -72,8 +79,10 @@ def detection_config(data: Path, out: Path | None) -> dict[str, Any]:
     def relative(path: Path) -> str:
         return os.path.relpath(path.resolve(), base)
 
+    splits = yolo_splits(data)  # a YOLO set laid out by split: its own parts, not shares drawn at random
+    data = splits.pop("train", data)
     train = read_detection_set(data)
-    held_out = held_out_files(data)
+    held_out = splits or held_out_files(data)
     side = input_side(train)
     n = len(train)
     split = {"valid": 0.0 if "valid" in held_out else 0.1, "test": 0.0 if "test" in held_out else 0.1}
