@@ -343,6 +343,7 @@ register_task(
         generate="modelforge.text.cli:generate_text",
         starter="modelforge.text.init:language_model_config",
         starter_markers=(".txt", ".text", ".md"),
+        recognizes="modelforge.text.data:recognizes_corpus_folder",
     )
 )
 

@@ -91,6 +91,15 @@ def image_table(folder: Path) -> Path:
     return folder / "images.csv"
 
 
+def text_folder(folder: Path) -> Path:
+    """A text per file in a folder per class (aclImdb's pos/ and neg/)."""
+    for label, phrases in (("pos", PHRASES[::2]), ("neg", PHRASES[1::2])):
+        (folder / "reviews" / label).mkdir(parents=True)
+        for i in range(ROWS // 2):
+            (folder / "reviews" / label / f"{i}.txt").write_text(f"{phrases[i % 2]}, take {i}", encoding="utf-8")
+    return folder / "reviews"
+
+
 def wav_folder(folder: Path) -> Path:
     for seed, label in enumerate(("on", "off")):
         write_clips(folder / "sounds" / label, ROWS // 2, seed)
@@ -107,6 +116,7 @@ KINDS: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
     "image paths": (image_table, ["--target", "y"], "cnn"),
     "wav paths": (wav_table, ["--target", "y"], "audio_cnn"),
     "wav folder": (wav_folder, [], "audio_cnn"),
+    "text folder": (text_folder, [], "lstm"),
 }
 
 
@@ -181,15 +191,24 @@ def corpus(folder: Path) -> Path:
     return folder / "corpus.txt"
 
 
+def chapters(folder: Path) -> Path:
+    """A corpus split over files: a folder of .txt files and nothing else."""
+    (folder / "book").mkdir()
+    for i in range(3):
+        (folder / "book" / f"chapter{i}.txt").write_text(f"chapter {i}. to be or not to be.\n" * 40, encoding="utf-8")
+    return folder / "book"
+
+
 @pytest.mark.parametrize(
     ("make", "task_option", "overrides"),
     [
         (corpus, [], ["train.max_steps=5", "train.eval_every=5", "train.eval_batches=1"]),
+        (chapters, [], ["train.max_steps=5", "train.eval_every=5", "train.eval_batches=1"]),
         (ratings_folder, [], ["train.epochs=1"]),
         (ratings_table, ["--task", "recommendation"], ["train.epochs=1"]),
         (ratings_table, [], ["train.epochs=1"]),
     ],
-    ids=["text-file", "movielens-folder", "ratings-table", "ratings-table-recognized"],
+    ids=["text-file", "text-folder", "movielens-folder", "ratings-table", "ratings-table-recognized"],
 )
 def test_tasks_with_their_own_starter_train_with_no_edits(
     make: Callable[[Path], Path], task_option: list[str], overrides: list[str], tmp_path: Path

@@ -399,7 +399,12 @@ def read_image_folder(path: Path) -> pd.DataFrame:
         sounds = [(str(f), c.name) for c in classes for f in sorted(c.rglob("*")) if f.suffix.lower() in AUDIO_SUFFIXES]
         if sounds:
             return pd.DataFrame(sounds, columns=["audio", "label"])
-        raise DataError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) or WAV files in its class folders")
+        documents = [(f, c.name) for c in classes for f in sorted(c.rglob("*")) if f.suffix.lower() == ".txt"]
+        if documents:  # a text per file, its class the folder (aclImdb's pos/ and neg/)
+            return pd.DataFrame([(read_utf8(f, DataError), label) for f, label in documents], columns=["text", "label"])
+        raise DataError(
+            f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}), WAV files or .txt files in its class folders"
+        )
     return pd.DataFrame(rows, columns=["image", "label"])
 
 

@@ -38,11 +38,37 @@ def read_text_file(path: str | Path) -> str:
         raise DataError(f"{path}: not UTF-8 text (undecodable byte at offset {exc.start})") from None
 
 
-def read_corpus(files: str | list[str], text_column: str | None = None) -> str:
-    """Concatenate text files (or a table's text column, one row per line) into one string."""
-    parts = []
+CORPUS_SUFFIXES = {".txt", ".text", ".md", ".rst"}  # the files a corpus folder contributes
+
+
+def corpus_files(files: str | list[str]) -> list[Path]:
+    """The files of data.train: each named file, and for a folder its text files (`CORPUS_SUFFIXES`, sorted)."""
+    found: list[Path] = []
     for name in [files] if isinstance(files, str) else files:
         path = Path(name)
+        if not path.is_dir():
+            found.append(path)
+            continue
+        texts = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES)
+        if not texts:
+            raise DataError(f"{path}: no text files ({', '.join(sorted(CORPUS_SUFFIXES))}) in the folder")
+        found.extend(texts)
+    return found
+
+
+def recognizes_corpus_folder(path: Path) -> bool:
+    """For `modelforge init` with no --task: a folder of text files and no subfolders (a book in chapters)."""
+    if not path.is_dir():
+        return False
+    entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+    return bool(entries) and all(p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES for p in entries)
+
+
+def read_corpus(files: str | list[str], text_column: str | None = None) -> str:
+    """Concatenate text files (or a table's text column, one row per line) into one string; a folder
+    gives its text files in name order."""
+    parts = []
+    for path in corpus_files(files):
         if text_column is not None or path.suffix.lower() not in TEXT_SUFFIXES:
             parts.append(_read_text_column(path, text_column))
         else:
@@ -69,8 +95,8 @@ def corpus_key(files: str | list[str], tokenizer: str, vocab_size: int, text_col
     from modelforge.files import file_sha256
 
     digest = hashlib.sha256()
-    for name in [files] if isinstance(files, str) else files:
-        digest.update(file_sha256(name).encode())
+    for path in corpus_files(files):
+        digest.update(file_sha256(path).encode())
     settings = f"{tokenizer}:{vocab_size if tokenizer == 'bpe' else 0}:{text_column}"
     digest.update(settings.encode())
     return digest.hexdigest()[:20]
