@@ -142,9 +142,11 @@ def head_text(path: Path, size: int = 65536) -> str:
     opener = importlib.import_module(module).open if module else open
     try:
         with opener(path, "rb") as file:
-            return file.read(size).decode("utf-8", errors="replace")  # type: ignore[no-any-return]
+            head = file.read(size)
     except (OSError, EOFError, ValueError):  # a torn archive: reading it whole names the problem
         return ""
+    utf16 = head[:2] in (b"\xff\xfe", b"\xfe\xff")
+    return head.decode("utf-16" if utf16 else "utf-8", errors="replace")
 
 
 def plain_suffix(path: Path) -> str:
@@ -160,6 +162,11 @@ def read_utf8(path: str | Path, error: type[Exception]) -> str:
     the caller's floor) naming the file and the first bad byte when it is not UTF-8."""
     path = Path(path)
     data = decompressed(path.read_bytes(), path, error)
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its byte-order mark (Excel's "Unicode text")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise error(f"{path}: starts as UTF-16 text but does not decode as it; save it as UTF-8") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

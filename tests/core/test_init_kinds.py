@@ -597,3 +597,15 @@ def test_a_target_of_labels_joined_by_a_bar_is_multilabel_and_trains_from_the_co
     result = modelforge_in_process("predict", str(run), "--data", str(tmp_path / "tags.csv"), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert {"probability_news", "probability_sport", "probability_tech"} <= set(pd.read_csv(out).columns)
+
+
+def test_a_utf16_table_reads_and_latin1_is_one_line(tmp_path: Path, assert_one_line_error: OneLineError) -> None:
+    """Spreadsheets save "Unicode text" as UTF-16 with a byte-order mark: read as such. Bytes that are
+    neither (Latin-1's é) are refused in one line naming the byte and line."""
+    plain = table(tmp_path).read_text(encoding="utf-8")
+    (tmp_path / "wide.csv").write_bytes(plain.replace("\n", "\r\n").encode("utf-16"))
+    config = yaml.safe_load(init_config(tmp_path / "wide.csv", ["--target", "y"], tmp_path).read_text())
+    assert [f["name"] for f in config["features"]] == ["age", "colour"]
+    (tmp_path / "latin.csv").write_bytes("age,y\n1,café\n2,no\n".encode("latin-1"))
+    result = modelforge_in_process("init", str(tmp_path / "latin.csv"), "--target", "y")
+    assert_one_line_error(result, "latin.csv: not UTF-8 text (byte 0xe9 on line 2); save it as UTF-8")
