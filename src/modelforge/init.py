@@ -62,7 +62,7 @@ def starter(data: Path, target: str | None, task: str | None, out: Path | None) 
             f"{data}: no column besides the target {target!r} to learn from{f' ({reasons})' if reasons else ''}"
         )
     inputs = {FEATURE_INPUTS[f.type] for f in features}
-    notes = []
+    notes: list[str] = []
     if task is None:
         task = infer_task(frame[target], media=bool(inputs & {"image", "audio"}))
         notes = task_notes(frame[target], task)

@@ -285,7 +285,7 @@ class ImageEncoder:
         self.pixel_range_: list[float] | None = None  # lowest and highest training pixel (older runs: none)
 
     def fit(self, series: pd.Series) -> ImageEncoder:
-        first = _load_image(series.iloc[0], self.name, 0, self.root)
+        first = load_image(series.iloc[0], self.name, 0, self.root)
         self.channels_ = self.channels or (1 if first.ndim == 2 or first.shape[-1] == 1 else 3)
         self.size_ = tuple(self.size) if self.size else (first.shape[0], first.shape[1])  # type: ignore[assignment]
         sample = series.iloc[: min(len(series), 2000)]
@@ -307,7 +307,7 @@ class ImageEncoder:
         height, width = self.size_  # type: ignore[misc]
         out = np.empty((len(series), self.channels_, height, width), dtype=np.float32)  # type: ignore[arg-type]
         for row, value in enumerate(series):
-            image = _load_image(value, self.name, row, self.root)
+            image = load_image(value, self.name, row, self.root)
             out[row] = _to_chw(image, self.channels_, (height, width))  # type: ignore[arg-type]
         return out
 
@@ -332,7 +332,7 @@ class ImageEncoder:
         }
 
 
-def _load_image(value: Any, name: str, row: int, root: str | None = None) -> np.ndarray:
+def load_image(value: Any, name: str, row: int, root: str | None = None) -> np.ndarray:
     """An image array, or the file at a path (a relative one not found as given is read from `root`)."""
     if isinstance(value, np.ndarray):
         return value.astype(np.float32)

@@ -61,9 +61,10 @@ def infer_feature(name: str, series: pd.Series) -> FeatureSpec:
 
 
 def unused_reason(feature: FeatureSpec, series: pd.Series) -> str | None:
-    """Why a column makes no feature, or None: one value in every row, or strings that are mostly unique
-    (an identifier such as a name or a ticket number: a model memorizes the training rows' values and
-    meets unseen ones in every new row — ISLP's Auto, test r² 0.66 with its car names, 0.87 without)."""
+    """Why a column makes no feature, or None: one value in every row; a saved index (`row_numbers`); or
+    strings that are mostly unique — dates, or an identifier such as a name or a ticket number: a model
+    memorizes the training rows' values and meets unseen ones in every new row (ISLP's Auto: test r² 0.66
+    with its car names, 0.87 without)."""
     if isinstance(feature, ImageFeature | AudioFeature):  # arrays or files: every value differs, and that is fine
         return None
     values = series.dropna()

@@ -119,7 +119,7 @@ CSV_SEPARATORS = (",", ";", "\t", "|")
 def skip_unreadable_images(path: Path, frame: pd.DataFrame, rows: list[int]) -> tuple[pd.DataFrame, list[int]]:
     """With `data.bad_rows: skip`, rows whose image file is missing or cannot be decoded are left out (relative
     paths are read as given, else from the data's folder), counted in a warning that names the first few."""
-    from modelforge.data.features import _load_image
+    from modelforge.data.features import load_image
 
     columns = [c for c in frame.columns if not is_image_array_column(frame[c]) and looks_like_image_paths(frame[c])]
     if not columns:
@@ -129,7 +129,7 @@ def skip_unreadable_images(path: Path, frame: pd.DataFrame, rows: list[int]) -> 
     for column in columns:
         for index, value in enumerate(frame[column]):
             try:
-                _load_image(value, str(column), index, root)
+                load_image(value, str(column), index, root)
             except DataError:
                 bad[index] = True
     if not bad.any():
