@@ -47,6 +47,8 @@ def starter(data: Path, target: str | None, task: str | None, out: Path | None) 
     warn_personal_columns(frame)  # e-mail / phone columns: the warning suggests data.drop or data.hash
     if data.is_dir():
         target = target or "label"
+    elif data.suffix.lower() == ".npz" and "y" in frame.columns:
+        target = target or "y"  # arrays x and y: the target has its one usual name
     if target is None:
         raise DataError(f"{data}: pass --target COLUMN (columns: {', '.join(map(str, frame.columns))})")
     if target not in frame.columns:

@@ -609,3 +609,27 @@ def test_a_utf16_table_reads_and_latin1_is_one_line(tmp_path: Path, assert_one_l
     (tmp_path / "latin.csv").write_bytes("age,y\n1,café\n2,no\n".encode("latin-1"))
     result = modelforge_in_process("init", str(tmp_path / "latin.csv"), "--target", "y")
     assert_one_line_error(result, "latin.csv: not UTF-8 text (byte 0xe9 on line 2); save it as UTF-8")
+
+
+def test_an_npz_as_keras_and_others_write_it_trains_with_no_target_given(tmp_path: Path) -> None:
+    """Keras' mnist.npz (x_train, y_train, x_test, y_test): its test arrays are the run's test rows; X / Y
+    (or images / labels) name x and y; the target defaults to y."""
+    rng = np.random.default_rng(0)
+
+    def images(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(n) % 2
+        return (rng.random((n, 8, 8)) * 60 + y[:, None, None] * 150).astype(np.uint8), y
+
+    (x_train, y_train), (x_test, y_test) = images(40), images(10)
+    np.savez(tmp_path / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    config_path = init_config(tmp_path / "mnist.npz", [], tmp_path)
+    config = yaml.safe_load(config_path.read_text())
+    assert config["data"]["target"] == "y" and config["data"]["split"]["column"] == "split"
+    run = tmp_path / "run"
+    result = modelforge_in_process("train", str(config_path), "--out", str(run), "--set", "train.epochs=2")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "eval.json").read_text())["n"] == 10
+    np.savez(tmp_path / "upper.npz", X=x_train.reshape(40, -1).astype(np.float32), Y=y_train)
+    (tmp_path / "u").mkdir()
+    upper = yaml.safe_load(init_config(tmp_path / "upper.npz", [], tmp_path / "u").read_text())
+    assert upper["data"]["target"] == "y" and len(upper["features"]) == 64

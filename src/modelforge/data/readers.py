@@ -357,6 +357,7 @@ def read_npz(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: not an .npz archive of arrays (save one with numpy.savez)") from None
     except (AttributeError, TypeError, zipfile.BadZipFile, EOFError):  # a bare .npy (no context manager), a torn zip
         raise DataError(f"{path}: not an .npz archive of arrays (save one with numpy.savez)") from None
+    arrays = npz_as_x_and_y(arrays)
     if "x" not in arrays:
         raise DataError(f"{path}: .npz needs an array named 'x' (found {', '.join(arrays) or 'none'})")
     scalars = [name for name, values in arrays.items() if values.ndim == 0]
@@ -381,6 +382,30 @@ def read_npz(path: Path) -> pd.DataFrame:
             raise DataError(f"{path}: array {name!r} has {len(values)} rows but 'x' has {n}")
         columns[name] = values if values.ndim == 1 else pd.Series(list(values), dtype=object)
     return pd.DataFrame(columns)
+
+
+NPZ_NAMES = {"X": "x", "Y": "y", "images": "x", "labels": "y", "data": "x", "target": "y"}  # other writers' names
+
+
+def npz_as_x_and_y(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays of an .npz as `x` and `y`: Keras' `x_train`, `y_train`, `x_test`, `y_test` (mnist.npz)
+    joined with a `split` array (train / test); `X`, `images`, `data` as `x` and `Y`, `labels`, `target`
+    as `y` when the archive has no `x`."""
+    if "x" in arrays:
+        return arrays
+    parts = [part for part in ("train", "test") if f"x_{part}" in arrays and f"y_{part}" in arrays]
+    if "train" in parts and len({arrays[f"x_{part}"].shape[1:] for part in parts}) == 1:
+        sizes = [len(arrays[f"x_{part}"]) for part in parts]
+        joined = {
+            "x": np.concatenate([arrays[f"x_{part}"] for part in parts]),
+            "y": np.concatenate([arrays[f"y_{part}"] for part in parts]),
+            "split": np.concatenate([np.full(size, part) for part, size in zip(parts, sizes, strict=True)]),
+        }
+        if len(parts) == 1:
+            del joined["split"]
+        return joined
+    renamed = {NPZ_NAMES.get(name, name): values for name, values in arrays.items()}
+    return renamed if len(renamed) == len(arrays) else arrays
 
 
 def read_image_folder(path: Path) -> pd.DataFrame:
