@@ -116,19 +116,28 @@ def json_default(value: Any) -> Any:
 # what compressed files start with: a `.csv.gz` (or .bz2, .xz) reads as its text
 COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "lzma"}
 COMPRESSED_SUFFIXES = {".gz", ".bz2", ".xz"}
+BZIP2_BLOCK = b"1AY&SY"  # after "BZh" and the block-size digit: so a text that starts "BZh" stays text
+
+
+def compression_of(start: bytes) -> str | None:
+    """The module that decompresses a file starting with these bytes (10 or more), or None for plain bytes."""
+    module = next((module for magic, module in COMPRESSED.items() if start.startswith(magic)), None)
+    if module == "bz2" and not (start[3:4].isdigit() and start[4:10] == BZIP2_BLOCK):
+        return None
+    return module
 
 
 def decompressed(data: bytes, path: Path, error: type[Exception]) -> bytes:
     """`data` as it was before gzip, bzip2 or xz compressed it (told by its first bytes); other bytes as they are."""
     import importlib
 
-    for magic, module in COMPRESSED.items():
-        if data.startswith(magic):
-            try:
-                return importlib.import_module(module).decompress(data)  # type: ignore[no-any-return]
-            except (OSError, EOFError, ValueError) as exc:
-                raise error(f"{path}: cannot decompress ({exc})") from None
-    return data
+    module = compression_of(data[:10])
+    if module is None:
+        return data
+    try:
+        return importlib.import_module(module).decompress(data)  # type: ignore[no-any-return]
+    except (OSError, EOFError, ValueError) as exc:
+        raise error(f"{path}: cannot decompress ({exc})") from None
 
 
 def head_text(path: Path, size: int = 65536) -> str:
@@ -137,8 +146,7 @@ def head_text(path: Path, size: int = 65536) -> str:
     import importlib
 
     with path.open("rb") as file:
-        start = file.read(8)
-    module = next((module for magic, module in COMPRESSED.items() if start.startswith(magic)), None)
+        module = compression_of(file.read(10))
     opener = importlib.import_module(module).open if module else open
     try:
         with opener(path, "rb") as file:

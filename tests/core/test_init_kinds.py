@@ -512,21 +512,30 @@ def test_a_folder_of_idx_files_is_images_with_their_published_test_split(
 def test_compressed_tables_read_as_their_text(tmp_path: Path, assert_one_line_error: OneLineError) -> None:
     """`.csv.gz` (and .bz2, .xz): init, train and predict read them as the table they hold; a torn
     archive is one line."""
+    import bz2
     import gzip
     import lzma
 
     plain = table(tmp_path)
     (tmp_path / "table.csv.gz").write_bytes(gzip.compress(plain.read_bytes()))
     (tmp_path / "table.csv.xz").write_bytes(lzma.compress(plain.read_bytes()))
+    (tmp_path / "table.csv.bz2").write_bytes(bz2.compress(plain.read_bytes()))
+    (tmp_path / "bzh.csv").write_text("BZh,y\n" + "\n".join(f"{i},{'ab'[i % 2]}" for i in range(ROWS)) + "\n")
+    (tmp_path / "bzh").mkdir()  # a plain text whose first bytes happen to be bzip2's "BZh" stays text
+    assert yaml.safe_load(init_config(tmp_path / "bzh.csv", ["--target", "y"], tmp_path / "bzh").read_text())[
+        "features"
+    ]
     config = init_config(tmp_path / "table.csv.gz", ["--target", "y"], tmp_path)
     assert [f["name"] for f in yaml.safe_load(config.read_text())["features"]] == ["age", "colour"]
     run = tmp_path / "run"
     result = modelforge_in_process("train", str(config), "--out", str(run), "--set", "train.epochs=1")
     assert result.returncode == 0, result.stderr
     out = tmp_path / "predictions.csv"
-    result = modelforge_in_process("predict", str(run), "--data", str(tmp_path / "table.csv.xz"), "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    assert len(pd.read_csv(out)) == ROWS
+    for name in ("table.csv.xz", "table.csv.bz2"):
+        result = modelforge_in_process("predict", str(run), "--data", str(tmp_path / name), "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        assert len(pd.read_csv(out)) == ROWS
+        out.unlink()
     (tmp_path / "torn.csv.gz").write_bytes(gzip.compress(plain.read_bytes())[:40])
     result = modelforge_in_process("init", str(tmp_path / "torn.csv.gz"), "--target", "y")
     assert_one_line_error(result, "torn.csv.gz: cannot decompress")
