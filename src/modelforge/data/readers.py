@@ -22,7 +22,7 @@ import pandas as pd
 
 from modelforge.datasets.catalog import DATASET_PREFIX, resolve_dataset_path
 from modelforge.errors import DataError
-from modelforge.files import head_text, plain_suffix, read_utf8
+from modelforge.files import decompressed, head_text, plain_suffix, read_utf8
 
 if TYPE_CHECKING:
     from modelforge.config import DataConfig
@@ -164,6 +164,17 @@ def read_table(path: Path) -> tuple[pd.DataFrame, ReadReport, list[int]]:
         raise DataError(f"{path}: cannot read as {suffix[1:]} table: {first}") from None
 
 
+def sample_table(path: Path, rows: int = 2000) -> pd.DataFrame | None:
+    """`sample_rows` of a table file, or None for a path that is not one or cannot be read (what the task
+    recognizers of `init` ask before they look at the columns)."""
+    if not path.is_file() or plain_suffix(path) not in TABLE_SUFFIXES:
+        return None
+    try:
+        return sample_rows(path, rows)
+    except (DataError, ValueError, OSError):
+        return None
+
+
 def sample_rows(path: Path, rows: int = 2000) -> pd.DataFrame:
     """The first rows of a table, cells of delimited files as text (enough to tell what a column holds)."""
     suffix = plain_suffix(path)
@@ -266,19 +277,24 @@ def json_document_records(text: str) -> list[Any] | None:
     return document if isinstance(document, list) else None
 
 
+def json_line(line: str) -> Any:
+    """One JSON Lines record, or None for a line that is not JSON."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
 def _read_jsonl(path: Path, report: ReadReport) -> tuple[pd.DataFrame, ReadReport, list[int]]:
     text = read_utf8(path, DataError)
     document = json_document_records(text)
-    lines = [json.dumps(record) for record in document] if document is not None else text.splitlines()
+    entries = enumerate(document if document is not None else text.splitlines(), start=1)
     records, rows, number = [], [], 0
-    for line_number, line in enumerate(lines, start=1):
-        if not line.strip():
+    for line_number, entry in entries:
+        if document is None and not entry.strip():
             continue
         number += 1
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            record = None
+        record = entry if document is not None else json_line(entry)
         if not isinstance(record, dict):
             if not report.bad_rows:
                 report.first_line, report.first_problem = line_number, "not a JSON object"
@@ -302,16 +318,8 @@ def idx_image_files(folder: Path) -> list[Path]:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """One IDX file, gzipped or not: bytes 0 0 type ndim, then ndim big-endian int32 sizes, then the values."""
-    import gzip
-
-    with path.open("rb") as file:
-        raw = file.read()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{path}: cannot decompress ({exc})") from None
+    """One IDX file, compressed or not: bytes 0 0 type ndim, then ndim big-endian int32 sizes, then the values."""
+    raw = decompressed(path.read_bytes(), path, DataError)
     if len(raw) < 4 or raw[0] or raw[1] or raw[2] not in IDX_TYPES:
         raise DataError(f"{path}: not an IDX file (MNIST's format: it starts with bytes 0 0, a type code, a rank)")
     dtype, rank = IDX_TYPES[raw[2]], raw[3]

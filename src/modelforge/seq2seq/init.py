@@ -27,10 +27,9 @@ from typing import Any
 import numpy as np
 
 from modelforge.config import DataConfig, ParallelFiles
-from modelforge.data.readers import TABLE_SUFFIXES, holds_free_text, read_data, sample_rows
+from modelforge.data.readers import holds_free_text, read_data, sample_table
 from modelforge.data.split import named_split_column
 from modelforge.errors import DataError
-from modelforge.files import plain_suffix
 from modelforge.seq2seq.data import Pairs, read_pairs
 
 HELD_OUT_STEMS = ("val", "valid", "dev")
@@ -76,13 +75,8 @@ def recognizes_text_pairs(path: Path, target: str | None = None) -> bool:
     """For `modelforge init --target COLUMN` with no --task: a table of one text column beside the target
     (and at most a split column), where the target is free text (mostly distinct values, not numbers, two
     words or more on average): a translation or transcription table, not labels to classify."""
-    if target is None or not path.is_file() or plain_suffix(path) not in TABLE_SUFFIXES:
-        return False
-    try:
-        frame = sample_rows(path)
-    except (DataError, ValueError, OSError):
-        return False
-    if target not in frame.columns:
+    frame = sample_table(path) if target is not None else None
+    if frame is None or target not in frame.columns:
         return False
     split_column, _ = named_split_column(frame, [target])
     sources = [c for c in frame.columns if c not in (target, split_column)]

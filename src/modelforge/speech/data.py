@@ -23,7 +23,7 @@ import pandas as pd
 
 from modelforge.config import DataConfig, SpeechConfig
 from modelforge.data.audio import AUDIO_SUFFIXES, log_mel, read_wav, resample
-from modelforge.data.readers import TABLE_SUFFIXES, holds_free_text, sample_rows, separator_of
+from modelforge.data.readers import holds_free_text, sample_table, separator_of
 from modelforge.data.split import column_parts, split_rows
 from modelforge.errors import DataError, did_you_mean
 from modelforge.files import plain_suffix, read_utf8
@@ -255,13 +255,12 @@ def training_features(
 def recognizes_speech_table(path: Path, target: str | None = None) -> bool:
     """For `modelforge init` with no --task: a table with a column of WAV paths whose target (--target, else
     `text`) is free text — mostly distinct values — rather than a class label."""
-    if not path.is_file() or plain_suffix(path) not in TABLE_SUFFIXES:
-        return False
-    try:
-        frame = sample_rows(path)
-    except (DataError, ValueError, OSError, pd.errors.ParserError):
-        return False
+    frame = sample_table(path)
     name = target or DEFAULT_TARGET
-    if name not in frame.columns or not any(holds_audio_paths(frame[c]) for c in frame.columns if c != name):
+    if (
+        frame is None
+        or name not in frame.columns
+        or not any(holds_audio_paths(frame[c]) for c in frame.columns if c != name)
+    ):
         return False
     return holds_free_text(frame[name])

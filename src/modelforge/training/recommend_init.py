@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from modelforge.errors import DataError, did_you_mean
-from modelforge.files import plain_suffix
 
 # column names people give users, items, ratings and times, in the order they are tried
 USER_COLUMNS = ("user", "user_id", "userid", "uid", "customer", "customer_id", "member_id", "client_id", "account_id")
@@ -83,13 +82,11 @@ def column_roles(
 def recognizes_interactions(path: Path, target: str | None = None) -> bool:
     """For `modelforge init` with no --task: a table of interactions only — a user and an item column (by their
     names) and at most a rating (--target, or by name) and a time beside them."""
-    from modelforge.data.readers import TABLE_SUFFIXES, sample_rows
+    from modelforge.data.readers import sample_table
 
-    if not path.is_file() or plain_suffix(path) not in TABLE_SUFFIXES:
+    frame = sample_table(path, rows=5)
+    if frame is None:
         return False
-    try:
-        columns = list(sample_rows(path, rows=5).columns)
-    except (DataError, ValueError, OSError):
-        return False
+    columns = list(frame.columns)
     roles = column_roles(columns, target)
     return None not in roles[:2] and {str(c) for c in columns} <= {role for role in roles if role is not None}
