@@ -157,6 +157,15 @@ def head_text(path: Path, size: int = 65536) -> str:
     return head.decode("utf-16" if utf16 else "utf-8", errors="replace")
 
 
+def path_from(value: Any, root: str | None) -> Path:
+    """The file a path read from data names: as given, else (a relative one not found so) under `root`,
+    the folder of the table that lists it."""
+    path = Path(str(value)).expanduser()
+    if not path.is_absolute() and not path.exists() and root:
+        return Path(root) / path
+    return path
+
+
 def plain_suffix(path: Path) -> str:
     """A file's type by its name, a compression's suffix set aside: `data.csv.gz` → `.csv`."""
     suffixes = [s.lower() for s in path.suffixes]

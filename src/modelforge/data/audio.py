@@ -25,6 +25,7 @@ import pandas as pd
 
 from modelforge.data.audio_vad import normalize_loudness, remove_dc, trim_silence
 from modelforge.errors import DataError, NotFittedError
+from modelforge.files import path_from
 
 AUDIO_SUFFIXES = {".wav", ".wave"}
 LOG_FLOOR = 1e-6
@@ -234,10 +235,7 @@ class AudioEncoder:
     def _path(self, value: Any, row: int) -> Path:
         if value is None or (isinstance(value, float) and np.isnan(value)):
             raise DataError(f"column {self.name!r} row {row + 1}: missing audio path")
-        path = Path(str(value)).expanduser()
-        if not path.is_absolute() and not path.exists() and self.root:
-            path = Path(self.root) / path
-        return path
+        return path_from(value, self.root)
 
     def decode(self, value: Any, row: int) -> tuple[np.ndarray, int]:
         """The clip in row `row` (from 0): samples and their rate; DataError naming the column, row and file."""

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from modelforge.errors import DataError, NotFittedError
+from modelforge.files import path_from
 
 PAD, UNK = 0, 1
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -338,9 +338,7 @@ def load_image(value: Any, name: str, row: int, root: str | None = None) -> np.n
         return value.astype(np.float32)
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(str(value)).expanduser()
-    if not path.is_absolute() and not path.exists() and root:
-        path = Path(root) / path
+    path = path_from(value, root)
     try:
         with Image.open(path) as image:
             image.load()
